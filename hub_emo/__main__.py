@@ -1,0 +1,5 @@
+import sys
+
+from hub_emo.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `hub-emo` subcommand: parse, call one library function, print."""

@@ -1,0 +1,86 @@
+"""Tiny corpora and backbones for the analysis tests (and tests of the dataset fingerprint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+RATE = 16000
+
+
+def make_wavs(folder: Path, emotions=("happy", "sad", "angry"), folds=("1", "2"), per_cell=2,
+              seconds=0.25, domains=("speech", "music"), rate=RATE, seed=0) -> dict:
+    """Generated clips: music = a tone, speech = noise, both with an emotion-dependent pitch."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = {k: [] for k in ("id", "audio", "label", "domain", "corpus", "speaker",
+                               "native_label", "valence", "arousal", "fold")}
+    from hub_emo.schema import EMOTIONS
+
+    t = np.arange(int(seconds * rate)) / rate
+    for domain in domains:
+        for e, emotion in enumerate(emotions):
+            for fold in folds:
+                for k in range(per_cell):
+                    freq = 220.0 * (1.6 ** e) * (1 + 0.02 * k)
+                    if domain == "music":
+                        wave = 0.3 * np.sin(2 * np.pi * freq * t)
+                    else:
+                        wave = 0.1 * rng.normal(size=t.size) * (1 + np.sin(2 * np.pi * freq / 50 * t))
+                    clip = f"{domain}-{emotion}-{fold}-{k}"
+                    path = folder / f"{clip}.wav"
+                    sf.write(path, wave.astype(np.float32), rate)
+                    columns["id"].append(clip)
+                    columns["audio"].append(str(path))
+                    columns["label"].append(EMOTIONS.index(emotion))
+                    columns["domain"].append(0 if domain == "speech" else 1)
+                    columns["corpus"].append("tiny")
+                    columns["speaker"].append(f"actor{fold}")
+                    columns["native_label"].append(emotion)
+                    columns["valence"].append(0.0)
+                    columns["arousal"].append(0.0)
+                    columns["fold"].append(fold)
+    return columns
+
+
+def make_dataset(folder: Path, **options):
+    import datasets
+
+    from hub_emo import schema
+
+    return datasets.Dataset.from_dict(make_wavs(folder, **options), features=schema.features())
+
+
+def make_backbone_folder(folder: Path, kind="wav2vec2", seed=0, **overrides) -> Path:
+    """A tiny random backbone saved with its feature extractor, as from_pretrained expects."""
+    import torch
+    from transformers import AutoModel, Wav2Vec2FeatureExtractor
+
+    from tiny import tiny_backbone_config
+
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(tiny_backbone_config(kind, **overrides))
+    model.save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=RATE, do_normalize=True).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("wavs"))
+
+
+def test_fingerprint_follows_audio_not_labels(tiny_data, tmp_path):
+    from hub_emo.analysis.features import dataset_fingerprint
+
+    base = dataset_fingerprint(tiny_data)
+    assert dataset_fingerprint(tiny_data) == base
+    relabelled = tiny_data.map(lambda y: {"label": (y + 1) % 3}, input_columns="label")
+    assert dataset_fingerprint(relabelled) == base
+    assert dataset_fingerprint(tiny_data.select(range(3))) != base
+    other = make_dataset(tmp_path, seed=1)
+    assert dataset_fingerprint(other) != base  # same ids, other files

@@ -1,0 +1,110 @@
+"""Adapters inside the backbone: LoRA through peft, residual bottleneck adapters here.
+
+peft has no bottleneck (Houlsby/Pfeiffer) adapter and AdapterHub needs transformers 4.x,
+so it is written here. Bottleneck adapters attach by forward hooks on each transformer
+layer's ``attention`` / ``feed_forward`` module and live outside the backbone, so the
+backbone's parameter names (and thus pretrained checkpoints and LoRA targets) are untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BottleneckAdapter(nn.Module):
+    """x + up(act(down(LayerNorm(x)))), with ``up`` zero-initialised: identity at the start."""
+
+    def __init__(self, hidden_size: int, reduction: int):
+        super().__init__()
+        width = max(1, hidden_size // reduction)
+        self.norm = nn.LayerNorm(hidden_size)
+        self.down = nn.Linear(hidden_size, width)
+        self.act = nn.GELU()
+        self.up = nn.Linear(width, hidden_size)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(self.act(self.down(self.norm(hidden))))
+
+
+def encoder_layers(backbone: nn.Module) -> nn.ModuleList:
+    """The transformer layers of a wav2vec2-family encoder (wav2vec2, HuBERT, WavLM, data2vec, MERT)."""
+    layers = getattr(getattr(backbone, "encoder", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(
+            f"{type(backbone).__name__} has no encoder.layers: bottleneck adapters need a "
+            "wav2vec2-family encoder"
+        )
+    return layers
+
+
+def _adapt_output(adapter: BottleneckAdapter):
+    def hook(_module, _inputs, output):
+        if isinstance(output, tuple):  # attention returns (hidden, weights[, position_bias])
+            return (adapter(output[0]), *output[1:])
+        return adapter(output)
+
+    return hook
+
+
+class BottleneckAdapters(nn.Module):
+    """One adapter per (layer, placement), hooked onto a backbone's layers."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, reduction: int, placement):
+        super().__init__()
+        layers = encoder_layers(backbone)
+        self.adapters = nn.ModuleDict()
+        self._handles = []
+        for index, layer in enumerate(layers):
+            for where in placement:
+                target = getattr(layer, where, None)
+                if target is None:
+                    raise ValueError(f"encoder layer {index} has no {where!r} module for an adapter")
+                adapter = BottleneckAdapter(hidden_size, reduction)
+                self.adapters[f"{index}_{where}"] = adapter
+                self._handles.append(target.register_forward_hook(_adapt_output(adapter)))
+
+
+def lora_config(config, modules_to_save=None):
+    """The peft `LoraConfig` an `EmoConfig` describes."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_targets,
+        modules_to_save=modules_to_save,
+        bias="none",
+    )
+
+
+def inject_lora(backbone: nn.Module, config) -> None:
+    """Add LoRA layers (adapter name ``default``) to the backbone in place."""
+    from peft import inject_adapter_in_model
+
+    inject_adapter_in_model(lora_config(config), backbone)
+    if not any("lora_" in name for name, _ in backbone.named_parameters()):
+        raise ValueError(
+            f"LoRA target modules {config.lora_targets} match no module of "
+            f"{type(backbone).__name__}"
+        )
+
+
+def merge_lora(backbone: nn.Module) -> int:
+    """Fold every LoRA layer into its base weight and put the plain layer back. Returns the count."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = 0
+    for name, module in list(backbone.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = backbone.get_submodule(parent_name) if parent_name else backbone
+            setattr(parent, child, module.get_base_layer())
+            merged += 1
+    if hasattr(backbone, "peft_config"):
+        del backbone.peft_config
+    return merged

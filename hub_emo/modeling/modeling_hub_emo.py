@@ -1,0 +1,356 @@
+"""`EmoForAudioClassification`: SSL backbone → layer aggregation → pooling → head.
+
+Copied as remote code by ``save_pretrained``: imports only torch, transformers, peft and
+its sibling files (relative imports), never the rest of hub_emo.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
+from .configuration_hub_emo import EmoConfig
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+@dataclass
+class EmoClassifierOutput(ModelOutput):
+    """Logits, the loss when labels were given, and what the model looked at.
+
+    ``layer_weights`` are the softmax weights over hidden states (weighted sum only);
+    ``hidden_states`` are the backbone's, returned when asked for.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    layer_weights: torch.FloatTensor | None = None
+
+
+class LayerWeights(nn.Module):
+    """Softmax-normalised weights over hidden states (a module, so peft's modules_to_save keeps it)."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(hidden_states) != self.weights.numel():
+            raise RuntimeError(
+                f"the backbone returned {len(hidden_states)} hidden states, expected "
+                f"{self.weights.numel()} (is layerdrop > 0?)"
+            )
+        weights = torch.softmax(self.weights, dim=0)
+        stacked = torch.stack(hidden_states, dim=0)
+        return torch.einsum("l,lbtd->btd", weights.to(stacked.dtype), stacked), weights
+
+
+class MeanPooling(nn.Module):
+    """Mean over the frames the mask marks as real (all frames without a mask)."""
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if mask is None:
+            return frames.mean(dim=1)
+        mask = mask.to(frames.dtype).unsqueeze(-1)
+        return (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class AttentiveStatsPooling(nn.Module):
+    """Attentive statistics pooling (Okabe et al. 2018): attention-weighted mean and std."""
+
+    def __init__(self, hidden_size: int, attention_size: int):
+        super().__init__()
+        self.score = nn.Sequential(
+            nn.Linear(hidden_size, attention_size), nn.Tanh(), nn.Linear(attention_size, 1)
+        )
+
+    def forward(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        scores = self.score(frames).squeeze(-1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask.bool(), torch.finfo(scores.dtype).min)
+        alpha = torch.softmax(scores, dim=1).unsqueeze(-1)
+        mean = (alpha * frames).sum(dim=1)
+        var = (alpha * frames.pow(2)).sum(dim=1) - mean.pow(2)
+        return torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
+
+
+class EmoHead(nn.Module):
+    """MLP head: [dropout → linear → activation] per hidden size, then dropout → linear to classes."""
+
+    def __init__(self, in_size: int, hidden_sizes, num_labels: int, activation: str, dropout: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for size in hidden_sizes:
+            layers += [nn.Dropout(dropout), nn.Linear(in_size, size), ACTIVATIONS[activation]()]
+            in_size = size
+        layers += [nn.Dropout(dropout), nn.Linear(in_size, num_labels)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.layers(pooled)
+
+
+class EmoPreTrainedModel(PreTrainedModel):
+    config_class = EmoConfig
+    base_model_prefix = "hub_emo"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = True
+
+    def _init_weights(self, module):
+        if isinstance(module, LayerWeights):
+            nn.init.zeros_(module.weights)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+class EmoForAudioClassification(EmoPreTrainedModel):
+    """Emotion classifier over any wav2vec2-family SSL encoder; see `EmoConfig` for every option."""
+
+    # forward takes **kwargs (for peft); the Trainer must not rescale the loss for it.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: EmoConfig):
+        super().__init__(config)
+        self.backbone = AutoModel.from_config(
+            config.backbone_config, trust_remote_code=config.backbone_trust_remote_code
+        )
+        hidden = config.backbone_config.hidden_size
+        if config.aggregation == "weighted_sum":
+            self.layer_weights = LayerWeights(config.num_hidden_states)
+        if config.pooling == "attentive_stats":
+            self.pooling = AttentiveStatsPooling(hidden, config.attention_pool_size)
+            pooled_size = 2 * hidden
+        else:
+            self.pooling = MeanPooling()
+            pooled_size = hidden
+        self.head = EmoHead(
+            pooled_size,
+            config.head_hidden_sizes,
+            config.num_labels,
+            config.head_activation,
+            config.head_dropout,
+        )
+        self.post_init()
+        # Adapters come after weight initialisation, which would otherwise overwrite
+        # their identity-at-start init (LoRA's zero B, the bottleneck's zero up-projection).
+        if config.adapter == "lora":
+            inject_lora(self.backbone, config)
+        elif config.adapter == "bottleneck":
+            self.bottleneck = BottleneckAdapters(
+                self.backbone, hidden, config.bottleneck_reduction, config.bottleneck_placement
+            )
+        self.apply_freezing()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone: str | os.PathLike | PreTrainedModel,
+        labels=None,
+        *,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        **config_options,
+    ) -> "EmoForAudioClassification":
+        """A new classifier on a pretrained backbone (Hub id, folder, or loaded model).
+
+        ``labels`` is a list of class names or an ``id2label`` dict; ``config_options`` are
+        any `EmoConfig` arguments (aggregation, adapter, pooling, ...).
+        """
+        if isinstance(backbone, PreTrainedModel):
+            pretrained = backbone
+            source = backbone.config.name_or_path or None
+        else:
+            source = str(backbone)
+            try:
+                pretrained = AutoModel.from_pretrained(
+                    source, trust_remote_code=trust_remote_code, revision=revision
+                )
+            except Exception as error:  # noqa: BLE001 - name the backbone the user gave
+                raise ValueError(f"cannot load backbone {source!r}: {error}") from error
+        if labels is not None:
+            id2label = dict(labels) if isinstance(labels, dict) else dict(enumerate(labels))
+            config_options["id2label"] = {int(k): str(v) for k, v in id2label.items()}
+            config_options["label2id"] = {v: k for k, v in config_options["id2label"].items()}
+        config = EmoConfig(
+            backbone_config=copy.deepcopy(pretrained.config),
+            backbone_name_or_path=source,
+            backbone_trust_remote_code=trust_remote_code,
+            **config_options,
+        )
+        model = cls(config)
+        model.load_backbone_weights(pretrained.state_dict())
+        return model
+
+    def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load a plain backbone's weights, also when LoRA has wrapped some of its layers."""
+        own = self.backbone.state_dict()
+        mapped = {}
+        for key, value in state_dict.items():
+            if key in own:
+                mapped[key] = value
+                continue
+            module, _, param = key.rpartition(".")
+            wrapped = f"{module}.base_layer.{param}"
+            if wrapped not in own:
+                raise ValueError(f"backbone weight {key!r} has no place in {type(self.backbone).__name__}")
+            mapped[wrapped] = value
+        missing = [k for k in own if k not in mapped and "lora_" not in k]
+        if missing:
+            raise ValueError(f"backbone checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}")
+        self.backbone.load_state_dict(mapped, strict=False)
+
+    # ------------------------------------------------------------------ training set-up
+    def apply_freezing(self) -> None:
+        """Set requires_grad as the config says: adapters, layer weights and head always train."""
+        cfg = self.config
+        for name, param in self.backbone.named_parameters():
+            param.requires_grad = not cfg.freeze_backbone or "lora_" in name
+        encoder = getattr(self.backbone, "feature_extractor", None)
+        if encoder is not None and (cfg.freeze_feature_encoder or cfg.freeze_backbone):
+            # _freeze_parameters also stops the encoder from marking its output as needing
+            # grad, which would otherwise backpropagate through the whole frozen stack.
+            if hasattr(encoder, "_freeze_parameters"):
+                encoder._freeze_parameters()
+            else:
+                encoder.requires_grad_(False)
+
+    @property
+    def backbone_needs_grad(self) -> bool:
+        """False when nothing inside or after the backbone's layers trains through it."""
+        return not self.config.freeze_backbone or self.config.adapter != "none"
+
+    # ------------------------------------------------------------------ forward
+    def _frame_mask(self, frames: torch.Tensor, attention_mask: torch.Tensor | None):
+        if attention_mask is None:
+            return None
+        return self.backbone._get_feature_vector_attention_mask(frames.shape[1], attention_mask)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> EmoClassifierOutput | tuple:
+        """Classify a batch of raw waveforms (batch, samples) at the backbone's rate.
+
+        ``attention_mask`` (1 = real sample) masks padding in pooling; it reaches the backbone
+        unless the backbone was pretrained without masks (``feat_extract_norm="group"``, e.g.
+        wav2vec2-base), which expects zero padding instead, as transformers documents.
+        """
+        cfg = self.config
+        need_all = cfg.aggregates_layers or bool(output_hidden_states)
+        backbone_mask = attention_mask
+        if getattr(cfg.backbone_config, "feat_extract_norm", None) == "group":
+            backbone_mask = None
+        grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
+        with grad:
+            out = self.backbone(
+                input_values,
+                attention_mask=backbone_mask,
+                output_hidden_states=need_all,
+                return_dict=True,
+            )
+        hidden_states = out.hidden_states
+        weights = None
+        if cfg.aggregation == "weighted_sum":
+            frames, weights = self.layer_weights(hidden_states)
+        elif cfg.aggregation == "last":
+            frames = out.last_hidden_state
+        else:
+            if len(hidden_states) != cfg.num_hidden_states:
+                raise RuntimeError(
+                    f"the backbone returned {len(hidden_states)} hidden states, expected "
+                    f"{cfg.num_hidden_states} (is layerdrop > 0?)"
+                )
+            frames = hidden_states[cfg.layer_index]
+        pooled = self.pooling(frames, self._frame_mask(frames, attention_mask))
+        logits = self.head(pooled)
+
+        loss = None
+        if labels is not None:
+            weight = None
+            if cfg.class_weights is not None:
+                weight = torch.tensor(cfg.class_weights, dtype=logits.dtype, device=logits.device)
+            loss = nn.functional.cross_entropy(logits.view(-1, cfg.num_labels), labels.view(-1), weight=weight)
+
+        output = EmoClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=hidden_states if output_hidden_states else None,
+            layer_weights=weights,
+        )
+        if return_dict is False:
+            return output.to_tuple()
+        return output
+
+    # ------------------------------------------------------------------ adapters
+    def merge_and_unload(self) -> "EmoForAudioClassification":
+        """Fold LoRA into the backbone weights for inference; the config becomes adapter='none'."""
+        if self.config.adapter != "lora":
+            raise ValueError(f"merge_and_unload needs a LoRA model, this one has adapter={self.config.adapter!r}")
+        merge_lora(self.backbone)
+        self.config.adapter = "none"
+        self.apply_freezing()
+        return self
+
+    def adapter_modules_to_save(self) -> list[str]:
+        """Modules that train beside LoRA and so belong in an adapter-only export."""
+        names = ["head"]
+        if self.config.aggregation == "weighted_sum":
+            names.append("layer_weights")
+        if self.config.pooling == "attentive_stats":
+            names.append("pooling")
+        return names
+
+    def save_adapter(self, save_directory: str | os.PathLike) -> None:
+        """Write a small peft folder (LoRA + head) that `PeftModel.from_pretrained` loads.
+
+        The base for it is this model's architecture without the adapter: e.g.
+        ``EmoForAudioClassification.from_backbone(backbone, labels, adapter="none", ...)``.
+        """
+        if self.config.adapter != "lora":
+            raise ValueError(
+                f"an adapter-only export needs adapter='lora'; this model has adapter={self.config.adapter!r}"
+            )
+        from peft import get_peft_model
+
+        base_config = copy.deepcopy(self.config)
+        base_config.adapter = "none"
+        base = type(self)(base_config)
+        peft_model = get_peft_model(base, lora_config(self.config, self.adapter_modules_to_save()))
+        target = peft_model.state_dict()
+        state = {}
+        for key, value in self.state_dict().items():
+            top = key.split(".", 1)[0]
+            if top in self.adapter_modules_to_save():
+                rest = key.split(".", 1)[1]
+                state[f"base_model.model.{top}.modules_to_save.default.{rest}"] = value
+            elif "lora_" in key:
+                state[f"base_model.model.{key}"] = value
+        unknown = [k for k in state if k not in target]
+        if unknown:
+            raise RuntimeError(f"adapter export does not match peft's layout: {unknown[:3]}")
+        peft_model.load_state_dict(state, strict=False)
+        peft_model.peft_config["default"].base_model_name_or_path = self.config.backbone_name_or_path
+        peft_model.save_pretrained(str(save_directory), safe_serialization=True)
+
+
+__all__ = ["EmoForAudioClassification", "EmoPreTrainedModel", "EmoClassifierOutput", "BottleneckAdapter"]

@@ -1,0 +1,849 @@
+"""A small Hugging Face Hub on localhost, speaking the Hub's HTTP protocol (standard library only).
+
+The real clients (``huggingface_hub``, ``transformers``, ``datasets``, ``peft``) talk to it
+unmodified once ``HF_ENDPOINT`` points here (with ``HF_HUB_DISABLE_XET=1``): repos are
+created, uploaded through preupload -> LFS batch -> NDJSON commit, listed and downloaded
+with the headers the clients rely on (``X-Repo-Commit``, ``ETag``/``X-Linked-Etag``,
+sizes, ``X-Error-Code``). Storage and atomicity live in :mod:`hub_emo.hub.storage`.
+
+Tokens: writing needs one of the server's tokens; private repos answer 404 without one,
+as the Hub does. Tokens are compared in constant time and never logged or echoed.
+
+Run it with ``hub-emo hub serve --root DIR`` or ``python -m hub_emo.hub.server --root DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+if __package__:
+    from . import storage as _storage
+else:  # ``python hub_emo/hub/server.py``: standard library only, the hub_emo package is not imported
+    import storage as _storage  # type: ignore[no-redef]
+
+DEFAULT_BRANCH = _storage.DEFAULT_BRANCH
+MAX_FILE_SIZE = _storage.MAX_FILE_SIZE
+Entry, HubError, Operation, Storage = _storage.Entry, _storage.HubError, _storage.Operation, _storage.Storage
+decode_base64, lfs_pointer, repo_not_found = _storage.decode_base64, _storage.lfs_pointer, _storage.repo_not_found
+validate_path, validate_ref_name = _storage.validate_path, _storage.validate_ref_name
+validate_repo_id, validate_repo_type = _storage.validate_repo_id, _storage.validate_repo_type
+
+logger = logging.getLogger("hub_emo.hub.server")
+
+#: The one user this Hub knows; every valid token acts as this user.
+USER = "hub-emo"
+TOKEN_FILE = "token"
+SECRET_FILE = ".upload_secret"
+MAX_JSON_BODY = 16 * 1024 * 1024
+MAX_COMMIT_BODY = 4 * 1024**3
+#: Files above this size, or whose first bytes contain NUL, go through LFS.
+LFS_THRESHOLD = 10 * 1024 * 1024
+PAGE_SIZE = 1000
+_TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
+_URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+# -- tokens -----------------------------------------------------------------------------
+def load_or_create_token(root: str | os.PathLike) -> tuple[str, Path]:
+    """The token stored under ``root`` (created with mode 0600 on first use) and its path."""
+    path = Path(root) / TOKEN_FILE
+    Path(root).mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        token = "hf_" + secrets.token_urlsafe(30)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+    os.chmod(path, 0o600)
+    token = path.read_text().strip()
+    if not token:
+        raise ValueError(f"{path}: the token file is empty; delete it to make a new token")
+    return token, path
+
+
+def _load_secret(root: Path) -> bytes:
+    """A key for signing LFS upload URLs, kept under the root so it survives restarts."""
+    path = root / SECRET_FILE
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+# -- request bodies ---------------------------------------------------------------------
+class _ChunkedReader:
+    """Reads a ``Transfer-Encoding: chunked`` body as one stream."""
+
+    def __init__(self, rfile, limit: int):
+        self.rfile, self.left_in_chunk, self.done, self.total, self.limit = rfile, 0, False, 0, limit
+
+    def readinto(self, view) -> int:
+        if self.done:
+            return 0
+        if self.left_in_chunk == 0:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise HubError(400, "Malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                self.done = True
+                return 0
+            self.left_in_chunk = size
+            self.total += size
+            if self.total > self.limit:
+                raise HubError(413, "Request body too large")
+        n = self.rfile.readinto(view[: min(len(view), self.left_in_chunk)])
+        if not n:
+            raise HubError(400, "Request body ended early")
+        self.left_in_chunk -= n
+        if self.left_in_chunk == 0:
+            self.rfile.readline(16)
+        return n
+
+
+class _LengthReader:
+    def __init__(self, rfile, length: int):
+        self.rfile, self.left = rfile, length
+
+    def readinto(self, view) -> int:
+        if self.left <= 0:
+            return 0
+        n = self.rfile.readinto(view[: min(len(view), self.left)])
+        self.left -= n or 0
+        return n or 0
+
+
+def _read_all(reader, limit: int) -> bytes:
+    out = bytearray()
+    buf = bytearray(1024 * 1024)
+    view = memoryview(buf)
+    while n := reader.readinto(view):
+        out += view[:n]
+        if len(out) > limit:
+            raise HubError(413, "Request body too large")
+    return bytes(out)
+
+
+# -- the server -------------------------------------------------------------------------
+class HubHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, storage: Storage, tokens: list[str], secret: bytes, verbose: bool = False):
+        self.storage = storage
+        self.tokens = [t.encode() for t in tokens]
+        self.secret = secret
+        self.verbose = verbose
+        super().__init__(address, HubRequestHandler)
+
+
+class HubRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "hub_emo-hub"
+    server: HubHTTPServer
+
+    # -- plumbing ---------------------------------------------------------------------
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        if self.server.verbose:
+            # The request line only, without the query string (it may carry an upload signature).
+            sys.stderr.write(f"{self.address_string()} {self.command} {urlsplit(self.path).path} {args[1] if len(args) > 1 else ''}\n")
+
+    def log_error(self, format, *args):  # noqa: A002
+        logger.debug(format, *args)
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_HEAD(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def do_PUT(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
+    def _dispatch(self):
+        self._body_consumed = False
+        self._reader = None
+        try:
+            self._reader = self._make_reader()
+            self._route()
+        except HubError as error:
+            self._send_error(error)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            return
+        except Exception:  # a bug must not take the server down or leak details
+            logger.exception("internal error on %s %s", self.command, urlsplit(self.path).path)
+            self._send_error(HubError(500, "Internal server error"))
+        self._finish_body()
+
+    def _make_reader(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return _ChunkedReader(self.rfile, MAX_COMMIT_BODY)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            raise HubError(400, "Invalid Content-Length") from None
+        if length < 0:
+            self.close_connection = True
+            raise HubError(400, "Invalid Content-Length")
+        return _LengthReader(self.rfile, length)
+
+    def _finish_body(self):
+        """Always consume the request body, so that a kept-alive connection stays in sync."""
+        reader = self._reader
+        if reader is None or self.close_connection:
+            return
+        left = getattr(reader, "left", None)
+        if left is not None and left > 64 * 1024 * 1024:
+            self.close_connection = True
+            return
+        try:
+            _read_all(reader, MAX_COMMIT_BODY)
+        except (HubError, OSError):
+            self.close_connection = True
+
+    def _body(self, limit: int = MAX_JSON_BODY) -> bytes:
+        length = getattr(self._reader, "left", None)
+        if length is not None and length > limit:
+            self.close_connection = True
+            raise HubError(413, f"Request body too large (limit {limit} bytes)")
+        return _read_all(self._reader, limit)
+
+    def _json_body(self) -> dict:
+        raw = self._body()
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise HubError(400, "Malformed JSON in request body") from None
+        if not isinstance(data, dict):
+            raise HubError(400, "Malformed JSON in request body: expected an object")
+        return data
+
+    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers: dict | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, data, status: int = 200, headers: dict | None = None, content_type: str = "application/json"):
+        self._send(status, json.dumps(data).encode(), content_type, headers)
+
+    def _send_error(self, error: HubError):
+        headers = {"X-Error-Message": error.message.encode("ascii", "replace").decode()[:500]}
+        if error.code:
+            headers["X-Error-Code"] = error.code
+        if error.status == 413:
+            self.close_connection = True
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            self._json({"error": error.message}, error.status, headers)
+
+    @property
+    def _base(self) -> str:
+        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        return f"http://{host}"
+
+    # -- auth ---------------------------------------------------------------------------
+    def _authenticated(self) -> bool:
+        """True for a valid token, False for none; 401 for a wrong one (as the Hub answers)."""
+        header = self.headers.get("Authorization", "")
+        if not header:
+            return False
+        scheme, _, token = header.partition(" ")
+        given = token.strip().encode()
+        if scheme.lower() == "bearer" and given and any(hmac.compare_digest(given, t) for t in self.server.tokens):
+            return True
+        raise HubError(401, "Invalid credentials in Authorization header")
+
+    def _require_write(self):
+        if not self._authenticated():
+            raise HubError(401, "A valid token is required to write to this Hub")
+
+    def _readable_repo(self, repo_type: str, repo_id: str) -> dict:
+        authed = self._authenticated()
+        meta = self.server.storage.repo_meta(repo_type, repo_id)
+        if meta.get("private") and not authed:
+            raise repo_not_found(repo_id)
+        return meta
+
+    def _writable_repo(self, repo_type: str, repo_id: str) -> dict:
+        self._require_write()
+        return self.server.storage.repo_meta(repo_type, repo_id)
+
+    # -- routing --------------------------------------------------------------------------
+    def _route(self):
+        url = urlsplit(self.path)
+        self._query = parse_qs(url.query)
+        segments = url.path.strip("/").split("/")
+        method = self.command
+        if segments[0] == "api":
+            return self._route_api(method, segments[1:])
+        if segments[0] == "lfs-upload" and method == "PUT" and len(segments) == 2:
+            return self._lfs_upload(segments[1])
+        repo_type = "model"
+        if segments[0] in ("datasets", "spaces"):
+            repo_type = _TYPE_BY_PLURAL[segments[0]]
+            segments = segments[1:]
+        if len(segments) >= 2:
+            ns, name, rest = unquote(segments[0]), unquote(segments[1]), segments[2:]
+            if rest == ["info", "lfs", "objects", "batch"] and name.endswith(".git") and method == "POST":
+                return self._lfs_batch(repo_type, f"{ns}/{name[:-4]}")
+            if len(rest) >= 3 and rest[0] == "resolve" and method in ("GET", "HEAD"):
+                return self._resolve(repo_type, f"{ns}/{name}", unquote(rest[1]), unquote("/".join(rest[2:])))
+            if not rest and method in ("GET", "HEAD"):
+                return self._repo_page(repo_type, f"{ns}/{name}")
+        raise HubError(404, "Not found")
+
+    def _route_api(self, method: str, seg: list[str]):
+        if seg == ["whoami-v2"] and method == "GET":
+            return self._whoami()
+        if seg == ["repos", "create"] and method == "POST":
+            return self._create_repo()
+        if seg == ["repos", "delete"] and method == "DELETE":
+            return self._delete_repo()
+        if len(seg) >= 3 and seg[0] in _TYPE_BY_PLURAL:
+            repo_type = _TYPE_BY_PLURAL[seg[0]]
+            repo_id = f"{unquote(seg[1])}/{unquote(seg[2])}"
+            validate_repo_id(repo_id)
+            rest = seg[3:]
+            action = rest[0] if rest else None
+            if action is None and method == "GET":
+                return self._info(repo_type, repo_id, DEFAULT_BRANCH)
+            if action == "revision" and len(rest) == 2 and method == "GET":
+                return self._info(repo_type, repo_id, unquote(rest[1]))
+            if action == "tree" and len(rest) >= 2 and method == "GET":
+                return self._tree(repo_type, repo_id, unquote(rest[1]), unquote("/".join(rest[2:])))
+            if action == "paths-info" and len(rest) == 2 and method == "POST":
+                return self._paths_info(repo_type, repo_id, unquote(rest[1]))
+            if action == "refs" and len(rest) == 1 and method == "GET":
+                return self._refs(repo_type, repo_id)
+            if action == "commits" and len(rest) == 2 and method == "GET":
+                return self._commits(repo_type, repo_id, unquote(rest[1]))
+            if action == "preupload" and len(rest) == 2 and method == "POST":
+                return self._preupload(repo_type, repo_id, unquote(rest[1]))
+            if action == "commit" and len(rest) == 2 and method == "POST":
+                return self._commit(repo_type, repo_id, unquote(rest[1]))
+            if action in ("branch", "tag") and len(rest) == 2 and method in ("POST", "DELETE"):
+                return self._ref_change(repo_type, repo_id, action, unquote(rest[1]))
+            if action == "settings" and len(rest) == 1 and method == "PUT":
+                return self._settings(repo_type, repo_id)
+        raise HubError(404, "Not found")
+
+    # -- endpoints ----------------------------------------------------------------------
+    def _whoami(self):
+        if not self._authenticated():
+            raise HubError(401, "A valid token is required")
+        self._json(
+            {
+                "type": "user",
+                "id": USER,
+                "name": USER,
+                "fullname": "Local hub_emo Hub user",
+                "isPro": False,
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "hub_emo", "role": "write"}},
+            }
+        )
+
+    def _repo_url(self, repo_type: str, repo_id: str) -> str:
+        return f"{self._base}/{_URL_PREFIX[repo_type]}{repo_id}"
+
+    def _repo_from_body(self, body: dict) -> tuple[str, str]:
+        repo_type = validate_repo_type(body.get("type") or "model")
+        name, org = body.get("name"), body.get("organization")
+        if not isinstance(name, str) or not (org is None or isinstance(org, str)):
+            raise HubError(400, "Expected 'name' (and optionally 'organization') as strings")
+        repo_id = name if "/" in name else f"{org or USER}/{name}"
+        validate_repo_id(repo_id)
+        return repo_type, repo_id
+
+    def _create_repo(self):
+        self._require_write()
+        body = self._json_body()
+        repo_type, repo_id = self._repo_from_body(body)
+        private = bool(body.get("private")) or body.get("visibility") == "private"
+        url = self._repo_url(repo_type, repo_id)
+        if not self.server.storage.create_repo(repo_type, repo_id, private, USER):
+            return self._json({"error": "You already created this repo", "url": url}, 409)
+        self._json({"url": url, "name": repo_id, "id": repo_id})
+
+    def _delete_repo(self):
+        self._require_write()
+        repo_type, repo_id = self._repo_from_body(self._json_body())
+        self.server.storage.delete_repo(repo_type, repo_id)
+        self._json({})
+
+    def _settings(self, repo_type: str, repo_id: str):
+        self._writable_repo(repo_type, repo_id)
+        body = self._json_body()
+        if "private" in body or "visibility" in body:
+            private = body.get("visibility") == "private" if "visibility" in body else bool(body["private"])
+            self.server.storage.set_private(repo_type, repo_id, private)
+        self._json({})
+
+    def _file_json(self, entry: Entry) -> dict:
+        item = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
+        if entry.lfs:
+            item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": len(lfs_pointer(entry.sha256, entry.size))}
+        return item
+
+    @staticmethod
+    def _folder_json(path: str, files: dict[str, Entry]) -> dict:
+        prefix = path + "/"
+        digest = hashlib.sha1(path.encode())
+        for p in sorted(p for p in files if p.startswith(prefix)):
+            digest.update(p.encode() + files[p].oid.encode())
+        return {"type": "directory", "oid": digest.hexdigest(), "size": 0, "path": path}
+
+    def _info(self, repo_type: str, repo_id: str, revision: str):
+        storage = self.server.storage
+        meta = self._readable_repo(repo_type, repo_id)
+        commit = storage.resolve(repo_type, repo_id, revision)
+        record = storage.commit_record(repo_type, repo_id, commit)
+        blobs = self._query.get("blobs", ["false"])[0].lower() in ("1", "true")
+        siblings = []
+        for path, e in sorted(record["files"].items()):
+            sibling = {"rfilename": path}
+            if blobs:
+                sibling.update(size=e["size"], blobId=e["oid"])
+                if e["lfs"]:
+                    sibling["lfs"] = {"size": e["size"], "sha256": e["sha256"], "pointerSize": len(lfs_pointer(e["sha256"], e["size"]))}
+            siblings.append(sibling)
+        info = {
+            "_id": commit[:24],
+            "id": repo_id,
+            "author": repo_id.split("/")[0],
+            "sha": commit,
+            "createdAt": meta.get("createdAt"),
+            "lastModified": record["date"],
+            "private": bool(meta.get("private")),
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "siblings": siblings,
+            "usedStorage": sum(e["size"] for e in record["files"].values()),
+        }
+        if repo_type == "model":
+            info["modelId"] = repo_id
+        self._json(info)
+
+    def _tree(self, repo_type: str, repo_id: str, revision: str, path: str):
+        storage = self.server.storage
+        self._readable_repo(repo_type, repo_id)
+        files = storage.files(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
+        path = path.strip("/")
+        if path:
+            validate_path(path)
+        recursive = self._query.get("recursive", ["false"])[0].lower() in ("1", "true")
+        prefix = path + "/" if path else ""
+        if path and not any(p.startswith(prefix) for p in files):
+            raise HubError(404, f"Folder not found: {path!r}", "EntryNotFound")
+        entries: dict[str, dict] = {}
+        for p, entry in files.items():
+            if not p.startswith(prefix):
+                continue
+            parts = p[len(prefix):].split("/")
+            for depth in range(1, len(parts)):
+                folder = prefix + "/".join(parts[:depth])
+                if folder not in entries and (recursive or depth == 1):
+                    entries[folder] = self._folder_json(folder, files)
+            if recursive or len(parts) == 1:
+                entries[p] = self._file_json(entry)
+        items = [entries[k] for k in sorted(entries)]
+        try:
+            cursor = max(0, int(self._query.get("cursor", ["0"])[0]))
+        except ValueError:
+            raise HubError(400, "Invalid cursor") from None
+        page = items[cursor : cursor + PAGE_SIZE]
+        headers = {}
+        if cursor + PAGE_SIZE < len(items):
+            query = {k: v[0] for k, v in self._query.items()}
+            query["cursor"] = str(cursor + PAGE_SIZE)
+            headers["Link"] = f'<{self._base}{urlsplit(self.path).path}?{urlencode(query)}>; rel="next"'
+        self._json(page, headers=headers)
+
+    def _paths_info(self, repo_type: str, repo_id: str, revision: str):
+        storage = self.server.storage
+        self._readable_repo(repo_type, repo_id)
+        raw = self._body()
+        if "json" in self.headers.get("Content-Type", ""):
+            try:
+                paths = json.loads(raw).get("paths", [])
+            except (ValueError, AttributeError):
+                raise HubError(400, "Malformed JSON in request body") from None
+        else:
+            paths = parse_qs(raw.decode("utf-8", "replace")).get("paths", [])
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or len(paths) > 10_000:
+            raise HubError(400, "Expected 'paths' as a list of strings")
+        files = storage.files(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
+        out = []
+        for path in paths:
+            path = validate_path(path.strip("/")) if path.strip("/") else ""
+            if path in files:
+                out.append(self._file_json(files[path]))
+            elif path and any(p.startswith(path + "/") for p in files):
+                out.append(self._folder_json(path, files))
+        self._json(out)
+
+    def _refs(self, repo_type: str, repo_id: str):
+        self._readable_repo(repo_type, repo_id)
+        refs = self.server.storage.refs(repo_type, repo_id)
+        def fmt(kind, table):
+            return [{"name": n, "ref": f"refs/{kind}/{n}", "targetCommit": c} for n, c in sorted(table.items())]
+        self._json({"branches": fmt("heads", refs["branches"]), "converts": [], "tags": fmt("tags", refs["tags"]), "pullRequests": []})
+
+    def _commits(self, repo_type: str, repo_id: str, revision: str):
+        storage = self.server.storage
+        self._readable_repo(repo_type, repo_id)
+        items = [
+            {"id": r["id"], "title": r["title"], "message": r["message"], "authors": [{"user": r["author"]}], "date": r["date"]}
+            for r in storage.history(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
+        ]
+        self._json(items)
+
+    def _preupload(self, repo_type: str, repo_id: str, revision: str):
+        self._writable_repo(repo_type, repo_id)
+        storage = self.server.storage
+        head = storage.resolve(repo_type, repo_id, revision)
+        body = self._json_body()
+        files = body.get("files")
+        if not isinstance(files, list) or len(files) > 1000:
+            raise HubError(400, "Expected 'files' as a list of at most 1000 entries")
+        lfs_suffixes = _lfs_suffixes(storage, repo_type, repo_id, head)
+        out = []
+        for item in files:
+            if not isinstance(item, dict) or not isinstance(item.get("size"), int):
+                raise HubError(400, "Each file needs 'path', 'size' and 'sample'")
+            path = validate_path(item.get("path"))
+            try:
+                sample = base64.b64decode(item.get("sample") or "", validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                raise HubError(400, f"File {path!r}: 'sample' is not valid base64") from None
+            lfs = item["size"] > LFS_THRESHOLD or b"\0" in sample or path.endswith(lfs_suffixes)
+            out.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False})
+        self._json({"files": out, "commitOid": head})
+
+    def _lfs_batch(self, repo_type: str, repo_id: str):
+        self._writable_repo(repo_type, repo_id)
+        body = self._json_body()
+        if body.get("operation") != "upload":
+            raise HubError(422, "Only the 'upload' operation of the LFS batch API is served")
+        objects = body.get("objects")
+        if not isinstance(objects, list) or len(objects) > 1000:
+            raise HubError(400, "Expected 'objects' as a list of at most 1000 entries")
+        storage = self.server.storage
+        expires = int(time.time()) + 24 * 3600
+        out = []
+        for obj in objects:
+            oid, size = (obj.get("oid"), obj.get("size")) if isinstance(obj, dict) else (None, None)
+            if not isinstance(oid, str) or not isinstance(size, int) or size < 0 or size > MAX_FILE_SIZE:
+                raise HubError(400, "Each object needs a sha256 'oid' and a 'size'")
+            path = storage.blob_path(oid)  # validates the oid
+            item = {"oid": oid, "size": size, "authenticated": True}
+            if not (path.is_file() and path.stat().st_size == size):
+                query = urlencode({"size": size, "expires": expires, "sig": self._sign(oid, size, expires)})
+                item["actions"] = {"upload": {"href": f"{self._base}/lfs-upload/{oid}?{query}", "header": {}}}
+            out.append(item)
+        self._json({"transfer": "basic", "objects": out, "hash_algo": "sha256"}, content_type="application/vnd.git-lfs+json")
+
+    def _sign(self, oid: str, size: int, expires: int) -> str:
+        return hmac.new(self.server.secret, f"{oid}:{size}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _lfs_upload(self, oid: str):
+        try:
+            size = int(self._query["size"][0])
+            expires = int(self._query["expires"][0])
+            sig = self._query["sig"][0]
+        except (KeyError, ValueError, IndexError):
+            raise HubError(403, "Upload URL is missing its signature") from None
+        if not hmac.compare_digest(sig, self._sign(oid, size, expires)) or expires < time.time():
+            raise HubError(403, "Upload URL is invalid or expired: ask the LFS batch endpoint again")
+        length = getattr(self._reader, "left", None)
+        if length is not None and length != size:
+            raise HubError(400, f"Upload of {oid}: body has {length} bytes, expected {size}")
+        self.server.storage.put_stream(self._reader, size, oid)
+        self._send(200, b"", headers={"ETag": f'"{oid}"'})
+
+    def _commit(self, repo_type: str, repo_id: str, revision: str):
+        self._writable_repo(repo_type, repo_id)
+        if self._query.get("create_pr", ["0"])[0] not in ("0", "false", ""):
+            raise HubError(400, "Pull requests are not supported by this Hub")
+        storage = self.server.storage
+        header, operations = None, []
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024, dir=storage.tmp) as spool:
+            buf = bytearray(1024 * 1024)
+            view = memoryview(buf)
+            total = 0
+            while n := self._reader.readinto(view):
+                spool.write(view[:n])
+                total += n
+                if total > MAX_COMMIT_BODY:
+                    raise HubError(413, "Commit too large")
+            spool.seek(0)
+            for number, line in enumerate(spool, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    key, value = item["key"], item["value"]
+                    if not isinstance(value, dict):
+                        raise TypeError
+                except (ValueError, KeyError, TypeError):
+                    raise HubError(400, f"Malformed commit payload: line {number} is not a JSON object with 'key' and 'value'") from None
+                if key == "header":
+                    header = value
+                else:
+                    operations.append(self._operation(key, value))
+        if header is None or not isinstance(header.get("summary"), str) or not header["summary"].strip():
+            raise HubError(400, "Malformed commit payload: a header with a 'summary' is required")
+        parent = header.get("parentCommit")
+        commit = storage.commit(
+            repo_type,
+            repo_id,
+            revision,
+            operations,
+            title=header["summary"][:1000],
+            message=str(header.get("description") or "")[:100_000],
+            author=USER,
+            parent_commit=parent if isinstance(parent, str) else None,
+        )
+        self._json(
+            {
+                "success": True,
+                "commitOid": commit,
+                "commitUrl": f"{self._repo_url(repo_type, repo_id)}/commit/{commit}",
+                "commitMessage": header["summary"],
+                "hookOutput": "",
+                "pullRequestUrl": None,
+            }
+        )
+
+    def _operation(self, key: str, value: dict) -> Operation:
+        path = validate_path(value.get("path"))
+        storage = self.server.storage
+        if key == "file":
+            if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
+                raise HubError(400, f"File {path!r}: expected base64 'content'")
+            data = decode_base64(value["content"], path)
+            return Operation("add", path, storage.put_bytes(data), len(data), lfs=False)
+        if key == "lfsFile":
+            oid = value.get("oid")
+            blob = storage.blob_path(oid if isinstance(oid, str) else "")
+            if not blob.is_file():
+                raise HubError(400, f"File {path!r}: LFS object {oid} was not uploaded")
+            size = blob.stat().st_size
+            if value.get("size") is not None and value.get("size") != size:
+                raise HubError(400, f"File {path!r}: size {value.get('size')} does not match the uploaded object ({size})")
+            return Operation("add", path, oid, size, lfs=True)
+        if key == "deletedFile":
+            return Operation("delete", path)
+        if key == "deletedFolder":
+            return Operation("delete_folder", path)
+        raise HubError(400, f"Unknown commit operation {key!r}")
+
+    def _ref_change(self, repo_type: str, repo_id: str, action: str, name: str):
+        self._writable_repo(repo_type, repo_id)
+        storage = self.server.storage
+        kind = "branches" if action == "branch" else "tags"
+        if self.command == "DELETE":
+            storage.set_ref(repo_type, repo_id, kind, name, None)
+            return self._json({})
+        body = self._json_body()
+        if action == "branch":
+            start = body.get("startingPoint") or DEFAULT_BRANCH
+            target = storage.resolve(repo_type, repo_id, str(start))
+            storage.set_ref(repo_type, repo_id, kind, validate_ref_name(name), target)
+        else:  # POST /tag/{revision} with {"tag": name}
+            tag = body.get("tag")
+            if not isinstance(tag, str):
+                raise HubError(400, "Expected 'tag' as a string")
+            storage.set_ref(repo_type, repo_id, kind, validate_ref_name(tag), storage.resolve(repo_type, repo_id, name))
+        self._json({})
+
+    def _repo_page(self, repo_type: str, repo_id: str):
+        self._readable_repo(repo_type, repo_id)
+        self._send(200, f"{repo_type} repo {repo_id}\n".encode(), "text/plain; charset=utf-8")
+
+    def _resolve(self, repo_type: str, repo_id: str, revision: str, path: str):
+        storage = self.server.storage
+        self._readable_repo(repo_type, repo_id)
+        commit = storage.resolve(repo_type, repo_id, revision)
+        validate_path(path)
+        entry = storage.files(repo_type, repo_id, commit).get(path)
+        if entry is None:
+            raise HubError(404, f"Entry not found: {path!r}", "EntryNotFound")
+        headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes", "ETag": f'"{entry.sha256 if entry.lfs else entry.oid}"'}
+        if entry.lfs:
+            headers.update({"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size)})
+        start, end = 0, entry.size - 1
+        status = 200
+        requested = _parse_range(self.headers.get("Range"), entry.size)
+        if requested == "invalid":
+            headers["Content-Range"] = f"bytes */{entry.size}"
+            raise_error = HubError(416, "Requested range not satisfiable")
+            self._json({"error": raise_error.message}, 416, headers)
+            return
+        if requested is not None:
+            start, end = requested
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
+        length = max(0, end - start + 1)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "HEAD" or length == 0:
+            return
+        with open(storage.blob_path(entry.sha256), "rb") as f:
+            self.connection.sendfile(f, start, length)
+
+
+def _parse_range(header: str | None, size: int):
+    """``(start, end)`` for one ``bytes=`` range, None for no/unsupported range, "invalid" if unsatisfiable."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            n = int(last)
+            return (max(0, size - n), size - 1) if n > 0 and size > 0 else "invalid"
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size or start > end:
+        return "invalid"
+    return start, end
+
+
+def _lfs_suffixes(storage: Storage, repo_type: str, repo_id: str, commit: str) -> tuple[str, ...]:
+    """File endings that the repo's ``.gitattributes`` sends to LFS (``*.ext filter=lfs`` lines)."""
+    entry = storage.files(repo_type, repo_id, commit).get(".gitattributes")
+    if entry is None or entry.size > 1024 * 1024:
+        return ()
+    text = storage.blob_path(entry.sha256).read_text("utf-8", "replace")
+    return tuple(
+        line.split()[0][1:] for line in text.splitlines() if line.startswith("*.") and "filter=lfs" in line and line.split()[0].count("*") == 1
+    )
+
+
+# -- entry points -----------------------------------------------------------------------
+@dataclass
+class HubHandle:
+    """A running server: ``url``, ``port``, ``root``; ``stop()`` shuts it down."""
+
+    url: str
+    port: int
+    root: Path
+    token_file: Path | None
+    _server: HubHTTPServer = field(repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def make_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False, fsync: bool = True) -> tuple[HubHTTPServer, Path | None]:
+    """Build the server (not yet serving); with no ``tokens`` one is read from or created under ``root``."""
+    root = Path(root)
+    token_file = None
+    if not tokens:
+        token, token_file = load_or_create_token(root)
+        tokens = [token]
+    storage = Storage(root, fsync=fsync)
+    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose)
+    return server, token_file
+
+
+def start_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False) -> HubHandle:
+    """Serve in a background thread of this process (what the test fixture uses)."""
+    server, token_file = make_server(root, host, port, tokens, verbose)
+    thread = threading.Thread(target=server.serve_forever, name="hub_emo-hub", daemon=True)
+    thread.start()
+    actual = server.server_address[1]
+    return HubHandle(f"http://{host}:{actual}", actual, Path(root), token_file, server, thread)
+
+
+def serve(root, host: str = "127.0.0.1", port: int = 8080, tokens: list[str] | None = None, verbose: bool = False) -> int:
+    """Serve in the foreground until interrupted or sent SIGTERM."""
+    server, token_file = make_server(root, host, port, tokens, verbose)
+    url = f"http://{host}:{server.server_address[1]}"
+    print(f"hub_emo Hub serving {Path(root).resolve()} at {url}", flush=True)
+    if token_file is not None:
+        print(f"token stored in {token_file} (mode 0600)", flush=True)
+    print(f"use it with: HF_ENDPOINT={url} HF_HUB_DISABLE_XET=1", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="directory holding the repos (created if missing)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=None,
+        help="a token that may write (repeatable); with none, one is created and stored under the root",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log each request (never tokens)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub_emo.hub.server", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return serve(args.root, args.host, args.port, args.token, args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

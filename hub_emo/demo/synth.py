@@ -121,9 +121,9 @@ SPEECH_STYLES: dict[str, SpeechStyle] = {
 
 MUSIC_STYLES: dict[str, MusicStyle] = {
     "neutral": MusicStyle(),
-    "calm": MusicStyle(tempo=74, register=-2, velocity=50, velocity_spread=3, articulation=1.05, leap=0.8),
+    "calm": MusicStyle(tempo=80, register=-2, velocity=50, velocity_spread=3, articulation=1.05, leap=0.8),
     "happy": MusicStyle(tempo=138, register=5, velocity=92, velocity_spread=10, articulation=0.5, leap=1.5, vibrato=0.1, vibrato_rate=5.5),
-    "sad": MusicStyle(scale=MINOR, tempo=66, register=-5, velocity=45, articulation=1.05, leap=0.6, vibrato=0.15, vibrato_rate=4.5),
+    "sad": MusicStyle(scale=MINOR, tempo=70, register=-5, velocity=45, articulation=1.05, leap=0.6, vibrato=0.15, vibrato_rate=4.5),
     "angry": MusicStyle(scale=PHRYGIAN, tempo=150, register=-3, velocity=118, velocity_spread=8, articulation=0.35, leap=1.3),
     "fearful": MusicStyle(scale=DIMINISHED, tempo=128, register=7, velocity=58, velocity_spread=22, articulation=0.45, vibrato=0.35, vibrato_rate=8.0, timing_jitter=0.08),
     "disgust": MusicStyle(scale=LOCRIAN, tempo=84, register=-7, velocity=78, articulation=0.6, leap=0.9),
@@ -370,7 +370,7 @@ def render_speech(clip: Clip, seed: int, sample_rate: int) -> tuple[np.ndarray, 
 
 #: Syllable rhythm of each statement in beats (stressed syllables longer) and its contour
 #: in scale degrees: "KIDS are TALK-ing BY the DOOR", "DOGS are SIT-ting BY the DOOR".
-RHYTHMS = {1: (0.5, 0.25, 0.5, 0.25, 0.375, 0.125, 1.0), 2: (0.5, 0.25, 0.375, 0.375, 0.25, 0.25, 1.0)}
+RHYTHMS = {1: (0.5, 0.25, 0.5, 0.25, 0.375, 0.125, 0.5), 2: (0.5, 0.25, 0.375, 0.375, 0.25, 0.25, 0.5)}
 CONTOURS = {1: (0, 2, 4, 2, 3, 1, 0), 2: (4, 3, 2, 4, 1, 2, 0)}
 
 
@@ -427,11 +427,11 @@ def melody(clip: Clip, seed: int):
         for pitch in chord:
             part.notes.append(
                 pretty_midi.Note(velocity(0.55), int(np.clip(pitch, 21, 108)), t,
-                                 t + max(0.04, beat * min(style.articulation, 1.0)))
+                                 t + max(0.04, min(beat * min(style.articulation, 1.0), end - t)))
             )
         t += beat
     if style.vibrato > 0:
-        for time_s in np.arange(0.0, end + 0.3, 0.02):
+        for time_s in np.arange(0.0, end, 0.02):
             bend = style.vibrato / 2 * 8191 * np.sin(2 * np.pi * style.vibrato_rate * time_s)
             part.pitch_bends.append(pretty_midi.PitchBend(int(bend), float(time_s)))
     pm.instruments.append(part)
@@ -441,12 +441,19 @@ def melody(clip: Clip, seed: int):
     return pm, params
 
 
+SONG_GAIN = 5.0
+
+
 def render_song(clip: Clip, seed: int, sample_rate: int) -> tuple[np.ndarray, dict]:
     pm, params = melody(clip, seed)
     wave = pm.fluidsynth(fs=sample_rate, synthesizer=_soundfont(), normalize=False)
-    wave = _trim(wave.astype(np.float64), sample_rate, pad=0.02)
-    # FluidSynth's level follows velocity; one fixed gain keeps loud notes unclipped.
-    wave = np.tanh(wave * 2.0 / 0.95) * 0.95
+    # keep a short release after the last note, faded, instead of the whole reverb tail
+    end = min(wave.size, int((pm.get_end_time() + 0.25) * sample_rate))
+    wave = wave[:end].astype(np.float64)
+    fade = min(end, int(0.05 * sample_rate))
+    wave[end - fade :] *= np.linspace(1.0, 0.0, fade)
+    # FluidSynth's level follows velocity; one fixed gain, soft-limited, keeps it so.
+    wave = np.tanh(wave * SONG_GAIN / 0.95) * 0.95
     return wave.astype(np.float32), params
 
 

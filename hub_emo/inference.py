@@ -1,0 +1,175 @@
+"""Robust inference: any input a user has, at any rate, any length.
+
+The stock ``audio-classification`` pipeline wants a mono array at the model's rate (other
+rates need torchaudio, which does not work with this torch) and rejects datasets'
+AudioDecoder objects. `EmoAudioClassificationPipeline` accepts file paths, bytes,
+``{"array"/"raw", "sampling_rate"}`` dicts, AudioDecoder objects and arrays with any number
+of channels; it resamples with soxr (through `hub_emo.audio`) and cuts long recordings into
+chunks whose class probabilities are averaged, weighted by chunk length.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AudioClassificationPipeline, Wav2Vec2FeatureExtractor
+
+from hub_emo import audio
+
+#: Chunk length for long recordings; emotion corpora have clips of a few seconds.
+DEFAULT_CHUNK_SECONDS = 10.0
+
+
+def feature_extractor_for(config, source: str | os.PathLike | None = None):
+    """The backbone's feature extractor (from ``source`` when it has one), else a sound default.
+
+    The default follows transformers' convention for wav2vec2-family models: 16 kHz, zero-mean
+    unit-variance inputs, and an attention mask only for backbones pretrained with one
+    (``feat_extract_norm="layer"``).
+    """
+    if source is not None:
+        from transformers import AutoFeatureExtractor
+
+        try:
+            return AutoFeatureExtractor.from_pretrained(str(source))
+        except (OSError, ValueError):
+            pass
+    backbone = getattr(config, "backbone_config", config)
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=getattr(backbone, "feat_extract_norm", "layer") == "layer",
+    )
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    """Orient a 2-D array as (samples, channels): channels are the short axis."""
+    if array.ndim == 2 and array.shape[0] < array.shape[1]:
+        return array.T
+    return array
+
+
+def to_waveform(inputs, sampling_rate: int, name: str = "<input>") -> np.ndarray:
+    """Any supported input → validated float32 mono at ``sampling_rate``."""
+    if isinstance(inputs, (str, os.PathLike)):
+        wave, _ = audio.load(inputs, sampling_rate)
+        return wave
+    if isinstance(inputs, bytes):
+        import io
+
+        import soundfile as sf
+
+        try:
+            data, sr = sf.read(io.BytesIO(inputs), dtype="float32", always_2d=True)
+        except Exception as error:  # noqa: BLE001
+            raise audio.AudioError(name, f"cannot decode audio bytes: {error}") from None
+        return audio.prepare(data, sr, sampling_rate, name)
+    torchcodec = sys.modules.get("torchcodec")
+    if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
+        samples = inputs.get_all_samples()
+        return audio.prepare(samples.data.numpy(), samples.sample_rate, sampling_rate, name, channels_last=False)
+    if isinstance(inputs, dict):
+        array = inputs.get("array", inputs.get("raw"))
+        if array is None or "sampling_rate" not in inputs:
+            raise ValueError(f"{name}: a dict input needs 'array' (or 'raw') and 'sampling_rate'")
+        name = inputs.get("path") or name
+        sr = int(inputs["sampling_rate"])
+    else:
+        array, sr = inputs, sampling_rate
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu().numpy()
+    array = np.asarray(array, dtype=np.float32)
+    return audio.prepare(_channels_last(array), sr, sampling_rate, name)
+
+
+def chunk_bounds(num_samples: int, chunk: int, hop: int) -> list[tuple[int, int]]:
+    """Start/end of chunks covering the signal; the last one is aligned to the end."""
+    if num_samples <= chunk:
+        return [(0, num_samples)]
+    starts = list(range(0, num_samples - chunk + 1, hop))
+    if starts[-1] + chunk < num_samples:
+        starts.append(num_samples - chunk)
+    return [(s, s + chunk) for s in starts]
+
+
+class EmoAudioClassificationPipeline(AudioClassificationPipeline):
+    """`audio-classification` for real recordings: paths, any rate, any channels, any length."""
+
+    def _sanitize_parameters(
+        self, top_k=None, function_to_apply=None, chunk_seconds=None, chunk_overlap=None, chunk_batch_size=None, **kwargs
+    ):
+        _, _, post = super()._sanitize_parameters(top_k=top_k, function_to_apply=function_to_apply)
+        pre = {}
+        if chunk_seconds is not None:
+            pre["chunk_seconds"] = chunk_seconds
+        if chunk_overlap is not None:
+            pre["chunk_overlap"] = chunk_overlap
+        fwd = {"chunk_batch_size": chunk_batch_size} if chunk_batch_size is not None else {}
+        return pre, fwd, post
+
+    def preprocess(self, inputs, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, chunk_overlap: float = 0.0):
+        if not chunk_seconds or chunk_seconds <= 0:
+            raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+        if not 0.0 <= chunk_overlap < 1.0:
+            raise ValueError(f"chunk_overlap must be in [0, 1), got {chunk_overlap}")
+        sr = self.feature_extractor.sampling_rate
+        wave = to_waveform(inputs, sr)
+        chunk = max(1, int(round(chunk_seconds * sr)))
+        hop = max(1, int(round(chunk * (1.0 - chunk_overlap))))
+        bounds = chunk_bounds(len(wave), chunk, hop)
+        pieces = [wave[s:e] for s, e in bounds]
+        processed = self.feature_extractor(
+            pieces, sampling_rate=sr, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
+        if self.dtype is not None:
+            processed["input_values"] = processed["input_values"].to(dtype=self.dtype)
+        processed["chunk_lengths"] = torch.tensor([e - s for s, e in bounds], dtype=torch.float32)
+        return processed
+
+    def _forward(self, model_inputs, chunk_batch_size: int = 8):
+        lengths = model_inputs.pop("chunk_lengths")
+        values, mask = model_inputs["input_values"], model_inputs.get("attention_mask")
+        logits = []
+        for start in range(0, values.shape[0], chunk_batch_size):
+            batch = {"input_values": values[start : start + chunk_batch_size]}
+            if mask is not None:
+                batch["attention_mask"] = mask[start : start + chunk_batch_size]
+            logits.append(self.model(**batch).logits)
+        return {"logits": torch.cat(logits), "chunk_lengths": lengths}
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
+        logits = model_outputs["logits"].float()
+        if function_to_apply == "sigmoid":
+            probs = logits.sigmoid()
+        elif function_to_apply == "none":
+            probs = logits
+        else:
+            probs = logits.softmax(-1)
+        weights = model_outputs["chunk_lengths"].to(probs.device)
+        mean = (probs * weights[:, None]).sum(0) / weights.sum()
+        scores, ids = mean.topk(top_k)
+        id2label = self.model.config.id2label
+        return [{"label": id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
+
+
+def pipeline(model, **kwargs) -> EmoAudioClassificationPipeline:
+    """``transformers.pipeline("audio-classification")`` with hub_emo's robust input handling."""
+    from transformers import pipeline as hf_pipeline
+
+    if isinstance(model, Path):
+        model = str(model)
+    return hf_pipeline(
+        "audio-classification", model=model, pipeline_class=EmoAudioClassificationPipeline, **kwargs
+    )
+
+
+def predict(model, inputs, top_k: int | None = None, **kwargs) -> list[list[dict]]:
+    """Class scores for each input (a path, array, dict or AudioDecoder)."""
+    classifier = model if isinstance(model, AudioClassificationPipeline) else pipeline(model, **kwargs)
+    return [classifier(item, top_k=top_k) for item in inputs]

@@ -1,0 +1,38 @@
+"""Analysis stage: layerwise probing and per-emotion Fréchet Audio Distance.
+
+Both read one cached extraction of every hidden state (`features.extract_features`).
+
+    run_probing(backbones, dataset, label_set="ravdess6", out_dir="probe_report", ...) -> ProbingResult
+    run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", ...) -> FADResult
+    frechet_distance(emb_a, emb_b) -> float            # (frames × dims) arrays
+    frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float
+
+``backbones`` maps a display name to a local folder, a Hub id, a model object or a
+(model, feature extractor) pair; results carry ``.rows`` (list of dicts), ``.report``
+(the Markdown file) and ``.summary()``. See each module's docstring for the options.
+"""
+
+from __future__ import annotations
+
+from hub_emo.analysis.fad import (
+    FADResult,
+    FrechetWarning,
+    frechet_distance,
+    frechet_distance_from_stats,
+    run_fad,
+)
+from hub_emo.analysis.features import FeatureSet, extract_features, load_backbone
+from hub_emo.analysis.probing import ProbingResult, run_probing
+
+__all__ = [
+    "FADResult",
+    "FeatureSet",
+    "FrechetWarning",
+    "ProbingResult",
+    "extract_features",
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "load_backbone",
+    "run_fad",
+    "run_probing",
+]

@@ -21,6 +21,9 @@ few frames is biased and noisy, so `frechet_distance` warns (`FrechetWarning`).
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -138,3 +141,291 @@ def frechet_distance_reference(mu_a, cov_a, mu_b, cov_b) -> float:
     covmean = linalg.sqrtm(np.asarray(cov_a, dtype=np.float64) @ np.asarray(cov_b, dtype=np.float64))
     covmean = np.real(covmean)
     return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+
+
+# --------------------------------------------------------------------------------------
+# The per-emotion study: speech vs music of the same emotion, per model and layer.
+# --------------------------------------------------------------------------------------
+
+
+def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, steps: int = 8, min_fraction: float = 0.25,
+                 seed: int = 0) -> tuple[float, float]:
+    """FAD∞ (fadtk): FAD on random subsets of growing size, a line fit in 1/N, its intercept.
+
+    Both sets are subsampled (frames, without replacement) to the same fraction f of their
+    size, so N ∝ f; the intercept at 1/f → 0 is the same as at 1/N → 0. Returns
+    (FAD∞, r² of the fit).
+    """
+    rng = np.random.default_rng(seed)
+    fractions = np.linspace(min_fraction, 1.0, steps)
+    scores = []
+    for fraction in fractions:
+        picked = []
+        for emb in (emb_a, emb_b):
+            n = max(2, int(round(fraction * emb.shape[0])))
+            picked.append(emb[rng.choice(emb.shape[0], size=n, replace=False)])
+        scores.append(frechet_distance_from_stats(*gaussian_stats(picked[0]), *gaussian_stats(picked[1])))
+    x, y = 1.0 / fractions, np.asarray(scores)
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
+    return float(intercept), float(r2)
+
+
+def bootstrap_ci(emb_a: np.ndarray, clips_a: np.ndarray, emb_b: np.ndarray, clips_b: np.ndarray, *,
+                 n_boot: int = 100, confidence: float = 0.95, seed: int = 0,
+                 full: float | None = None) -> tuple[float, float]:
+    """Clip-level bootstrap interval of the Fréchet distance.
+
+    Clips (not frames: frames of one clip are correlated) are resampled with replacement in
+    each set, as integer frame weights. A resample repeats clips, so its distance is biased
+    upwards; the interval is the bootstrap percentile interval shifted by that bias
+    (resample median − full-sample value), which keeps its width and centres it on the
+    full-sample estimate.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    emb_a, emb_b = np.asarray(emb_a, dtype=np.float64), np.asarray(emb_b, dtype=np.float64)
+    groups = []
+    for clips in (clips_a, clips_b):
+        unique, inverse = np.unique(clips, return_inverse=True)
+        groups.append((len(unique), inverse))
+    if full is None:
+        full = frechet_distance_from_stats(*gaussian_stats(emb_a), *gaussian_stats(emb_b))
+    samples = []
+    for _ in range(n_boot):
+        stats = []
+        for emb, (count, inverse) in zip((emb_a, emb_b), groups):
+            weights = rng.multinomial(count, np.full(count, 1.0 / count))[inverse]
+            stats += gaussian_stats(emb, weights)
+        samples.append(frechet_distance_from_stats(*stats))
+    low, median, high = np.quantile(samples, [(1 - confidence) / 2, 0.5, (1 + confidence) / 2])
+    shift = median - full
+    return float(max(low - shift, 0.0)), float(high - shift)
+
+
+@dataclass
+class FADResult:
+    rows: list[dict]
+    bias: list[dict]
+    rank_agreement: list[dict]
+    within: list[dict]
+    report: Path | None = None
+    csv: Path | None = None
+    json: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{len(self.rows)} speech–music distances; report: {self.report}"]
+        for entry in self.bias:
+            order = sorted((v, k) for k, v in entry.items() if k not in ("model", "layer"))
+            lines.append(f"  {entry['model']:<16} layer {entry['layer']:>2}: most alike → least: "
+                         + " < ".join(k for _, k in order))
+        for agreement in self.rank_agreement:
+            if agreement["layer"] == "report":
+                lines.append(f"  {agreement['model_a']} vs {agreement['model_b']}: Kendall τ "
+                             f"{agreement['kendall_tau']:.2f}, Spearman ρ {agreement['spearman_rho']:.2f}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _ranks(values: dict[str, float]) -> dict[str, int]:
+    return {k: i + 1 for i, (_, k) in enumerate(sorted((v, k) for k, v in values.items()))}
+
+
+def run_fad(
+    backbones: dict,
+    dataset,
+    label_set="ravdess6",
+    layers: Sequence[int] | None = None,
+    out_dir="fad_report",
+    *,
+    frames_per_clip: int = 32,
+    n_boot: int = 100,
+    confidence: float = 0.95,
+    inf_steps: int = 8,
+    inf_min_fraction: float = 0.25,
+    min_clips: int = 2,
+    report_layer: int | None = None,
+    within_domain: bool = True,
+    seed: int = 0,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> FADResult:
+    """Per model, layer and emotion: FAD between speech and music frames; report and tables.
+
+    Extraction covers every hidden state (the same cache entry as `run_probing`), then
+    ``layers`` (default all; negative counts from the end) are scored. ``report_layer``
+    (default the last of ``layers``) is the layer of the emotion-bias ranking and bars.
+    An emotion needs ``min_clips`` clips (>= 2) in each domain; one with no more frames
+    than dims is scored with a warning (singular covariance).
+    """
+    from hub_emo import schema
+    from hub_emo.analysis import features as feats
+    from hub_emo.analysis import plots, report
+    from hub_emo.analysis.probing import clip_metadata, rows_for
+
+    if not backbones:
+        raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
+    if min_clips < 2:
+        raise ValueError("min_clips must be at least 2 (a covariance needs two frames and a bootstrap two clips)")
+    ids, meta, classes = clip_metadata(dataset, label_set)
+    present = set(meta["domain"])
+    missing = [d for d in ("speech", "music") if d not in present]
+    if missing:
+        raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
+                         f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
+    problems: list[str] = []
+    rows: list[dict] = []
+    within: list[dict] = []
+    by_model: dict[str, dict[int, dict[str, dict]]] = {}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, source in backbones.items():
+        extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
+                                           trust_remote_code=trust_remote_code, progress=progress)
+        chosen = feats._normalise_layers(layers, extracted.num_hidden_states, name) or extracted.layers
+        positions = rows_for(extracted.ids, ids)
+        # each frame's row in `meta` (or -1 when its clip is outside the label set)
+        meta_row = np.full(len(extracted.ids), -1, dtype=np.int64)
+        meta_row[positions] = np.arange(len(ids))
+        frame_row = meta_row[extracted.frame_clip]
+        dim = extracted.dim
+        needed = -(-(dim + 1) // max(frames_per_clip, 1))
+        masks: dict[tuple[str, str], np.ndarray] = {}
+        for e, emotion in enumerate(classes):
+            for domain in ("speech", "music"):
+                clip_ok = (meta["label"] == e) & (meta["domain"] == domain)
+                clips = int(clip_ok.sum())
+                if clips == 0:
+                    continue
+                if clips < min_clips:
+                    problems.append(f"{name}: {emotion}/{domain} has {clips} clip(s); needs at least "
+                                    f"{min_clips}: skipped")
+                    continue
+                mask = np.zeros(len(frame_row), dtype=bool)
+                mask[frame_row >= 0] = clip_ok[frame_row[frame_row >= 0]]
+                if mask.sum() <= dim:
+                    problems.append(
+                        f"{name}: {emotion}/{domain} has {int(mask.sum())} frames from {clips} clips for "
+                        f"{dim} dims: singular covariance (full rank needs ≥ {needed} clips at "
+                        f"{frames_per_clip} frames per clip); scored with clipped PSD square roots, biased")
+                masks[(emotion, domain)] = mask
+        for emotion in classes:
+            have = [d for d in ("speech", "music") if (emotion, d) in masks]
+            if len(have) == 1:
+                problems.append(f"{name}: {emotion} is usable only in {have[0]}: no speech–music distance")
+        by_model[name] = {}
+        for layer in chosen:
+            frames = extracted.layer_frames(layer).astype(np.float64)
+            stats = {key: gaussian_stats(frames[mask]) for key, mask in masks.items()}
+            by_model[name][layer] = {}
+            for emotion in classes:
+                if (emotion, "speech") not in masks or (emotion, "music") not in masks:
+                    continue
+                sm, mm = masks[(emotion, "speech")], masks[(emotion, "music")]
+                value = frechet_distance_from_stats(*stats[(emotion, "speech")], *stats[(emotion, "music")])
+                low, high = bootstrap_ci(frames[sm], frame_row[sm], frames[mm], frame_row[mm], n_boot=n_boot,
+                                         confidence=confidence, seed=seed, full=value) if n_boot else (np.nan, np.nan)
+                infinity, r2 = fad_infinity(frames[sm], frames[mm], steps=inf_steps,
+                                            min_fraction=inf_min_fraction, seed=seed)
+                row = {"model": name, "layer": int(layer), "emotion": emotion, "fad": value,
+                       "ci_low": low, "ci_high": high, "fad_inf": infinity, "fad_inf_r2": r2,
+                       "speech_clips": int(len(np.unique(frame_row[sm]))),
+                       "music_clips": int(len(np.unique(frame_row[mm]))),
+                       "speech_frames": int(sm.sum()), "music_frames": int(mm.sum())}
+                rows.append(row)
+                by_model[name][layer][emotion] = row
+            if within_domain:
+                for domain in ("speech", "music"):
+                    usable = [e for e in classes if (e, domain) in stats]
+                    for i, first in enumerate(usable):
+                        for second in usable[i + 1:]:
+                            within.append({"model": name, "layer": int(layer), "domain": domain,
+                                           "emotion_a": first, "emotion_b": second,
+                                           "fad": frechet_distance_from_stats(*stats[(first, domain)],
+                                                                              *stats[(second, domain)])})
+    if not rows:
+        raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
+                         + "; ".join(dict.fromkeys(problems)))
+    return _write_fad(out, rows, within, by_model, classes, report_layer, problems, report, plots, {
+        "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
+        "frames per clip (cap, evenly spaced)": frames_per_clip, "bootstrap resamples (clip level)": n_boot,
+        "confidence": confidence, "FAD∞ subsets": f"{inf_steps} fractions from {inf_min_fraction} to 1",
+        "Fréchet distance": "Cholesky + symmetric eigenvalues (exact for PSD; clipped for singular covariances)",
+    })
+
+
+def _write_fad(out, rows, within, by_model, classes, report_layer, problems, report, plots, settings) -> FADResult:
+    from scipy import stats as scistats
+
+    figures = []
+    bias, agreement = [], []
+    models = list(by_model)
+    for name in models:
+        layers = sorted(by_model[name])
+        emotions = [e for e in classes if any(e in by_model[name][k] for k in layers)]
+        matrix = np.array([[by_model[name][k].get(e, {}).get("fad", np.nan) for k in layers] for e in emotions])
+        file = f"fad_heatmap_{_slug(name)}.png"
+        plots.heatmap(matrix, emotions, layers, out / file, title=f"{name}: speech–music FAD",
+                      xlabel="layer", ylabel="emotion", cmap="magma_r")
+        figures.append((f"{name}: speech–music FAD, emotion × layer", file))
+    chosen_layer = {}
+    for name in models:
+        layers = sorted(by_model[name])
+        layer = layers[-1] if report_layer is None else report_layer
+        if layer not in by_model[name]:
+            problems.append(f"{name}: report layer {layer} was not scored (scored: {layers}); using {layers[-1]}")
+            layer = layers[-1]
+        chosen_layer[name] = layer
+        values = {e: r["fad"] for e, r in by_model[name][layer].items()}
+        bias.append({"model": name, "layer": layer, **_ranks(values)})
+    bars = {name: {e: (r["fad"], r["ci_low"], r["ci_high"]) for e, r in by_model[name][chosen_layer[name]].items()}
+            for name in models}
+    plots.emotion_bars(bars, out / "fad_by_emotion.png", title="Speech–music FAD at the report layer (CI whiskers)")
+    figures.insert(0, ("Speech–music FAD per emotion at the report layer", "fad_by_emotion.png"))
+    for i, first in enumerate(models):
+        for second in models[i + 1:]:
+            pairs = [("report", chosen_layer[first], chosen_layer[second])]
+            pairs += [(k, k, k) for k in sorted(set(by_model[first]) & set(by_model[second]))]
+            for label, layer_a, layer_b in pairs:
+                shared = sorted(set(by_model[first][layer_a]) & set(by_model[second][layer_b]))
+                if len(shared) < 2:
+                    continue
+                a = [by_model[first][layer_a][e]["fad"] for e in shared]
+                b = [by_model[second][layer_b][e]["fad"] for e in shared]
+                tau = scistats.kendalltau(a, b).statistic if len(shared) > 1 else np.nan
+                rho = scistats.spearmanr(a, b).statistic if len(shared) > 2 else np.nan
+                agreement.append({"model_a": first, "model_b": second, "layer": label, "emotions": len(shared),
+                                  "kendall_tau": float(tau), "spearman_rho": float(rho)})
+    shown_within = []
+    for name in models:
+        layer = chosen_layer[name]
+        for domain in ("speech", "music"):
+            entries = [w for w in within if w["model"] == name and w["layer"] == layer and w["domain"] == domain]
+            if not entries:
+                continue
+            shown_within += entries
+            emotions = list(dict.fromkeys([w["emotion_a"] for w in entries] + [w["emotion_b"] for w in entries]))
+            matrix = np.zeros((len(emotions), len(emotions)))
+            for w in entries:
+                i, j = emotions.index(w["emotion_a"]), emotions.index(w["emotion_b"])
+                matrix[i, j] = matrix[j, i] = w["fad"]
+            file = f"fad_within_{_slug(name)}_{domain}.png"
+            plots.heatmap(matrix, emotions, emotions, out / file, title=f"{name}, layer {layer}: {domain} emotions",
+                          cmap="magma_r")
+            figures.append((f"{name}: distances between {domain} emotions (layer {layer})", file))
+    if within:
+        report.write_rows(within, out / "fad_within")
+    settings = {**settings, "report layer": ", ".join(f"{m}: {k}" for m, k in chosen_layer.items())}
+    problems = list(dict.fromkeys(problems))
+    result = FADResult(rows, bias, agreement, within, warnings=problems)
+    result.report, result.csv, result.json = report.write_fad_report(
+        out, rows, bias, agreement, shown_within, problems, settings, figures)
+    return result
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)

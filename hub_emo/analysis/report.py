@@ -1,0 +1,96 @@
+"""Self-contained Markdown reports: tables, warnings and PNGs in one output folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from hub_emo.analysis import plots
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    if not rows:
+        return "_(no rows)_\n"
+    columns = list(columns or rows[0].keys())
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_rows(rows: Sequence[dict], stem: Path) -> tuple[Path, Path]:
+    """The tidy table as CSV and JSON (``stem``.csv / .json)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    json_path.write_text(json.dumps(list(rows), indent=1))
+    return csv_path, json_path
+
+
+def _document(title: str, settings: dict, warnings: Sequence[str], sections: Sequence[tuple[str, str]]) -> str:
+    parts = [f"# {title}\n"]
+    parts.append("\n".join(f"- **{k}**: {v}" for k, v in settings.items()) + "\n")
+    if warnings:
+        parts.append("## Warnings\n\n" + "\n".join(f"- ⚠ {w}" for w in warnings) + "\n")
+    for heading, body in sections:
+        parts.append(f"## {heading}\n\n{body}")
+    return "\n".join(parts)
+
+
+def write_probing_report(out: Path, rows, means, best, warnings, settings) -> tuple[Path, Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = write_rows(rows, out / "probing")
+    within = [m for m in means if m["train_domain"] == m["domain"]]
+    across = [m for m in means if m["train_domain"] != m["domain"]]
+    sections = [("Best layer per model and domain",
+                 markdown_table(best, ["model", "train_domain", "domain", "layer", "UA", "WA", "macro_F1", "folds"]))]
+    if within:
+        plots.layer_curves(within, out / "probing_layers.png", title="Within-domain probing: UA per layer")
+        sections.append(("Score against layer", "![UA per layer](probing_layers.png)\n"))
+    if across:
+        plots.layer_curves(across, out / "probing_cross_domain.png", title="Cross-domain probing: UA per layer")
+        sections.append(("Cross-domain (fit on one domain, score on the other)",
+                         "![cross-domain UA per layer](probing_cross_domain.png)\n"))
+    sections.append(("Mean over folds", markdown_table(
+        sorted(means, key=lambda m: (m["model"], m["train_domain"], m["domain"], m["layer"])),
+        ["model", "train_domain", "domain", "layer", "UA", "UA_min", "UA_max", "WA", "macro_F1"])))
+    sections.append(("Files", f"- per-fold tidy table: [{csv_path.name}]({csv_path.name}), "
+                              f"[{json_path.name}]({json_path.name})\n"))
+    path = out / "report.md"
+    path.write_text(_document("Layerwise probing", settings, warnings, sections))
+    return path, csv_path, json_path
+
+
+def write_fad_report(out: Path, rows, bias, rank_agreement, within, warnings, settings,
+                     figures: Sequence[tuple[str, str]]) -> tuple[Path, Path, Path]:
+    """``figures``: (caption, file name) pairs already written into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = write_rows(rows, out / "fad")
+    sections = [
+        ("Emotion bias: emotions ranked by speech–music FAD (1 = most alike)",
+         markdown_table(bias)),
+        ("How the rankings differ between models", markdown_table(rank_agreement)
+         if rank_agreement else "_(needs two models and at least two shared emotions)_\n"),
+        ("Speech–music FAD per model, layer and emotion", markdown_table(
+            rows, ["model", "layer", "emotion", "fad", "ci_low", "ci_high", "fad_inf", "fad_inf_r2",
+                   "speech_clips", "music_clips", "speech_frames", "music_frames"])),
+        ("Within-domain distances between emotions", markdown_table(within)
+         if within else "_(none)_\n"),
+        ("Figures", "\n".join(f"**{caption}**\n\n![{caption}]({name})\n" for caption, name in figures)),
+        ("Files", f"- tidy table: [{csv_path.name}]({csv_path.name}), [{json_path.name}]({json_path.name})\n"),
+    ]
+    path = out / "report.md"
+    path.write_text(_document("Per-emotion Fréchet Audio Distance", settings, warnings, sections))
+    return path, csv_path, json_path

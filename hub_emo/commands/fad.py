@@ -1,0 +1,42 @@
+"""`hub-emo fad`: per-emotion Fréchet Audio Distance between speech and music."""
+
+from __future__ import annotations
+
+import sys
+
+from hub_emo.commands.probe import add_common_arguments, common_inputs
+
+HELP = "per-emotion Fréchet Audio Distance between speech and music, per model and layer"
+
+
+def add_arguments(parser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--out", default="fad_report", help="output folder (report.md, CSV/JSON, PNGs)")
+    parser.add_argument("--layers", type=int, nargs="*", default=None,
+                        help="layers to score (default all; -1 = last)")
+    parser.add_argument("--report-layer", type=int, default=None,
+                        help="layer of the emotion-bias ranking (default: the last scored)")
+    parser.add_argument("--bootstrap", type=int, default=100, help="clip-level bootstrap resamples (0: none)")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--inf-steps", type=int, default=8, help="subset sizes for FAD∞")
+    parser.add_argument("--min-clips", type=int, default=2, help="clips an emotion needs in each domain")
+    parser.add_argument("--no-within", action="store_true", help="skip distances between emotions within a domain")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args) -> int:
+    from hub_emo.analysis import run_fad
+
+    try:
+        backbones, dataset, label_set = common_inputs(args)
+        result = run_fad(
+            backbones, dataset, label_set, args.layers, args.out, frames_per_clip=args.frames_per_clip,
+            n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
+            min_clips=args.min_clips, report_layer=args.report_layer, within_domain=not args.no_within,
+            seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0

@@ -157,6 +157,13 @@ class EmoForAudioClassification(EmoPreTrainedModel):
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """As transformers' method; loading replaces the parameters, so freezing is applied again."""
+        model = super().from_pretrained(*args, **kwargs)
+        model.apply_freezing()
+        return model
+
+    @classmethod
     def from_backbone(
         cls,
         backbone: str | os.PathLike | PreTrainedModel,

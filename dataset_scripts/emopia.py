@@ -53,7 +53,7 @@ def to_audio(path: str | os.PathLike):
     if not Path(SOUNDFONT).is_file():
         raise FileNotFoundError(f"{SOUNDFONT} is missing (apt-get install timgm6mb-soundfont)")
     midi = pretty_midi.PrettyMIDI(str(path))
-    wave = midi.fluidsynth(fs=RENDER_RATE, sf2_path=SOUNDFONT)
+    wave = midi.fluidsynth(fs=RENDER_RATE, synthesizer=SOUNDFONT)
     return np.asarray(wave, dtype=np.float32), RENDER_RATE
 
 

@@ -8,7 +8,8 @@ each genre as a block of 100 consecutive ids, so ``track id`` t of genre g is
 
 Label: the GEMS category most listeners chose (ties: the first in GEMS order),
 mapped as in ``LABEL_MAP``; power, nostalgia and solemnity have no canonical class
-and are dropped. ``native_label`` is that GEMS category. No valence/arousal, no folds.
+and are dropped. ``native_label`` is that GEMS category; ``id`` is the track id.
+No valence/arousal, no folds.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def records(root: str | os.PathLike):
         total = votes[track]
         native = GEMS[max(range(len(GEMS)), key=lambda i: (total[i], -i))]
         yield record(
-            id=f"{genre}_{path.stem}", audio=path, native_label=native, label_map=LABEL_MAP,
+            id=str(track), audio=path, native_label=native, label_map=LABEL_MAP,
             dropped=DROPPED,
         )
     for resolved in sorted(set(audio) - seen):

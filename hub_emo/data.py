@@ -1,0 +1,513 @@
+"""Prepare emotion corpora into the one schema: find, validate, decode, write, report.
+
+The corpus modules in `dataset_scripts` only yield records and skips; everything else
+happens here, once, for every corpus:
+
+1. collect: run each module's ``records(root, **options)``, drop duplicate ids and
+   non-canonical labels, sort by id (a second run gives the same dataset);
+2. decode: every clip is read and checked through `hub_emo.audio` (corrupt, empty,
+   silent, NaN ...), in ``num_proc`` processes, and its original bytes are embedded
+   (audio stays at its own rate; ``Audio(sampling_rate=...)`` resamples on decode);
+3. report: whatever was left out is a (corpus, file, reason) row of the skip report
+   (``strict=True`` makes the first one an error naming the file);
+4. write (optional): Parquet shards per corpus, the skip report and a dataset card with
+   one ``configs:`` entry per corpus and per domain, into a temporary folder beside the
+   target that replaces it only when everything is written; then, optionally, push.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from hub_emo import audio as audio_io
+from hub_emo.schema import DOMAINS, EMOTIONS, LabelSet, apply_label_set, features, get_label_set
+
+logger = logging.getLogger(__name__)
+
+#: Name of the skip report written beside the data.
+SKIP_REPORT = "skipped.tsv"
+#: Default Parquet shard size (bytes of Arrow data per shard).
+MAX_SHARD_BYTES = 500 << 20
+_ERROR = "_error"
+_FIELDS = ("id", "label", "domain", "corpus", "speaker", "native_label", "valence", "arousal", "fold")
+
+
+class PrepareError(ValueError):
+    """A corpus that cannot be prepared as asked (strict mode, nothing left, bad options)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One clip or metadata row left out: which corpus, which file, why."""
+
+    corpus: str
+    file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.corpus}: {self.file}: {self.reason}"
+
+
+@dataclass
+class Prepared:
+    """What `prepare_with_report` made: the dataset, what it left out, where it wrote."""
+
+    dataset: Any
+    skipped: list[Skipped] = field(default_factory=list)
+    corpora: tuple[str, ...] = ()
+    out: Path | None = None
+    url: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Clips per corpus."""
+        datasets = self.dataset.values() if hasattr(self.dataset, "values") else [self.dataset]
+        counts: Counter = Counter()
+        for ds in datasets:
+            counts.update(ds["corpus"])
+        return {name: counts[name] for name in self.corpora}
+
+    def summary(self) -> str:
+        counts = self.counts()
+        parts = ", ".join(f"{name} {n}" for name, n in counts.items())
+        line = f"prepared {sum(counts.values())} clips ({parts}); skipped {len(self.skipped)}"
+        if self.skipped and self.out is not None:
+            line += f" (see {self.out / SKIP_REPORT})"
+        elif self.skipped:
+            line += " (first: " + str(self.skipped[0]) + ")"
+        if self.out is not None:
+            line += f"; wrote {self.out}"
+        if self.url:
+            line += f"; pushed {self.url}"
+        return line
+
+
+def prepare(names: str | Sequence[str], root: str | os.PathLike | Mapping[str, Any], **options):
+    """Prepare one or several corpora as a `datasets.Dataset` in the shared schema.
+
+    See `prepare_with_report` for the options; this returns only the dataset (a
+    `DatasetDict` keyed by corpus with ``by_config=True``) and logs the summary line.
+    """
+    result = prepare_with_report(names, root, **options)
+    logger.warning(result.summary())
+    return result.dataset
+
+
+def prepare_with_report(
+    names: str | Sequence[str],
+    root: str | os.PathLike | Mapping[str, Any],
+    *,
+    label_set: str | LabelSet | Sequence[str] | None = None,
+    strict: bool = False,
+    num_proc: int | None = None,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    push_to_hub: str | None = None,
+    private: bool = False,
+    by_config: bool = False,
+    corpus_options: Mapping[str, Mapping[str, Any]] | None = None,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    **options,
+) -> Prepared:
+    """Prepare corpora, and report what was skipped.
+
+    ``root`` is one folder for every corpus (RAVDESS speech and song share one) or a
+    mapping corpus -> folder. ``options`` go to every corpus whose ``records`` accepts
+    them; ``corpus_options[name]`` to that corpus only (e.g. EMOPIA's ``audio_dir``).
+    ``label_set`` keeps and relabels the rows of a `hub_emo.schema` label set. ``strict``
+    turns any skip into a `PrepareError` naming the file. ``out`` writes Parquet + card +
+    skip report (an existing non-empty folder only with ``overwrite``); ``push_to_hub``
+    uploads that folder to a dataset repo on ``HF_ENDPOINT``.
+    """
+    import datasets
+
+    import dataset_scripts
+
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not names:
+        raise PrepareError("no corpus named")
+    duplicates = sorted(n for n, c in Counter(names).items() if c > 1)
+    if duplicates:
+        raise PrepareError(f"corpus named twice: {', '.join(duplicates)}")
+    modules = {name: dataset_scripts.load(name) for name in names}
+    if out is not None:
+        _check_target(Path(out), overwrite)
+    label_set = get_label_set(label_set) if label_set is not None else None
+
+    rows: list[dict] = []
+    skipped: list[Skipped] = []
+    for name, module in modules.items():
+        corpus_root = root[name] if isinstance(root, Mapping) else root
+        kwargs = _options_for(module, options, (corpus_options or {}).get(name, {}))
+        found, left_out = _collect(module, Path(corpus_root), kwargs)
+        if strict and left_out:
+            raise PrepareError(_strict_message(left_out))
+        rows.extend(found)
+        skipped.extend(left_out)
+    if not rows:
+        raise PrepareError(_nothing_message(names, skipped))
+
+    schema = features()
+    schema[_ERROR] = datasets.Value("string")
+    import datasets.features._torchcodec  # noqa: F401  - import once here, not in every worker
+
+    num_proc = max(1, min(int(num_proc or 1), len(rows)))
+    dataset = datasets.Dataset.from_generator(
+        _encode,
+        features=schema,
+        gen_kwargs={"rows": rows},
+        num_proc=num_proc if num_proc > 1 else None,
+        split="train",
+    )
+    errors = dataset[_ERROR]
+    failed = [
+        Skipped(row["corpus"], row["file"], error)
+        for row, error in zip(rows, errors)
+        if error is not None
+    ]
+    if strict and failed:
+        raise PrepareError(_strict_message(failed))
+    skipped.extend(failed)
+    if failed:
+        dataset = dataset.filter(lambda e: e is None, input_columns=_ERROR)
+    dataset = dataset.remove_columns(_ERROR)
+    if label_set is not None:
+        dataset = apply_label_set(dataset, label_set)
+        if len(dataset) == 0:
+            raise PrepareError(f"label set {label_set.name!r} keeps none of the {len(rows)} clips")
+
+    parts = _split_by_corpus(dataset, names)
+    result = Prepared(dataset=dataset, skipped=skipped, corpora=names)
+    if by_config:
+        result.dataset = datasets.DatasetDict(parts)
+
+    if out is not None or push_to_hub:
+        with tempfile.TemporaryDirectory(prefix="hub_emo_prepare_") as scratch:
+            target = Path(out) if out is not None else Path(scratch, "dataset")
+            write(parts, modules, skipped, target, label_set=label_set,
+                  overwrite=overwrite, max_shard_bytes=max_shard_bytes,
+                  roots={n: (root[n] if isinstance(root, Mapping) else root) for n in names})
+            if out is not None:
+                result.out = target.resolve()
+            if push_to_hub:
+                result.url = push(target, push_to_hub, private=private)
+    return result
+
+
+# -- collect ---------------------------------------------------------------------------
+
+
+def _options_for(module, common: Mapping[str, Any], own: Mapping[str, Any]) -> dict:
+    """The common options ``records`` accepts, plus this corpus's own (unknown ones fail)."""
+    params = inspect.signature(module.records).parameters
+    accepted = {k: v for k, v in common.items() if k in params}
+    unknown = [k for k in own if k not in params]
+    if unknown:
+        raise PrepareError(
+            f"{module.NAME}: unknown option(s) {unknown}; records() takes {list(params)[1:]}"
+        )
+    return {**accepted, **own}
+
+
+def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict], list[Skipped]]:
+    """Records of one corpus, sorted by id, with duplicates and bad labels turned into skips."""
+    import dataset_scripts
+
+    if not root.is_dir():
+        raise PrepareError(f"{root}: corpus root of {module.NAME} is not a folder")
+    render = getattr(module, "to_audio", None) is not None
+    by_id: dict[str, dict] = {}
+    skipped: list[Skipped] = []
+    for item in module.records(root, **options):
+        if isinstance(item, dataset_scripts.Skip):
+            skipped.append(Skipped(module.NAME, item.file, item.reason))
+            continue
+        path = Path(item["audio"])
+        if item["label"] not in EMOTIONS:
+            skipped.append(Skipped(module.NAME, str(path), f"label {item['label']!r} is not canonical"))
+        elif item["id"] in by_id:
+            first = by_id[item["id"]]["file"]
+            skipped.append(Skipped(module.NAME, str(path), f"duplicate id {item['id']!r} (also {first})"))
+        else:
+            try:
+                stat = path.stat()
+                stamp = [stat.st_size, stat.st_mtime_ns]
+            except OSError as error:
+                skipped.append(Skipped(module.NAME, str(path), f"unreadable: {error.strerror}"))
+                continue
+            try:
+                name = path.relative_to(root).as_posix()
+            except ValueError:
+                name = path.name
+            by_id[item["id"]] = {
+                **{k: item.get(k) for k in _FIELDS},
+                "corpus": module.NAME,
+                "domain": module.DOMAIN,
+                "file": str(path),
+                "name": name,
+                "render": render and path.suffix.lower() not in dataset_scripts.AUDIO_EXTENSIONS,
+                "stamp": stamp,  # part of the cache fingerprint: an edited file is re-read
+            }
+    return [by_id[k] for k in sorted(by_id)], skipped
+
+
+# -- decode ----------------------------------------------------------------------------
+
+
+def _encode(rows: list[dict]):
+    """Rows in the schema, audio validated and embedded; a failure fills ``_error`` instead."""
+    for row in rows:
+        example = {k: row[k] for k in _FIELDS}
+        example["audio"], example[_ERROR] = None, None
+        try:
+            example["audio"] = _audio_bytes(row)
+        except audio_io.AudioError as error:
+            example[_ERROR] = error.problem
+        except Exception as error:  # noqa: BLE001 - a renderer's or reader's failure is a skip
+            example[_ERROR] = f"cannot read: {type(error).__name__}: {error}"
+        yield example
+
+
+def _audio_bytes(row: dict) -> dict:
+    """The clip's original bytes after a full decode and check (rendered audio as FLAC)."""
+    import soundfile as sf
+
+    path = row["file"]
+    if row["render"]:
+        import dataset_scripts
+
+        wave, rate = dataset_scripts.load(row["corpus"]).to_audio(path)
+        wave = audio_io.prepare(wave, rate, None, path)
+        buffer = io.BytesIO()
+        sf.write(buffer, wave, rate, format="FLAC")
+        return {"bytes": buffer.getvalue(), "path": str(Path(row["name"]).with_suffix(".flac"))}
+    audio_io.load(path)
+    return {"bytes": Path(path).read_bytes(), "path": row["name"]}
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _strict_message(skipped: Sequence[Skipped]) -> str:
+    more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+    return f"strict: {skipped[0]}{more}"
+
+
+def _nothing_message(names: Sequence[str], skipped: Sequence[Skipped]) -> str:
+    message = f"no clips found for {', '.join(names)}"
+    if skipped:
+        message += f"; all {len(skipped)} candidates were skipped, first: {skipped[0]}"
+    return message
+
+
+def write_skip_report(skipped: Iterable[Skipped], path: Path, roots: Mapping[str, Any]) -> None:
+    """A TSV of (corpus, file, reason); files are shown relative to their corpus root."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(["corpus", "file", "reason"])
+        for skip in skipped:
+            writer.writerow([skip.corpus, _relative(skip.file, roots.get(skip.corpus)), skip.reason])
+
+
+def read_skip_report(path: str | os.PathLike) -> list[Skipped]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        next(reader)
+        return [Skipped(*row) for row in reader]
+
+
+def _relative(file: str, root) -> str:
+    if root is None:
+        return file
+    try:
+        return Path(file).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return file
+
+
+# -- write -----------------------------------------------------------------------------
+
+
+def _split_by_corpus(dataset, names: Sequence[str]) -> dict:
+    """One dataset per corpus (rows are grouped by corpus, so these are contiguous selects)."""
+    corpus = dataset["corpus"]
+    parts = {}
+    start = 0
+    for name in names:
+        end = start
+        while end < len(corpus) and corpus[end] == name:
+            end += 1
+        parts[name] = dataset.select(range(start, end))
+        start = end
+    return parts
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise PrepareError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise PrepareError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite)")
+
+
+def write(
+    parts: Mapping[str, Any],
+    modules: Mapping[str, Any],
+    skipped: Sequence[Skipped],
+    out: str | os.PathLike,
+    *,
+    label_set: LabelSet | None = None,
+    overwrite: bool = False,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    roots: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``data/<corpus>/train-*.parquet``, the skip report and README.md, atomically.
+
+    Everything goes to a temporary folder beside ``out`` that replaces it at the end, so
+    a failure leaves either the old folder or nothing, never half a dataset.
+    """
+    out = Path(out).resolve()
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old = None
+    try:
+        files: dict[str, list[str]] = {}
+        for name, part in parts.items():
+            if len(part) == 0:
+                continue
+            shards = max(1, math.ceil(part.data.nbytes / max_shard_bytes))
+            folder = tmp / "data" / name
+            folder.mkdir(parents=True)
+            for i in range(shards):
+                shard = part.shard(shards, i, contiguous=True)
+                shard.to_parquet(str(folder / f"train-{i:05d}-of-{shards:05d}.parquet"))
+            files[name] = [f"data/{name}/*.parquet"]
+        write_skip_report(skipped, tmp / SKIP_REPORT, roots or {})
+        card = dataset_card(parts, modules, skipped, label_set=label_set)
+        card.save(tmp / "README.md")
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _configs(parts: Mapping[str, Any], modules: Mapping[str, Any]) -> list[dict]:
+    """``configs:`` of the card: all (default), one per corpus, one per domain present."""
+    present = [n for n, p in parts.items() if len(p)]
+    configs = [
+        {
+            "config_name": "all",
+            "default": True,
+            "data_files": [{"split": "train", "path": [f"data/{n}/*.parquet" for n in present]}],
+        }
+    ]
+    for name in present:
+        configs.append(
+            {"config_name": name, "data_files": [{"split": "train", "path": f"data/{name}/*.parquet"}]}
+        )
+    for domain in DOMAINS:
+        members = [n for n in present if modules[n].DOMAIN == domain]
+        if members:
+            configs.append(
+                {
+                    "config_name": domain,
+                    "data_files": [{"split": "train", "path": [f"data/{n}/*.parquet" for n in members]}],
+                }
+            )
+    return configs
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "n>1M"
+
+
+def dataset_card(parts: Mapping[str, Any], modules: Mapping[str, Any], skipped: Sequence[Skipped], *,
+                 label_set: LabelSet | None = None):
+    """The README.md of a prepared dataset, from ``model_cards/dataset_card.md``."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from model_cards import template_path
+
+    present = {n: p for n, p in parts.items() if len(p)}
+    any_part = next(iter(present.values()))
+    label_names = any_part.features["label"].names
+    counts = {}
+    for name, part in present.items():
+        labels = Counter(part["label"])
+        counts[name] = [labels.get(i, 0) for i in range(len(label_names))]
+    skips = Counter(s.corpus for s in skipped)
+    total = sum(len(p) for p in present.values())
+    domains = sorted({modules[n].DOMAIN for n in present})
+    data = DatasetCardData(
+        pretty_name="hub_emo emotion corpora: " + ", ".join(present),
+        license="other",
+        task_categories=["audio-classification"],
+        tags=["emotion-recognition", *domains, "hub_emo"],
+        size_categories=[_size_category(total)],
+        configs=_configs(present, modules),
+    )
+    corpora = [
+        {
+            "name": name,
+            "domain": modules[name].DOMAIN,
+            "clips": len(part),
+            "skipped": skips.get(name, 0),
+            "homepage": modules[name].HOMEPAGE,
+            "license": modules[name].LICENSE,
+            "citation": modules[name].CITATION,
+            "label_map": modules[name].LABEL_MAP,
+            "dropped": modules[name].DROPPED,
+            "counts": counts[name],
+        }
+        for name, part in present.items()
+    ]
+    return DatasetCard.from_template(
+        data,
+        template_path=str(template_path("dataset_card.md")),
+        corpora=corpora,
+        label_names=label_names,
+        label_set=label_set,
+        total=total,
+        skipped=len(skipped),
+        skip_report=SKIP_REPORT,
+        domains=domains,
+    )
+
+
+# -- push ------------------------------------------------------------------------------
+
+
+def push(folder: str | os.PathLike, repo_id: str, *, private: bool = False) -> str:
+    """Upload a prepared folder to a dataset repo on ``HF_ENDPOINT``; returns the repo URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=str(folder),
+        commit_message="hub-emo prepare",
+    )
+    return str(url)

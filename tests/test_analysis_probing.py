@@ -1,0 +1,105 @@
+"""Layerwise probing: the planted layer is found; the whole run, its report and its CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hub_emo.analysis.probing import probe_scores, summarise
+from test_analysis_data import make_backbone_folder, make_dataset
+
+
+def _planted(layer=2, layers=4, clips=120, dims=12, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, clips)
+    domains = np.where(np.arange(clips) % 2 == 0, "speech", "music")
+    folds = np.array([str((i // 2) % 3) for i in range(clips)])
+    features = rng.normal(size=(layers, clips, dims))
+    features[layer, :, :classes] += 6.0 * np.eye(classes)[labels]
+    return features, labels, domains, folds
+
+
+@pytest.mark.parametrize("probe", ["mlp", "logistic"])
+def test_probing_finds_the_planted_layer(probe):
+    features, labels, domains, folds = _planted(layer=2)
+    rows = probe_scores(features, labels, domains, folds, num_classes=3, layer_ids=[0, 3, 6, 9],
+                        probe=probe, epochs=30, model="synthetic")
+    _, best = summarise(rows)
+    assert {(b["train_domain"], b["domain"]) for b in best} == {
+        ("speech", "speech"), ("music", "music"), ("speech", "music"), ("music", "speech")}
+    for entry in best:
+        assert entry["layer"] == 6  # position 2 of layer_ids
+        assert entry["UA"] > 0.9
+    chance = [r["UA"] for r in rows if r["layer"] == 0]
+    assert np.mean(chance) < 0.6
+    assert {r["fold"] for r in rows} == {"0", "1", "2"}
+    assert all(r["n_train"] + r["n_test"] == 60 for r in rows if r["train_domain"] == r["domain"])
+
+
+def test_probing_is_deterministic_and_reports_skips():
+    features, labels, domains, folds = _planted()
+    first = probe_scores(features, labels, domains, folds, num_classes=3, epochs=5, seed=3)
+    again = probe_scores(features, labels, domains, folds, num_classes=3, epochs=5, seed=3)
+    assert first == again
+    problems = []
+    one_fold = np.where(domains == "music", "0", folds)
+    rows = probe_scores(features, labels, domains, one_fold, num_classes=3, epochs=2, problems=problems)
+    assert not any(r["train_domain"] == r["domain"] == "music" for r in rows)
+    assert any("'music' has 1 fold(s)" in p for p in problems)
+    with pytest.raises(ValueError, match="unknown probe"):
+        probe_scores(features, labels, domains, folds, num_classes=3, probe="svm")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe")
+    dataset = make_dataset(root / "wavs", folds=("1", "2", "3"), per_cell=2)
+    return root, dataset, make_backbone_folder(root / "w2v"), make_backbone_folder(root / "hubert", "hubert", seed=1)
+
+
+def test_run_probing_report_and_cached_second_run(corpus, tmp_path):
+    from hub_emo.analysis import load_backbone, run_probing
+
+    _, dataset, w2v, hubert = corpus
+    backbone = load_backbone(str(w2v), name="w2v")
+    calls = []
+    backbone.model.register_forward_hook(lambda *_: calls.append(1))
+    models = {"w2v": backbone, "hubert": str(hubert)}
+    result = run_probing(models, dataset, "4class", tmp_path / "a", epochs=3, progress=False)
+    assert len(calls) == len(dataset)  # one forward per clip for all three layers
+    assert {r["layer"] for r in result.rows} == {0, 1, 2}
+    assert {r["model"] for r in result.rows} == {"w2v", "hubert"}
+    assert len(result.best) == 2 * 4  # 2 models × (2 within + 2 cross-domain)
+    columns = json.loads(result.json.read_text())[0].keys()
+    assert {"model", "domain", "layer", "fold", "WA", "UA", "macro_F1"} <= set(columns)
+    assert result.csv.read_text().startswith("model,probe,train_domain,domain,layer,fold")
+    text = result.report.read_text()
+    assert "![UA per layer](probing_layers.png)" in text and "Best layer" in text
+    assert (tmp_path / "a" / "probing_layers.png").stat().st_size > 1000
+    assert (tmp_path / "a" / "probing_cross_domain.png").stat().st_size > 1000
+    # other probe settings and another label set: features come from the cache
+    again = run_probing({"w2v": backbone}, dataset, ["happy", "sad"], tmp_path / "b",
+                        probe="logistic", layers=[-1], progress=False)
+    assert len(calls) == len(dataset)
+    assert {r["layer"] for r in again.rows} == {2}
+
+
+def test_cli_probe_and_fad(corpus, tmp_path, capsys):
+    from hub_emo.cli import main
+
+    root, dataset, w2v, _ = corpus
+    folder = root / "prepared"
+    if not folder.exists():
+        dataset.save_to_disk(str(folder))
+    code = main(["probe", "-m", f"tiny={w2v}", "-d", str(folder), "--label-set", "happy,sad,angry",
+                 "--epochs", "2", "--out", str(tmp_path / "p"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "best layer" in out and (tmp_path / "p" / "report.md").is_file()
+    code = main(["fad", "-m", f"tiny={w2v}", "-d", str(folder), "--label-set", "happy,sad,angry",
+                 "--bootstrap", "5", "--out", str(tmp_path / "f"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "most alike" in out and (tmp_path / "f" / "report.md").is_file()
+    code = main(["probe", "-m", str(w2v), "-d", str(tmp_path / "nowhere"), "--quiet"])
+    assert code == 2 and "nowhere" in capsys.readouterr().err

@@ -337,6 +337,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self._create_repo()
         if seg == ["repos", "delete"] and method == "DELETE":
             return self._delete_repo()
+        if seg == ["validate-yaml"] and method == "POST":
+            return self._validate_yaml()
         if len(seg) >= 3 and seg[0] in _TYPE_BY_PLURAL:
             repo_type = _TYPE_BY_PLURAL[seg[0]]
             repo_id = f"{unquote(seg[1])}/{unquote(seg[2])}"
@@ -380,6 +382,16 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 "auth": {"type": "access_token", "accessToken": {"displayName": "hub_emo", "role": "write"}},
             }
         )
+
+    def _validate_yaml(self):
+        """Check a card's metadata block as the Hub does before ``ModelCard.push_to_hub``."""
+        body = self._json_body()
+        content, repo_type = body.get("content"), body.get("repoType") or "model"
+        validate_repo_type(repo_type)
+        if not isinstance(content, str):
+            raise HubError(400, "Expected 'content' as a string")
+        errors = card_metadata_errors(content)
+        self._json({"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200)
 
     def _repo_url(self, repo_type: str, repo_id: str) -> str:
         return f"{self._base}/{_URL_PREFIX[repo_type]}{repo_id}"
@@ -736,6 +748,45 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return
         with open(storage.blob_path(entry.sha256), "rb") as f:
             self.connection.sendfile(f, start, length)
+
+
+def card_metadata_errors(content: str) -> list[str]:
+    """Problems in a card's YAML metadata block (none when the card has no block).
+
+    The block must be closed and be a mapping; the fields the Hub indexes must have the
+    right shapes. PyYAML parses it when installed (a hub_emo dependency); the server
+    itself needs only the standard library, and then checks the delimiters alone.
+    """
+    text = content.lstrip("\ufeff")
+    if not text.startswith("---"):
+        return []
+    end = text.find("\n---", 3)
+    if end < 0:
+        return ["The card's metadata block (started by '---') is never closed"]
+    try:
+        import yaml
+    except ImportError:
+        return []
+    try:
+        data = yaml.safe_load(text[3:end])
+    except yaml.YAMLError as error:
+        return [f"The card's metadata is not valid YAML: {str(error)[:300]}"]
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return ["The card's metadata must be a mapping"]
+    errors = []
+    for key in ("tags", "datasets", "metrics", "base_model", "license", "language"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            errors.append(f"'{key}' must be a string or a list of strings")
+    for key in ("pipeline_tag", "library_name"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            errors.append(f"'{key}' must be a string")
+    index = data.get("model-index")
+    if index is not None and not (isinstance(index, list) and all(isinstance(m, dict) and "name" in m for m in index)):
+        errors.append("'model-index' must be a list of entries with a 'name'")
+    return errors
 
 
 def _parse_range(header: str | None, size: int):

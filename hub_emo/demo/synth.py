@@ -207,8 +207,8 @@ def resolve_actors(actors: int | Iterable[int]) -> tuple[int, ...]:
             raise ValueError(f"actors must be between 1 and 24, got {actors}")
         return tuple(sorted(ACTOR_ORDER[:actors]))
     ids = tuple(sorted({int(a) for a in actors}))
-    if not ids or ids[0] < 1 or ids[-1] > 99:
-        raise ValueError(f"actor ids must be in 1..99, got {list(actors)}")
+    if not ids or ids[0] < 1 or ids[-1] > 24:
+        raise ValueError(f"actor ids must be in 1..24 (RAVDESS's), got {list(actors)}")
     return ids
 
 
@@ -537,7 +537,7 @@ def build_corpus(
     if unknown or not emotions:
         raise ValueError(f"emotions must be among {SPEECH_EMOTIONS}, got {list(emotions)}")
     bad = [s for s in statements if s not in STATEMENTS] + [d for d in domains if d not in ("speech", "music")]
-    if bad or repetitions < 1 or sample_rate < 8000:
+    if bad or repetitions not in (1, 2) or sample_rate < 8000:  # RAVDESS has 2 repetitions
         raise ValueError(f"invalid corpus parameters: {bad or (repetitions, sample_rate)}")
     parameters = {
         "seed": int(seed), "actors": list(actor_ids), "emotions": list(emotions),

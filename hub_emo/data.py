@@ -140,6 +140,9 @@ def prepare_with_report(
     if duplicates:
         raise PrepareError(f"corpus named twice: {', '.join(duplicates)}")
     modules = {name: dataset_scripts.load(name) for name in names}
+    strays = sorted(set(corpus_options or {}) - set(names))
+    if strays:
+        raise PrepareError(f"options given for corpora not being prepared: {', '.join(strays)}")
     if out is not None:
         _check_target(Path(out), overwrite)
     label_set = get_label_set(label_set) if label_set is not None else None

@@ -333,7 +333,7 @@ def _relative(file: str, root) -> str:
     if root is None:
         return file
     try:
-        return Path(file).resolve().relative_to(Path(root).resolve()).as_posix()
+        return Path(os.path.abspath(file)).relative_to(os.path.abspath(root)).as_posix()
     except ValueError:
         return file
 

@@ -1,0 +1,191 @@
+"""`TrainArguments`: every knob of a `hub-emo train` run, in one dataclass.
+
+`transformers.HfArgumentParser` reads it, so a YAML/JSON file and command-line flags
+configure the same run (flags override the file). Options left ``None`` take the
+strategy's default (see `hub_emo.training.strategies`). A two-stage cross-domain run is
+the same dataclass with the ``source_*`` options set: stage 1 trains on the source
+domain, stage 2 (the target, described by the plain options) starts from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+CROPS = ("random", "start", "center")
+
+
+@dataclass
+class TrainArguments:
+    # ------------------------------------------------------------------ data
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "Prepared dataset: a local folder or a Hub repo id (or pass a Dataset in Python)."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Dataset config (subset) name."})
+    label_set: str = field(default="ravdess6", metadata={"help": "Named label set (hub_emo.schema.LABEL_SETS)."})
+    drop_unlisted_labels: bool = field(
+        default=False,
+        metadata={"help": "Drop rows whose emotion the label set lacks, instead of refusing the data "
+                          "(e.g. RAVDESS speech's disgust/surprised under ravdess6)."},
+    )
+    domain: str | None = field(
+        default=None, metadata={"help": "Keep only this domain (speech or music); the target domain of a two-stage run."}
+    )
+    folds: str = field(
+        default="all",
+        metadata={"help": "'all' (cross-validation over the dataset's folds), a comma list of test folds, "
+                          "or 'none' to use the dataset's train/validation/test splits."},
+    )
+    validation_fraction: float = field(
+        default=0.15,
+        metadata={"help": "Share of the training speakers held out (speaker-disjoint) for early stopping and "
+                          "best-checkpoint selection; 0 trains on all and keeps the last checkpoint."},
+    )
+    max_seconds: float = field(default=6.0, metadata={"help": "Training clips are cropped to this length."})
+    eval_max_seconds: float | None = field(
+        default=None, metadata={"help": "Evaluation clips are center-cropped to this length (default: max_seconds)."}
+    )
+    crop: str = field(default="random", metadata={"help": f"Training crop: one of {CROPS}."})
+    # ------------------------------------------------------------------ model
+    backbone: str | None = field(default=None, metadata={"help": "SSL backbone: a local folder or a Hub id."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a remote-code backbone (MERT)."})
+    strategy: str = field(
+        default="weighted_sum", metadata={"help": "baseline | weighted_sum | lora | bottleneck | full."}
+    )
+    pooling: str | None = field(default=None, metadata={"help": "mean | attentive_stats (default mean)."})
+    head_hidden_sizes: list[int] | None = field(default=None, metadata={"help": "MLP head sizes (default 128 16)."})
+    head_dropout: float | None = field(default=None, metadata={"help": "Head dropout (default 0.1)."})
+    lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default 16)."})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default 32)."})
+    lora_target_modules: list[str] | None = field(default=None, metadata={"help": "LoRA targets (default q_proj v_proj)."})
+    bottleneck_reduction: int | None = field(default=None, metadata={"help": "Bottleneck width = hidden // this (16)."})
+    class_weighted_loss: bool = field(
+        default=False, metadata={"help": "Weight the cross-entropy by inverse class frequency of the training split."}
+    )
+    # ------------------------------------------------------------------ stage 1 (two-stage transfer)
+    source_domain: str | None = field(
+        default=None, metadata={"help": "Stage-1 domain (e.g. music for SER); setting it makes the run two-stage."}
+    )
+    source_dataset: str | None = field(default=None, metadata={"help": "Stage-1 dataset (default: dataset)."})
+    source_dataset_config: str | None = field(default=None, metadata={"help": "Stage-1 dataset config."})
+    source_label_set: str | None = field(default=None, metadata={"help": "Stage-1 label set (default: label_set)."})
+    source_strategy: str | None = field(default=None, metadata={"help": "Stage-1 strategy (default: strategy)."})
+    source_learning_rate: float | None = field(default=None, metadata={"help": "Stage-1 learning rate."})
+    source_epochs: float | None = field(default=None, metadata={"help": "Stage-1 epochs."})
+    cross_domain: bool = field(
+        default=True,
+        metadata={"help": "Refuse a two-stage run whose stage-1 and stage-2 data share a domain."},
+    )
+    # ------------------------------------------------------------------ optimisation
+    output_dir: str = field(default="hub_emo_runs/train", metadata={"help": "Where checkpoints and results go."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Default: the strategy's."})
+    num_train_epochs: float | None = field(default=None, metadata={"help": "Default: the strategy's (30)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many steps per stage (overrides epochs)."})
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of the steps."})
+    weight_decay: float = 0.0
+    early_stopping_patience: int = field(
+        default=5, metadata={"help": "Evaluations without improvement before stopping; 0 disables."}
+    )
+    metric_for_best_model: str = field(
+        default="balanced_accuracy", metadata={"help": "accuracy | balanced_accuracy | macro_f1."}
+    )
+    eval_steps: int | None = field(
+        default=None, metadata={"help": "Evaluate and checkpoint every N steps (default: every epoch)."}
+    )
+    seed: int = 42
+    logging_steps: int = 10
+    save_total_limit: int = 2
+    dataloader_num_workers: int = 0
+    report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | trackio | none."})
+    use_cpu: bool = False
+    resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in output_dir."})
+    push_to_hub: str | None = field(default=None, metadata={"help": "Repo id to push the best model to."})
+    hub_private: bool = False
+
+    def __post_init__(self):
+        from .strategies import get_strategy
+
+        get_strategy(self.strategy)
+        if self.source_strategy is not None:
+            get_strategy(self.source_strategy)
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        for name in ("max_seconds", "eval_max_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.metric_for_best_model not in ("accuracy", "balanced_accuracy", "macro_f1"):
+            raise ValueError(f"metric_for_best_model {self.metric_for_best_model!r} is not a metric this trainer logs")
+
+    @property
+    def two_stage(self) -> bool:
+        return self.source_domain is not None or self.source_dataset is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON mapping of `TrainArguments` fields, with a clear error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except Exception as error:  # noqa: BLE001 - name the file
+        raise ValueError(f"{path}: cannot parse config ({error})") from error
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config must be a mapping of option: value")
+    known = {f.name for f in dataclasses.fields(TrainArguments)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown options {unknown}")
+    return values
+
+
+def parser():
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser(TrainArguments)
+
+
+def parse(config_file: str | Path | None = None, argv: Sequence[str] | None = None, **overrides) -> TrainArguments:
+    """Build `TrainArguments` from a config file, then flags (``argv``), then keyword overrides."""
+    values: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    if argv:
+        flags = cli_values(argv)
+        values.update(flags)
+    values.update(overrides)
+    (args,) = parser().parse_dict(values, allow_extra_keys=False)
+    return args
+
+
+def cli_values(argv: Sequence[str]) -> dict[str, Any]:
+    """Only the options the command line actually gives (so they override a file, nothing else)."""
+    import argparse
+
+    p = parser()
+    for action in p._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+    namespace, rest = p.parse_known_args(list(argv))
+    if rest:
+        raise ValueError(f"unknown options: {' '.join(rest)}")
+    return vars(namespace)

@@ -1,0 +1,238 @@
+"""From a prepared dataset to batches: load, select, split by fold, decode, crop, pad.
+
+Everything here runs before training starts, so bad input (labels outside the label set,
+an empty split, a fold that does not exist) stops the run at once with a message naming
+the dataset and the problem.
+
+Batches: audio decodes through ``datasets.Audio(sampling_rate=<feature extractor rate>)``
+(which resamples), is downmixed by `hub_emo.audio.to_mono`, cropped to a stated maximum
+length, then normalised and padded by the backbone's feature extractor. The attention
+mask is always built: pooling needs it to ignore padded frames, and the model itself
+withholds it from backbones pretrained without masks (``feat_extract_norm="group"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hub_emo import audio, schema
+
+COLUMNS = ("id", "audio", "label")
+
+
+def load_prepared(source, config: str | None = None):
+    """A prepared dataset (Dataset or DatasetDict) from a folder, a Hub repo id, or as given."""
+    import datasets
+
+    if isinstance(source, (datasets.Dataset, datasets.DatasetDict)):
+        loaded, name = source, "<dataset>"
+    else:
+        name = str(source)
+        path = Path(name)
+        try:
+            if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+                loaded = datasets.load_from_disk(name)
+            else:
+                loaded = datasets.load_dataset(name, config)
+        except Exception as error:  # noqa: BLE001 - one message naming the source
+            raise ValueError(f"{name}: cannot load a prepared dataset ({error})") from error
+    parts = loaded.values() if isinstance(loaded, datasets.DatasetDict) else [loaded]
+    for part in parts:
+        missing = [c for c in schema.features() if c not in part.column_names]
+        if missing:
+            raise ValueError(f"{name}: not a prepared hub_emo dataset; missing columns {missing}")
+    return loaded
+
+
+def _flatten(dataset):
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.concatenate_datasets(list(dataset.values()))
+    return dataset
+
+
+def select(dataset, label_set, *, domain: str | None = None, drop_unlisted: bool = False, name: str = "dataset"):
+    """Keep one domain and relabel into a label set; refuse labels the set lacks unless told to drop them."""
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        return datasets.DatasetDict(
+            {k: select(v, label_set, domain=domain, drop_unlisted=drop_unlisted, name=f"{name}[{k}]")
+             for k, v in dataset.items()}
+        )
+    ls = schema.get_label_set(label_set)
+    if domain is not None:
+        if domain not in schema.DOMAINS:
+            raise ValueError(f"unknown domain {domain!r}; use one of {schema.DOMAINS}")
+        wanted = dataset.features["domain"].str2int(domain)
+        dataset = dataset.filter(lambda d: d == wanted, input_columns="domain")
+    names = dataset.features["label"].names
+    counts = np.bincount(np.asarray(dataset["label"], dtype=np.int64), minlength=len(names))
+    unlisted = {names[i]: int(c) for i, c in enumerate(counts) if c and ls.map(names[i]) is None}
+    if unlisted and not drop_unlisted:
+        raise ValueError(
+            f"{name}: labels {unlisted} (emotion: rows) are not in label set {ls.name!r} "
+            f"{list(ls.classes)}; choose another label set or set drop_unlisted_labels"
+        )
+    selected = schema.apply_label_set(dataset, ls)
+    if len(selected) == 0:
+        where = f" in domain {domain!r}" if domain else ""
+        raise ValueError(f"{name}: no rows{where} with a label of {ls.name!r}")
+    return selected
+
+
+def domains_of(dataset) -> set[str]:
+    dataset = _flatten(dataset)
+    names = dataset.features["domain"].names
+    return {names[i] for i in set(dataset["domain"])}
+
+
+@dataclass
+class Split:
+    """One fold's train / validation / test datasets (validation may be None)."""
+
+    name: str
+    train: Any
+    validation: Any
+    test: Any
+
+
+def _holdout_speakers(train, fraction: float, seed: int, name: str):
+    """Split off a speaker-disjoint validation set (at least one speaker), reproducibly."""
+    if fraction <= 0:
+        return train, None
+    speakers = sorted(set(train["speaker"]))
+    if len(speakers) < 2:
+        raise ValueError(f"{name}: a speaker-disjoint validation split needs 2+ training speakers, "
+                         f"found {speakers}; set validation_fraction 0")
+    order = sorted(speakers, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    held = set(order[: max(1, round(fraction * len(speakers)))])
+    column = train["speaker"]
+    val_rows = [i for i, s in enumerate(column) if s in held]
+    train_rows = [i for i, s in enumerate(column) if s not in held]
+    return train.select(train_rows), train.select(val_rows)
+
+
+def fold_names(dataset) -> list[str]:
+    """The dataset's folds, in numeric order where they are numbers (never '10' before '2')."""
+    found = {str(f) for f in _flatten(dataset)["fold"] if f not in (None, "")}
+    return sorted(found, key=lambda f: (0, int(f), "") if f.isdigit() else (1, 0, f))
+
+
+def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str = "dataset") -> list[Split]:
+    """Train/validation/test per test fold ('all' or a comma list), or the dataset's own splits ('none')."""
+    import datasets
+
+    if folds.strip().lower() == "none":
+        if not isinstance(dataset, datasets.DatasetDict) or "train" not in dataset:
+            raise ValueError(f"{name}: folds 'none' needs a dataset with a 'train' split (and 'test')")
+        if "test" not in dataset:
+            raise ValueError(f"{name}: folds 'none' needs a 'test' split; found {list(dataset)}")
+        validation = dataset.get("validation")
+        train = dataset["train"]
+        if validation is None:
+            train, validation = _holdout_speakers(train, validation_fraction, seed, name)
+        result = [Split("none", train, validation, dataset["test"])]
+    else:
+        flat = _flatten(dataset)
+        available = fold_names(flat)
+        if not available:
+            raise ValueError(f"{name}: rows have no fold; use folds 'none' with train/test splits")
+        wanted = available if folds.strip().lower() == "all" else [f.strip() for f in folds.split(",") if f.strip()]
+        missing = [f for f in wanted if f not in available]
+        if missing:
+            raise ValueError(f"{name}: fold(s) {missing} do not exist; folds are {available}")
+        column = [str(f) for f in flat["fold"]]
+        result = []
+        for fold in wanted:
+            test = flat.select([i for i, f in enumerate(column) if f == fold])
+            train = flat.select([i for i, f in enumerate(column) if f != fold])
+            train, validation = _holdout_speakers(train, validation_fraction, seed, f"{name} fold {fold}")
+            result.append(Split(fold, train, validation, test))
+    for split in result:
+        for part in ("train", "validation", "test"):
+            data = getattr(split, part)
+            if data is not None and len(data) == 0:
+                raise ValueError(f"{name}: fold {split.name!r} has an empty {part} split")
+    return result
+
+
+def rows_for_training(dataset, sampling_rate: int):
+    """Only what a batch needs, decoded at the backbone's rate."""
+    import datasets
+
+    return dataset.select_columns(list(COLUMNS)).cast_column("audio", datasets.Audio(sampling_rate=sampling_rate))
+
+
+def class_weights(dataset, num_labels: int) -> list[float]:
+    """Inverse-frequency weights n / (C · n_c) (scikit-learn's 'balanced'); absent classes get 0."""
+    counts = np.bincount(np.asarray(dataset["label"], dtype=np.int64), minlength=num_labels).astype(float)
+    present = counts > 0
+    weights = np.zeros(num_labels)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.tolist()
+
+
+def feature_extractor_for(backbone: str, backbone_config=None, trust_remote_code: bool = False):
+    """The backbone's own feature extractor, or wav2vec2's defaults when it ships none."""
+    from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor
+
+    try:
+        return AutoFeatureExtractor.from_pretrained(backbone, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 - a bare encoder checkpoint has no preprocessor_config.json
+        layer_norm = getattr(backbone_config, "feat_extract_norm", "layer") == "layer"
+        return Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=layer_norm,
+            return_attention_mask=layer_norm,
+        )
+
+
+class AudioCollator:
+    """Decode, crop and pad a batch of rows into model inputs.
+
+    Training crops are random windows whose offset is a hash of (seed, epoch, clip id):
+    reproducible after ``--resume`` without saving any state. Evaluation crops are centred.
+    """
+
+    def __init__(self, feature_extractor, max_seconds: float | None, crop: str = "center", seed: int = 0):
+        self.feature_extractor = feature_extractor
+        self.rate = int(feature_extractor.sampling_rate)
+        self.max_samples = None if max_seconds is None else int(round(max_seconds * self.rate))
+        self.crop = crop
+        self.seed = seed
+        self.epoch = 0
+
+    def _crop(self, wave: np.ndarray, clip_id: str) -> np.ndarray:
+        if self.max_samples is None or len(wave) <= self.max_samples:
+            return wave
+        spare = len(wave) - self.max_samples
+        if self.crop == "start":
+            start = 0
+        elif self.crop == "center":
+            start = spare // 2
+        else:
+            digest = hashlib.sha256(f"{self.seed}:{self.epoch}:{clip_id}".encode()).digest()
+            start = int.from_bytes(digest[:8], "little") % (spare + 1)
+        return wave[start : start + self.max_samples]
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        waves = []
+        for row in rows:
+            samples = row["audio"].get_all_samples()
+            if int(samples.sample_rate) != self.rate:
+                raise ValueError(f"clip {row['id']!r} decoded at {samples.sample_rate} Hz, expected {self.rate}")
+            wave = audio.to_mono(samples.data.numpy(), channels_last=False).astype(np.float32, copy=False)
+            waves.append(self._crop(wave, row["id"]))
+        batch = self.feature_extractor(
+            waves, sampling_rate=self.rate, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
+        batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
+        return dict(batch)

@@ -1,0 +1,98 @@
+"""hub_emo's evaluation metrics as an `evaluate` module, loaded by local path (offline).
+
+``evaluate.load("<path to this file>")`` (classification, the default config) returns
+accuracy (WA), balanced accuracy (UA: mean recall over the classes present in the
+references), macro-F1 and per-class F1 (over ``labels``, default: the classes present in
+references or predictions, as scikit-learn does) and the confusion matrix.
+``evaluate.load(path, "regression")`` returns the concordance correlation coefficient
+(CCC), Pearson's r and the MSE for valence/arousal predictions.
+
+`evaluate` copies this file into its cache, so it imports only installed packages.
+"""
+
+from __future__ import annotations
+
+import datasets
+import evaluate
+import numpy as np
+
+_DESCRIPTION = __doc__
+_CITATION = ""
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions: predicted class ids (classification) or values (regression).
+    references: true class ids or values.
+    labels (list[int], optional): the classes to report (classification); default: those seen.
+Returns:
+    classification: accuracy, balanced_accuracy, macro_f1, per_class_f1 (list, in `labels`
+    order), labels, confusion_matrix (rows = reference, columns = prediction).
+    regression: ccc, pearson, mse.
+"""
+
+
+def confusion(references: np.ndarray, predictions: np.ndarray, labels: list[int]) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for r, p in zip(references.tolist(), predictions.tolist()):
+        if r in index and p in index:
+            matrix[index[r], index[p]] += 1
+    return matrix
+
+
+def classification(predictions, references, labels=None) -> dict:
+    predictions = np.asarray(predictions, dtype=np.int64)
+    references = np.asarray(references, dtype=np.int64)
+    if predictions.shape != references.shape or predictions.size == 0:
+        raise ValueError(f"need equal, non-empty predictions and references, got {predictions.shape} and {references.shape}")
+    if labels is None:
+        labels = sorted(set(references.tolist()) | set(predictions.tolist()))
+    labels = [int(x) for x in labels]
+    matrix = confusion(references, predictions, labels)
+    true = matrix.sum(axis=1).astype(float)
+    predicted = matrix.sum(axis=0).astype(float)
+    hits = np.diag(matrix).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(true > 0, hits / true, 0.0)
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {
+        "accuracy": float((predictions == references).mean()),
+        "balanced_accuracy": float(recall[true > 0].mean()) if (true > 0).any() else 0.0,
+        "macro_f1": float(f1.mean()),
+        "per_class_f1": [float(x) for x in f1],
+        "labels": labels,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def regression(predictions, references) -> dict:
+    x = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(references, dtype=np.float64)
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"need equal predictions and references of 2+ values, got {x.shape} and {y.shape}")
+    mx, my = x.mean(), y.mean()
+    vx, vy = x.var(), y.var()
+    cov = ((x - mx) * (y - my)).mean()
+    denominator = vx + vy + (mx - my) ** 2
+    return {
+        "ccc": float(2 * cov / denominator) if denominator > 0 else 0.0,
+        "pearson": float(cov / np.sqrt(vx * vy)) if vx > 0 and vy > 0 else 0.0,
+        "mse": float(((x - y) ** 2).mean()),
+    }
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class HubEmoMetrics(evaluate.Metric):
+    def _info(self):
+        kind = "float32" if self.config_name == "regression" else "int64"
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value(kind), "references": datasets.Value(kind)}),
+        )
+
+    def _compute(self, predictions, references, labels=None):
+        if self.config_name == "regression":
+            return regression(predictions, references)
+        return classification(predictions, references, labels)

@@ -1,0 +1,564 @@
+"""Fine-tune an `EmoForAudioClassification` with `transformers.Trainer`: one or two stages, per fold.
+
+Entry points::
+
+    train(args: TrainArguments | None = None, dataset=None, *, source_dataset=None,
+          callbacks=None, **options) -> dict
+    train_two_stage(args=None, dataset=None, *, source_domain=None, source_dataset=None,
+                    **options) -> dict
+
+``options`` are `TrainArguments` fields (they override ``args``). ``dataset`` /
+``source_dataset`` may be `datasets.Dataset`/`DatasetDict` objects instead of the paths in
+the arguments. Everything that can be checked (backbone, data, labels, folds, domains,
+output folder) is checked before the first step.
+
+Layout of ``output_dir``::
+
+    results.json                  summary: per-fold metrics, mean and std, run settings
+    fold-<f>/[stage1|stage2|train]/  Trainer checkpoints, runs/ (TensorBoard), best/ (model)
+    fold-<f>/[stage2|train]/results.json, confusion_matrix.png, layer_weights.png
+
+A run interrupted anywhere continues with ``resume=True``: finished stages are read
+back, an unfinished one resumes from its last Trainer checkpoint (optimizer, scheduler,
+RNG and early-stopping state), and the result equals an uninterrupted run's. Under
+``torchrun`` / ``accelerate launch`` the Trainer runs DDP (gloo on CPU, NCCL on GPUs);
+only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from hub_emo import schema
+
+from . import data as train_data
+from .arguments import TrainArguments, parse
+from .strategies import get_strategy, strategy_config, trainable_share
+
+logger = logging.getLogger(__name__)
+
+METRIC_PATH = Path(__file__).resolve().parent / "metric" / "hub_emo_metrics.py"
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def load_metric(config_name: str = "default"):
+    """The project's `evaluate` module, loaded by path (works offline), kept in memory (DDP-safe)."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_PATH), config_name, keep_in_memory=True)
+
+
+# ---------------------------------------------------------------------- planning (pre-flight)
+@dataclass
+class StagePlan:
+    name: str  # "train", or "stage1" / "stage2"
+    strategy: str
+    labels: list[str]
+    split: train_data.Split
+    learning_rate: float
+    num_train_epochs: float
+    output_dir: Path
+
+
+@dataclass
+class Plan:
+    args: TrainArguments
+    backbone: Any
+    feature_extractor: Any
+    folds: list[list[StagePlan]]
+    dataset_name: str
+
+
+def _resolve(args: TrainArguments | None, options: dict) -> TrainArguments:
+    if args is None:
+        return parse(**options)
+    if options:
+        return dataclasses.replace(args, **options)
+    return args
+
+
+def _load_backbone(args: TrainArguments):
+    from transformers import AutoModel
+
+    if not args.backbone:
+        raise ValueError("no backbone given: set backbone to a local folder or a Hub id")
+    try:
+        model = AutoModel.from_pretrained(args.backbone, trust_remote_code=args.trust_remote_code)
+    except Exception as error:  # noqa: BLE001 - name what the user gave
+        raise ValueError(f"cannot load backbone {args.backbone!r}: {error}") from error
+    if not hasattr(model.config, "num_hidden_layers"):
+        raise ValueError(f"backbone {args.backbone!r} ({model.config.model_type}) is not an SSL audio encoder")
+    feature_extractor = train_data.feature_extractor_for(args.backbone, model.config, args.trust_remote_code)
+    return model, feature_extractor
+
+
+def _source_split(source, target: train_data.Split, args: TrainArguments, name: str) -> train_data.Split:
+    """Stage-1 data for one target fold: the source rows outside the target's test fold (no test speaker)."""
+    import datasets
+
+    if isinstance(source, datasets.DatasetDict) and "train" in source and target.name == "none":
+        train = source["train"]
+    else:
+        flat = train_data._flatten(source)
+        folds = [str(f) for f in flat["fold"]]
+        train = flat.select([i for i, f in enumerate(folds) if f != target.name]) if target.name in folds else flat
+    train, validation = train_data._holdout_speakers(train, args.validation_fraction, args.seed, name)
+    if len(train) == 0:
+        raise ValueError(f"{name}: no stage-1 training rows for fold {target.name!r}")
+    return train_data.Split(target.name, train, validation, None)
+
+
+def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
+    """Load and check everything a run needs; raises ValueError before any training."""
+    source_name = dataset if dataset is not None else args.dataset
+    if source_name is None:
+        raise ValueError("no dataset given: set dataset to a prepared folder or Hub repo (or pass a Dataset)")
+    name = args.dataset or "<dataset>"
+    ls = schema.get_label_set(args.label_set)
+    loaded = train_data.load_prepared(source_name, args.dataset_config)
+    target = train_data.select(loaded, ls, domain=args.domain, drop_unlisted=args.drop_unlisted_labels, name=name)
+    target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
+    out = Path(args.output_dir)
+    _check_output_dir(out, args.resume)
+
+    source = None
+    if args.two_stage:
+        src_name = args.source_dataset or args.dataset or "<dataset>"
+        if source_dataset is not None:
+            src_loaded = train_data.load_prepared(source_dataset)
+        elif args.source_dataset:
+            src_loaded = train_data.load_prepared(args.source_dataset, args.source_dataset_config)
+        else:
+            src_loaded = loaded
+        source = train_data.select(
+            src_loaded, args.source_label_set or ls, domain=args.source_domain,
+            drop_unlisted=args.drop_unlisted_labels, name=f"{src_name} (stage 1)",
+        )
+        if args.cross_domain:
+            shared = train_data.domains_of(source) & train_data.domains_of(target)
+            if shared:
+                raise ValueError(
+                    f"cross-domain transfer asked, but stage 1 ({src_name}, domain {args.source_domain}) and "
+                    f"stage 2 ({name}, domain {args.domain}) share domain(s) {sorted(shared)}; set domain and "
+                    "source_domain to different domains (or cross_domain false)"
+                )
+    backbone, feature_extractor = _load_backbone(args)
+
+    folds = []
+    strategy = get_strategy(args.strategy)
+    for split in target_splits:
+        base = out / f"fold-{split.name}"
+        stages = []
+        if source is not None:
+            src_strategy = get_strategy(args.source_strategy or args.strategy)
+            src_ls = schema.get_label_set(args.source_label_set or ls)
+            stages.append(StagePlan(
+                "stage1", src_strategy.name, list(src_ls.classes),
+                _source_split(source, split, args, f"{src_name} (stage 1) fold {split.name}"),
+                args.source_learning_rate or src_strategy.learning_rate,
+                args.source_epochs or args.num_train_epochs or src_strategy.num_train_epochs,
+                base / "stage1",
+            ))
+        stages.append(StagePlan(
+            "stage2" if source is not None else "train", strategy.name, list(ls.classes), split,
+            args.learning_rate or strategy.learning_rate,
+            args.num_train_epochs or strategy.num_train_epochs,
+            base / ("stage2" if source is not None else "train"),
+        ))
+        folds.append(stages)
+    return Plan(args, backbone, feature_extractor, folds, name)
+
+
+def _check_output_dir(out: Path, resume: bool) -> None:
+    if resume or not out.exists():
+        return
+    used = [p for p in out.glob("fold-*/*") if p.is_dir()] + list(out.glob("results.json"))
+    if used:
+        raise ValueError(f"{out}: holds an earlier run; pass resume to continue it, or choose another output_dir")
+
+
+# ---------------------------------------------------------------------- model
+def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArguments):
+    """A fresh classifier for one stage: the strategy's `EmoConfig` on the loaded backbone."""
+    from hub_emo.modeling import EmoForAudioClassification
+
+    options = strategy_config(
+        strategy,
+        pooling=args.pooling,
+        head_hidden_sizes=args.head_hidden_sizes,
+        head_dropout=args.head_dropout,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_target_modules=args.lora_target_modules,
+        bottleneck_reduction=args.bottleneck_reduction,
+    )
+    return EmoForAudioClassification.from_backbone(
+        backbone, list(labels), trust_remote_code=args.trust_remote_code, **options
+    )
+
+
+def transfer_weights(source, target) -> dict[str, list[str]]:
+    """Start a stage-2 model from a trained stage-1 model; returns what was carried and what was not.
+
+    * Backbone: always carried (so a fully fine-tuned stage 1 hands on its encoder). LoRA
+      carries as LoRA when both stages use the same rank and targets; otherwise it is
+      merged into the backbone weights first and stage 2's own adapters start fresh.
+    * Layer weights, attentive pooling and bottleneck adapters: carried when stage 2 has them.
+    * Head: carried only when both stages have the same classes in the same order;
+      otherwise stage 2 starts a fresh head (its output layer could not mean the same).
+    """
+    carried, fresh = [], []
+    src_cfg, dst_cfg = source.config, target.config
+    same_lora = (
+        src_cfg.adapter == dst_cfg.adapter == "lora"
+        and src_cfg.lora_rank == dst_cfg.lora_rank
+        and sorted(src_cfg.lora_targets) == sorted(dst_cfg.lora_targets)
+    )
+    if same_lora:
+        target.backbone.load_state_dict(source.backbone.state_dict())
+        carried.append("backbone+lora")
+    else:
+        if src_cfg.adapter == "lora":
+            source.merge_and_unload()
+        target.load_backbone_weights(source.backbone.state_dict())
+        carried.append("backbone")
+        if dst_cfg.adapter == "lora":
+            fresh.append("lora")
+    same_labels = src_cfg.id2label == dst_cfg.id2label
+    for module in ("layer_weights", "pooling", "bottleneck", "head"):
+        src, dst = getattr(source, module, None), getattr(target, module, None)
+        if dst is None or not list(dst.parameters()):
+            continue
+        src_state = None if src is None else src.state_dict()
+        dst_state = dst.state_dict()
+        compatible = src_state is not None and src_state.keys() == dst_state.keys() and all(
+            src_state[k].shape == dst_state[k].shape for k in dst_state
+        )
+        if compatible and (module != "head" or same_labels):
+            dst.load_state_dict(src_state)
+            carried.append(module)
+        else:
+            fresh.append(module)
+    target.apply_freezing()
+    return {"carried": carried, "fresh": fresh}
+
+
+# ---------------------------------------------------------------------- one stage
+def _trainer_classes():
+    from transformers import Trainer, TrainerCallback
+
+    class EmoTrainer(Trainer):
+        """Trainer whose evaluation batches use their own (centre-cropping) collator."""
+
+        def __init__(self, *a, eval_collator=None, **kw):
+            super().__init__(*a, **kw)
+            self.eval_collator = eval_collator
+
+        @contextlib.contextmanager
+        def _eval_collation(self):
+            train_collator, self.data_collator = self.data_collator, self.eval_collator or self.data_collator
+            try:
+                yield
+            finally:
+                self.data_collator = train_collator
+
+        def get_eval_dataloader(self, eval_dataset=None):
+            with self._eval_collation():
+                return super().get_eval_dataloader(eval_dataset)
+
+        def get_test_dataloader(self, test_dataset):
+            with self._eval_collation():
+                return super().get_test_dataloader(test_dataset)
+
+    class CropEpoch(TrainerCallback):
+        """Tell the training collator the epoch, so random crops change per epoch yet survive resume."""
+
+        def __init__(self, collator):
+            self.collator = collator
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.collator.epoch = int(math.floor((state.epoch or 0.0) + 1e-6))
+
+    return EmoTrainer, CropEpoch
+
+
+def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: bool):
+    from transformers import TrainingArguments
+
+    every = "steps" if args.eval_steps else "epoch"
+    return TrainingArguments(
+        output_dir=str(stage.output_dir),
+        learning_rate=stage.learning_rate,
+        num_train_epochs=stage.num_train_epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        warmup_steps=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        eval_strategy=every if has_validation else "no",
+        eval_steps=args.eval_steps,
+        save_strategy=every,
+        save_steps=args.eval_steps,
+        save_total_limit=args.save_total_limit,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model=args.metric_for_best_model if has_validation else None,
+        greater_is_better=True,
+        logging_steps=args.logging_steps,
+        seed=args.seed,
+        report_to=[] if args.report_to in ("none", "") else [args.report_to],
+        use_cpu=args.use_cpu,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_num_workers=args.dataloader_num_workers,
+        ddp_find_unused_parameters=False,
+        restore_callback_states_from_checkpoint=True,
+        disable_tqdm=True,
+        dataloader_pin_memory=_has_accelerator(),
+    )
+
+
+def _compute_metrics(num_labels: int):
+    metric = load_metric()
+
+    def compute(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        result = metric.compute(
+            predictions=np.argmax(logits, axis=-1), references=prediction.label_ids, labels=list(range(num_labels))
+        )
+        return {k: result[k] for k in SUMMARY_METRICS}
+
+    return compute
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, callbacks=None) -> dict:
+    """Train one stage, keep its best model in ``<stage>/best`` and evaluate it; returns its results."""
+    import torch
+    from transformers import EarlyStoppingCallback, set_seed
+
+    args = plan_.args
+    done = stage.output_dir / "results.json"
+    if args.resume and done.is_file() and (stage.output_dir / "best").is_dir():
+        return json.loads(done.read_text())
+
+    set_seed(args.seed)
+    model = build_model(plan_.backbone, stage.labels, stage.strategy, args)
+    transfer = None
+    if init_from is not None:
+        from hub_emo.modeling import EmoForAudioClassification
+
+        transfer = transfer_weights(EmoForAudioClassification.from_pretrained(str(init_from)), model)
+    if args.class_weighted_loss:
+        model.config.class_weights = train_data.class_weights(stage.split.train, len(stage.labels))
+
+    rate = int(plan_.feature_extractor.sampling_rate)
+    train_rows = train_data.rows_for_training(stage.split.train, rate)
+    val_rows = None if stage.split.validation is None else train_data.rows_for_training(stage.split.validation, rate)
+    collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)
+    eval_collator = train_data.AudioCollator(
+        plan_.feature_extractor, args.eval_max_seconds or args.max_seconds, "center", args.seed
+    )
+    EmoTrainer, CropEpoch = _trainer_classes()
+    extra = [CropEpoch(collator)]
+    if val_rows is not None and args.early_stopping_patience > 0:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = EmoTrainer(
+        model=model,
+        args=_training_arguments(args, stage, val_rows is not None),
+        train_dataset=train_rows,
+        eval_dataset=val_rows,
+        data_collator=collator,
+        eval_collator=eval_collator,
+        compute_metrics=_compute_metrics(len(stage.labels)),
+        callbacks=extra + list(callbacks or []),
+    )
+    checkpoint = _last_checkpoint(stage.output_dir) if args.resume else None
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+
+    best = stage.output_dir / "best"
+    trainer.save_model(str(best))
+    result: dict[str, Any] = {
+        "stage": stage.name,
+        "strategy": stage.strategy,
+        "labels": stage.labels,
+        "learning_rate": stage.learning_rate,
+        "train_rows": len(stage.split.train),
+        "validation_rows": 0 if stage.split.validation is None else len(stage.split.validation),
+        "trainable_share": trainable_share(trainer.model),
+        "train_loss": float(train_output.training_loss),
+        "steps": int(trainer.state.global_step),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation": trainer.state.best_metric,
+        "loss_history": [h["loss"] for h in trainer.state.log_history if "loss" in h],
+        "model": str(best),
+    }
+    if transfer is not None:
+        result["transfer"] = transfer
+    weights = getattr(trainer.model, "layer_weights", None)
+    if weights is not None:
+        result["layer_weights"] = torch.softmax(weights.weights.detach().float(), 0).tolist()
+    if stage.split.test is not None:
+        result.update(evaluate_model(trainer, stage.split.test, rate, len(stage.labels)))
+    if trainer.is_world_process_zero():
+        plan_.feature_extractor.save_pretrained(str(best))
+        results = {
+            **result,
+            "dataset": plan_.dataset_name,
+            "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
+        }
+        (best / "results.json").write_text(json.dumps(results, indent=2))
+        _plots(result, stage.output_dir)
+        done.write_text(json.dumps(result, indent=2))
+    trainer.accelerator.wait_for_everyone()
+    return result
+
+
+def evaluate_model(trainer, test, rate: int, num_labels: int) -> dict:
+    """Test-split metrics of the trainer's (best) model: WA, UA, macro-F1, per-class F1, confusion."""
+    output = trainer.predict(train_data.rows_for_training(test, rate))
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    result = load_metric().compute(
+        predictions=np.argmax(logits, -1), references=output.label_ids, labels=list(range(num_labels))
+    )
+    result.pop("labels")
+    result["test_rows"] = int(len(output.label_ids))
+    return result
+
+
+def _plots(result: dict, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "confusion_matrix" in result:
+        matrix = np.asarray(result["confusion_matrix"])
+        labels = result["labels"]
+        fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("reference")
+        ax.set_title(f"{result['strategy']}: UA {result['balanced_accuracy']:.3f}")
+        fig.tight_layout()
+        fig.savefig(folder / "confusion_matrix.png", dpi=120)
+        plt.close(fig)
+    if "layer_weights" in result:
+        weights = result["layer_weights"]
+        fig, ax = plt.subplots(figsize=(max(3, 0.35 * len(weights)), 2.5))
+        ax.bar(range(len(weights)), weights)
+        ax.set_xlabel("hidden state (0 = CNN output)")
+        ax.set_ylabel("softmax weight")
+        fig.tight_layout()
+        fig.savefig(folder / "layer_weights.png", dpi=120)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------------- whole runs
+def summarize(per_fold: dict[str, dict]) -> dict:
+    """Mean and standard deviation (ddof=1; 0 for one fold) of each metric across folds."""
+    mean, std, text = {}, {}, {}
+    for key in SUMMARY_METRICS:
+        values = np.array([r[key] for r in per_fold.values() if key in r], dtype=float)
+        if values.size == 0:
+            continue
+        mean[key] = float(values.mean())
+        std[key] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        text[key] = f"{mean[key]:.4f} ± {std[key]:.4f}"
+    return {**mean, "std": std, "summary": text}
+
+
+def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=None, callbacks=None, **options) -> dict:
+    """Fine-tune per fold (one stage, or two with ``source_*`` set); returns and writes ``results.json``."""
+    from accelerate import PartialState
+
+    args = _resolve(args, options)
+    state = PartialState(cpu=args.use_cpu)
+    with state.main_process_first():
+        plan_ = plan(args, dataset, source_dataset)
+    per_fold: dict[str, dict] = {}
+    for stages in plan_.folds:
+        init_from = None
+        fold_results = {}
+        for stage in stages:
+            fold_results[stage.name] = run_stage(plan_, stage, init_from, callbacks)
+            init_from = stage.output_dir / "best"
+        final = fold_results[stages[-1].name]
+        per_fold[stages[-1].split.name] = {
+            **{k: v for k, v in final.items() if k != "loss_history"},
+            **({"stage1": fold_results["stage1"]} if "stage1" in fold_results else {}),
+        }
+    best_fold = max(per_fold, key=lambda f: per_fold[f].get(args.metric_for_best_model, -1.0))
+    results = {
+        "dataset": plan_.dataset_name,
+        "label_set": args.label_set,
+        "strategy": args.strategy,
+        "backbone": args.backbone,
+        "domain": args.domain,
+        "two_stage": args.two_stage,
+        "source": (
+            {"domain": args.source_domain, "dataset": args.source_dataset or plan_.dataset_name,
+             "strategy": args.source_strategy or args.strategy}
+            if args.two_stage else None
+        ),
+        **summarize(per_fold),
+        "folds": per_fold,
+        "best_fold": best_fold,
+        "best_model": per_fold[best_fold]["model"],
+        "arguments": args.to_dict(),
+    }
+    if state.is_main_process:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.output_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        if args.push_to_hub:
+            results["pushed"] = push_best(results, args.push_to_hub, private=args.hub_private)
+    state.wait_for_everyone()
+    return results
+
+
+def push_best(results: dict, repo_id: str, private: bool = False) -> str:
+    """Push the best fold's model with its card and evaluation results; returns the commit URL."""
+    from hub_emo.hub.publish import push_model  # the Hub stage; imported only when pushing
+
+    fold = results["folds"][results["best_fold"]]
+    eval_results = {k: fold[k] for k in SUMMARY_METRICS if k in fold}
+    eval_results.update(dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"])
+    info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
+    return str(getattr(info, "commit_url", info))
+
+
+def train_two_stage(args: TrainArguments | None = None, dataset=None, *, source_domain: str | None = None,
+                    source_dataset=None, **options) -> dict:
+    """`train` with stage 1 on ``source_domain`` (and/or ``source_dataset``), stage 2 on the target."""
+    if source_domain is not None:
+        options["source_domain"] = source_domain
+    args = _resolve(args, options)
+    if not args.two_stage and source_dataset is None:
+        raise ValueError("a two-stage run needs source_domain or source_dataset")
+    if source_dataset is not None and not args.two_stage:
+        args = dataclasses.replace(args, source_dataset="<dataset>")
+    return train(args, dataset, source_dataset=source_dataset)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -24,7 +24,7 @@ Entry points::
     load_backbone(source, *, trust_remote_code=False, name=None) -> Backbone
     extract_features(backbone, dataset, *, layers=None, pooling="mean",
                      frames_per_clip=32, cache=True, progress=True,
-                     trust_remote_code=False, name=None) -> FeatureSet
+                     trust_remote_code=False, name=None, device=None) -> FeatureSet
     load_prepared(source, config=None, split=None) -> datasets.Dataset
 """
 
@@ -211,17 +211,15 @@ def dataset_fingerprint(dataset) -> str:
 
 
 def _distributed():
-    """(world size, rank, barrier) from torch.distributed or accelerate, else (1, 0, no-op)."""
+    """(world size, rank, barrier): an initialised torch.distributed group, or one started
+    (gloo: only barriers cross processes) when torchrun / accelerate launch set WORLD_SIZE > 1."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank(), dist.barrier
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        state = PartialState()
-        return state.num_processes, state.process_index, state.wait_for_everyone
-    return 1, 0, lambda: None
+    if not (dist.is_available() and dist.is_initialized()):
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+            return 1, 0, lambda: None
+        dist.init_process_group(backend="gloo")
+    return dist.get_world_size(), dist.get_rank(), dist.barrier
 
 
 def _normalise_layers(layers, num_hidden_states: int | None, name: str) -> list[int] | None:
@@ -248,13 +246,25 @@ def _frame_indices(length: int, cap: int) -> np.ndarray:
     return np.unique(np.linspace(0, length - 1, cap).round().astype(np.int64))
 
 
-def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip, progress, desc):
+def _device(device: str | None):
+    """The given device, else this rank's GPU when there is one, else the CPU."""
+    import torch
+
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip, progress, desc, device):
     """Run the model over a dataset; returns (layers, pooled, frames, frame_clip, passes)."""
     import datasets
     import torch
     from tqdm.auto import tqdm
 
     rate = backbone.sampling_rate
+    backbone.model.to(device)
     rows = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio())
     pooled: list[np.ndarray] = []
     frames: dict[int, list[np.ndarray]] = {}
@@ -267,7 +277,7 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
                                  source=f"clip {item['id']!r}", channels_last=False)
             inputs = backbone.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")
             inputs.pop("attention_mask", None)  # batch of one: nothing is padded
-            output = backbone.model(**inputs, output_hidden_states=True)
+            output = backbone.model(**inputs.to(device), output_hidden_states=True)
             passes += 1
             hidden = getattr(output, "hidden_states", None)
             if not hidden:
@@ -282,7 +292,7 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
                     f"{backbone.name}: layer {max(layers)} does not exist; the model returned "
                     f"{len(hidden)} hidden states (0..{len(hidden) - 1})"
                 )
-            states = torch.stack([hidden[k][0] for k in layers]).float()  # (L, T, D)
+            states = torch.stack([hidden[k][0] for k in layers]).float().cpu()  # (L, T, D)
             pooled.append((states.mean(1) if pooling == "mean" else states.amax(1)).numpy())
             if frames_per_clip:
                 index = _frame_indices(states.shape[1], frames_per_clip)
@@ -332,8 +342,11 @@ def extract_features(
     progress: bool = True,
     trust_remote_code: bool = False,
     name: str | None = None,
+    device: str | None = None,
 ) -> FeatureSet:
     """Hidden states of ``layers`` (default all) for every clip of ``dataset``, cached.
+
+    ``device`` defaults to this rank's GPU when there is one (the model is moved there).
 
     ``frames_per_clip=0`` keeps only pooled features (enough for probing). A cached entry
     with the same key and frame cap is read without running the model.
@@ -384,7 +397,7 @@ def extract_features(
     shard = dataset.shard(world, rank, contiguous=True) if world > 1 else dataset
     desc = f"{backbone.name} hidden states" + (f" [rank {rank}/{world}]" if world > 1 else "")
     got_layers, pooled, frames, frame_clip, passes = _extract_rows(
-        backbone, shard, layers, pooling, frames_per_clip, progress, desc)
+        backbone, shard, layers, pooling, frames_per_clip, progress, desc, _device(device))
     num_states = backbone.num_hidden_states or (max(got_layers) + 1)
     if world > 1:
         _save(directory / f"shard-{rank:05d}-of-{world:05d}.safetensors",

@@ -24,9 +24,8 @@ import shutil
 import subprocess
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -570,8 +569,9 @@ def build_corpus(
     if workers <= 1:
         results = [_render_batch(b, str(out), seed, sample_rate) for b in work]
     else:
-        # spawn, not fork: the caller may hold torch's threads
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # Threads, not processes: the work is espeak-ng subprocesses, FluidSynth and numpy,
+        # which release the GIL, and a spawned process would re-import torch (via hub_emo).
+        with ThreadPoolExecutor(workers) as pool:
             results = list(pool.map(_render_batch, work, [str(out)] * len(work),
                                     [seed] * len(work), [sample_rate] * len(work)))
     by_file = {row["file"]: row for rows in results for row in rows}

@@ -182,7 +182,9 @@ def _nudge_adapters(model):
 
 
 def test_remote_code_loads_in_a_fresh_process_without_hub_emo(tmp_path):
-    model = make_model("wavlm", 2, "bottleneck", pooling="attentive_stats")
+    model = make_model(
+        "wavlm", 2, "bottleneck", pooling="attentive_stats", bottleneck_placement=["attention", "feed_forward"]
+    )
     _nudge_adapters(model)
     model.eval()
     model.save_pretrained(tmp_path / "model")

@@ -13,12 +13,15 @@ from torch import nn
 
 
 class BottleneckAdapter(nn.Module):
-    """x + up(act(down(LayerNorm(x)))), with ``up`` zero-initialised: identity at the start."""
+    """x + up(act(down(x))) (Houlsby et al. 2019), ``up`` zero-initialised: identity at the start.
+
+    No inner LayerNorm: the layer's own norm follows each placement, and a norm per adapter
+    costs as much as the adapter itself on CPU.
+    """
 
     def __init__(self, hidden_size: int, reduction: int):
         super().__init__()
         width = max(1, hidden_size // reduction)
-        self.norm = nn.LayerNorm(hidden_size)
         self.down = nn.Linear(hidden_size, width)
         self.act = nn.GELU()
         self.up = nn.Linear(width, hidden_size)
@@ -26,7 +29,7 @@ class BottleneckAdapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(self.act(self.down(self.norm(hidden))))
+        return hidden + self.up(self.act(self.down(hidden)))
 
 
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:

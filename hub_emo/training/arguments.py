@@ -26,7 +26,7 @@ class TrainArguments:
         metadata={"help": "Prepared dataset: a local folder or a Hub repo id (or pass a Dataset in Python)."},
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset config (subset) name."})
-    label_set: str = field(default="ravdess6", metadata={"help": "Named label set (hub_emo.schema.LABEL_SETS)."})
+    label_set: str = field(default="ravdess6", metadata={"help": "Named label set (hub_emo.schema.LABEL_SETS) or a comma list of emotions."})
     drop_unlisted_labels: bool = field(
         default=False,
         metadata={"help": "Drop rows whose emotion the label set lacks, instead of refusing the data "

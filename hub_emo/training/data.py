@@ -57,6 +57,13 @@ def _flatten(dataset):
     return dataset
 
 
+def label_set_of(value):
+    """A label-set name, or a comma list of canonical emotions ("happy,sad")."""
+    if isinstance(value, str) and "," in value:
+        return schema.get_label_set([v.strip() for v in value.split(",") if v.strip()])
+    return schema.get_label_set(value)
+
+
 def select(dataset, label_set, *, domain: str | None = None, drop_unlisted: bool = False, name: str = "dataset"):
     """Keep one domain and relabel into a label set; refuse labels the set lacks unless told to drop them."""
     import datasets
@@ -66,7 +73,7 @@ def select(dataset, label_set, *, domain: str | None = None, drop_unlisted: bool
             {k: select(v, label_set, domain=domain, drop_unlisted=drop_unlisted, name=f"{name}[{k}]")
              for k, v in dataset.items()}
         )
-    ls = schema.get_label_set(label_set)
+    ls = label_set_of(label_set)
     if domain is not None:
         if domain not in schema.DOMAINS:
             raise ValueError(f"unknown domain {domain!r}; use one of {schema.DOMAINS}")

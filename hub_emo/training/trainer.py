@@ -38,8 +38,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hub_emo import schema
-
 from . import data as train_data
 from .arguments import TrainArguments, parse
 from .strategies import get_strategy, strategy_config, trainable_share
@@ -123,7 +121,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     if source_name is None:
         raise ValueError("no dataset given: set dataset to a prepared folder or Hub repo (or pass a Dataset)")
     name = args.dataset or "<dataset>"
-    ls = schema.get_label_set(args.label_set)
+    ls = train_data.label_set_of(args.label_set)
     loaded = train_data.load_prepared(source_name, args.dataset_config)
     target = train_data.select(loaded, ls, domain=args.domain, drop_unlisted=args.drop_unlisted_labels, name=name)
     target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
@@ -160,7 +158,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
         stages = []
         if source is not None:
             src_strategy = get_strategy(args.source_strategy or args.strategy)
-            src_ls = schema.get_label_set(args.source_label_set or ls)
+            src_ls = train_data.label_set_of(args.source_label_set or ls)
             stages.append(StagePlan(
                 "stage1", src_strategy.name, list(src_ls.classes),
                 _source_split(source, split, args, f"{src_name} (stage 1) fold {split.name}"),

@@ -1,0 +1,60 @@
+"""The project's evaluate module (loaded by local path, offline) agrees with scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+
+from hub_emo.training.trainer import load_metric
+
+
+@pytest.fixture(scope="module")
+def metric():
+    return load_metric()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_classification_matches_scikit_learn(metric, seed):
+    rng = np.random.default_rng(seed)
+    refs = rng.integers(0, 5, size=60)
+    preds = np.where(rng.random(60) < 0.5, refs, rng.integers(0, 6, size=60))  # a class refs never have
+    got = metric.compute(predictions=preds, references=refs)
+    labels = sorted(set(refs) | set(preds))
+    assert got["accuracy"] == pytest.approx(accuracy_score(refs, preds))
+    with warnings.catch_warnings():  # sklearn warns about the predicted-only class
+        warnings.simplefilter("ignore")
+        expected_ua = balanced_accuracy_score(refs, preds)
+    assert got["balanced_accuracy"] == pytest.approx(expected_ua)
+    assert got["macro_f1"] == pytest.approx(f1_score(refs, preds, average="macro", zero_division=0))
+    np.testing.assert_allclose(got["per_class_f1"], f1_score(refs, preds, average=None, labels=labels, zero_division=0))
+    assert got["confusion_matrix"] == confusion_matrix(refs, preds, labels=labels).tolist()
+
+
+def test_fixed_labels_include_classes_never_seen(metric):
+    refs, preds = [0, 0, 1, 1], [0, 1, 1, 1]
+    got = metric.compute(predictions=preds, references=refs, labels=[0, 1, 2])
+    assert got["macro_f1"] == pytest.approx(f1_score(refs, preds, labels=[0, 1, 2], average="macro", zero_division=0))
+    assert np.asarray(got["confusion_matrix"]).shape == (3, 3)
+    assert got["balanced_accuracy"] == pytest.approx(0.75)
+
+
+def test_ccc_regression():
+    regression = load_metric("regression")
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    x = 0.8 * y + 0.3 + 0.2 * rng.normal(size=200)
+    got = regression.compute(predictions=x, references=y)
+    x32, y32 = x.astype(np.float32).astype(float), y.astype(np.float32).astype(float)
+    ccc = 2 * np.cov(x32, y32, bias=True)[0, 1] / (x32.var() + y32.var() + (x32.mean() - y32.mean()) ** 2)
+    assert got["ccc"] == pytest.approx(ccc, rel=1e-6)
+    assert got["pearson"] == pytest.approx(np.corrcoef(x32, y32)[0, 1], rel=1e-6)
+    assert regression.compute(predictions=y, references=y)["ccc"] == pytest.approx(1.0)
+    assert regression.compute(predictions=y + 1.0, references=y)["ccc"] < 0.7  # a shift costs CCC, not r
+
+
+def test_bad_input(metric):
+    with pytest.raises(ValueError):
+        metric.compute(predictions=[], references=[])

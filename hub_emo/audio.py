@@ -60,7 +60,10 @@ def to_mono(wave: np.ndarray, channels_last: bool = True) -> np.ndarray:
         return wave
     if wave.ndim != 2:
         raise ValueError(f"expected a 1-D or 2-D waveform, got shape {wave.shape}")
-    return wave.mean(axis=1 if channels_last else 0)
+    axis = 1 if channels_last else 0
+    if wave.shape[axis] == 1:  # already mono: a view, not a mean over one channel
+        return wave[:, 0] if channels_last else wave[0]
+    return wave.mean(axis=axis)
 
 
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int | None) -> np.ndarray:

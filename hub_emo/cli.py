@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "demo": "demo",
     "synth": "synth",
+    "pretrain": "pretrain",
     "prepare": "prepare",
     "train": "train",
     "probe": "probe",

@@ -1,0 +1,257 @@
+"""Tiny self-supervised backbones, pretrained here with wav2vec2's own objective.
+
+No wav2vec2, HuBERT or MERT weights can be downloaded offline, and a random backbone
+would make layerwise probing and transfer meaningless. So the demo pretrains two small
+wav2vec2-architecture models, one on speech and one on music, with transformers'
+`Wav2Vec2ForPreTraining`: masked time steps, a Gumbel-softmax quantizer, a contrastive
+loss against sampled negatives plus the codebook diversity loss (Baevski et al. 2020).
+
+They are TINY STAND-INS (well under a million parameters, a minute of CPU), not
+wav2vec2/HuBERT (speech) or MERT (music); they only let the studies run end to end.
+Each is saved as a plain `Wav2Vec2Model` folder (safetensors, ``layerdrop=0``) with its
+`Wav2Vec2FeatureExtractor`, so `AutoModel.from_pretrained(path)` loads it like any Hub
+checkpoint, plus ``pretraining.json`` with the loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+SAMPLING_RATE = 16000
+LOG_FILE = "pretraining.json"
+
+#: The stand-in architecture: 4 conv layers with wav2vec2's total stride of 320 (50
+#: frames per second), a 4-layer, 64-wide transformer, 2 x 64 codevectors. About 0.35 M
+#: parameters.
+TINY_CONFIG = dict(
+    hidden_size=64,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=128,
+    conv_dim=(64, 64, 64, 64),
+    conv_stride=(5, 4, 4, 4),
+    conv_kernel=(10, 8, 4, 4),
+    conv_bias=True,
+    feat_extract_norm="layer",
+    do_stable_layer_norm=True,
+    num_conv_pos_embeddings=32,
+    num_conv_pos_embedding_groups=4,
+    num_codevector_groups=2,
+    num_codevectors_per_group=64,
+    codevector_dim=64,
+    proj_codevector_dim=64,
+    num_negatives=20,
+    contrastive_logits_temperature=0.1,
+    diversity_loss_weight=0.1,
+    hidden_dropout=0.0,
+    activation_dropout=0.0,
+    attention_dropout=0.0,
+    feat_proj_dropout=0.0,
+    feat_quantizer_dropout=0.0,
+    final_dropout=0.0,
+    layerdrop=0.0,  # a dropped layer would vanish from hidden_states (see platform notes)
+    vocab_size=32,
+)
+
+#: Step counts: the default for `make demo`, and --quick for the 2-minute demo.
+PRESETS = {"default": dict(steps=240), "quick": dict(steps=60)}
+
+STAND_IN_NOTE = (
+    "Tiny stand-in backbone pretrained by hub_emo's demo on its generated corpus with "
+    "wav2vec2's self-supervised objective. It is NOT wav2vec2, HuBERT or MERT: a few "
+    "hundred thousand parameters trained for about a minute on CPU, so that the studies "
+    "run offline. Results obtained with it say nothing about the real models."
+)
+
+
+def backbone_config(**overrides):
+    """The tiny `Wav2Vec2Config` (`TINY_CONFIG` with ``overrides``)."""
+    from transformers import Wav2Vec2Config
+
+    return Wav2Vec2Config(**{**TINY_CONFIG, **overrides})
+
+
+def feature_extractor():
+    from transformers import Wav2Vec2FeatureExtractor
+
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=SAMPLING_RATE,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    )
+
+
+def _audio_files(audio: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    if isinstance(audio, (str, os.PathLike)):
+        root = Path(audio)
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+        elif root.is_file():
+            files = [root]
+        else:
+            raise ValueError(f"{root}: no such file or directory")
+    else:
+        files = [Path(p) for p in audio]
+    if not files:
+        raise ValueError(f"{audio}: no audio files (.wav, .flac) to pretrain on")
+    return files
+
+
+def _gumbel_schedule(steps: int, start: float = 2.0, end: float = 0.5) -> np.ndarray:
+    """Temperature per step: exponential decay from start to end over 3/4 of the run."""
+    span = max(1, int(0.75 * steps))
+    decay = (end / start) ** (1 / span)
+    return np.maximum(end, start * decay ** np.arange(steps))
+
+
+def pretrain_backbone(
+    audio: str | os.PathLike | Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    domain: str,
+    steps: int = PRESETS["default"]["steps"],
+    seed: int = 0,
+    batch_size: int = 8,
+    crop_seconds: float = 1.0,
+    learning_rate: float = 2e-3,
+    warmup_fraction: float = 0.1,
+    mask_time_prob: float = 0.65,
+    mask_time_length: int = 5,
+    gumbel_temperature: tuple[float, float] = (2.0, 0.5),
+    config_overrides: dict | None = None,
+    threads: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> Path:
+    """Pretrain a tiny wav2vec2 on ``audio`` (a folder, a file, or a list of files).
+
+    Each step takes ``batch_size`` random crops of ``crop_seconds``, masks spans of
+    frames (``_compute_mask_indices``), samples negatives from the same clip's unmasked
+    and masked frames (``_sample_negative_indices``) and minimises
+    `Wav2Vec2ForPreTraining`'s contrastive + diversity loss (per masked frame) with AdamW,
+    linear warm-up and decay, and an annealed Gumbel temperature. ``domain`` names what
+    the audio is ("speech" or "music"), for the log and card. Deterministic for a seed
+    and thread count. A folder already trained with the same settings is reused unless
+    ``overwrite``. Returns ``out_dir``.
+    """
+    import torch
+    from transformers import Wav2Vec2ForPreTraining
+    from transformers.models.wav2vec2.modeling_wav2vec2 import (
+        _compute_mask_indices,
+        _sample_negative_indices,
+    )
+
+    from hub_emo.audio import load
+
+    out = Path(out_dir)
+    files = _audio_files(audio)
+    if steps < 1 or batch_size < 1 or crop_seconds <= 0:
+        raise ValueError(f"invalid pretraining settings: steps={steps}, batch_size={batch_size}, crop_seconds={crop_seconds}")
+    settings = {
+        "domain": domain, "steps": int(steps), "seed": int(seed), "batch_size": int(batch_size),
+        "crop_seconds": float(crop_seconds), "learning_rate": float(learning_rate),
+        "warmup_fraction": float(warmup_fraction), "mask_time_prob": float(mask_time_prob),
+        "mask_time_length": int(mask_time_length),
+        "gumbel_temperature": [float(t) for t in gumbel_temperature], "config_overrides": config_overrides or {},
+        "files": [str(f) for f in files],
+    }
+    log_path = out / LOG_FILE
+    if log_path.is_file() and not overwrite:
+        previous = json.loads(log_path.read_text())
+        if previous.get("settings") == settings and (out / "model.safetensors").is_file():
+            return out
+
+    started = time.perf_counter()
+    waves = [load(f, SAMPLING_RATE)[0] for f in files]
+    config = backbone_config(**(config_overrides or {}))
+    extractor = feature_extractor()
+    crop = int(crop_seconds * SAMPLING_RATE)
+
+    old_threads = torch.get_num_threads()
+    np_state = np.random.get_state()  # the two transformers helpers draw from numpy's global RNG
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        rng = np.random.default_rng(seed)
+        model = Wav2Vec2ForPreTraining(config)
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+        warmup = max(1, int(warmup_fraction * steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+        )
+        temperatures = _gumbel_schedule(steps, *gumbel_temperature)
+        curve = {"loss": [], "contrastive_loss": [], "diversity_loss": [], "perplexity": []}
+        for step in range(steps):
+            batch = []
+            for i in rng.integers(0, len(waves), batch_size):
+                wave = waves[i]
+                start = int(rng.integers(0, max(1, wave.size - crop + 1)))
+                batch.append(wave[start : start + crop])
+            inputs = extractor(batch, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")
+            frames = int(model._get_feat_extract_output_lengths(inputs.input_values.shape[1]))
+            frame_mask = model._get_feature_vector_attention_mask(frames, inputs.attention_mask)
+            mask = _compute_mask_indices(
+                (batch_size, frames), mask_time_prob, mask_time_length,
+                attention_mask=frame_mask, min_masks=2,
+            )
+            negatives = _sample_negative_indices(
+                (batch_size, frames), config.num_negatives, mask_time_indices=frame_mask.numpy()
+            )
+            model.set_gumbel_temperature(float(temperatures[step]))
+            output = model(
+                inputs.input_values,
+                attention_mask=inputs.attention_mask,
+                mask_time_indices=torch.from_numpy(mask),
+                sampled_negative_indices=torch.from_numpy(negatives),
+            )
+            masked = float(mask.sum())
+            loss = output.loss / masked
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            curve["loss"].append(round(loss.item(), 5))
+            curve["contrastive_loss"].append(round(float(output.contrastive_loss) / masked, 5))
+            curve["diversity_loss"].append(round(float(output.diversity_loss) / masked, 5))
+            curve["perplexity"].append(round(float(output.codevector_perplexity), 3))
+            if progress:
+                progress(step + 1, steps, float(loss))
+    finally:
+        torch.set_num_threads(old_threads)
+        np.random.set_state(np_state)
+
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = model.wav2vec2
+    backbone.config.layerdrop = 0.0
+    backbone.config.architectures = ["Wav2Vec2Model"]
+    backbone.save_pretrained(out)
+    extractor.save_pretrained(out)
+    seconds = sum(w.size for w in waves) / SAMPLING_RATE
+    log = {
+        "note": STAND_IN_NOTE,
+        "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + 0.1 x codebook diversity, per masked frame",
+        "settings": settings,
+        "audio_seconds": round(seconds, 1),
+        "parameters": sum(p.numel() for p in backbone.parameters()),
+        "elapsed_s": round(time.perf_counter() - started, 2),
+        "threads": threads or old_threads,
+        "curve": curve,
+    }
+    log_path.write_text(json.dumps(log, indent=1) + "\n")
+    (out / "README.md").write_text(
+        f"# Tiny {domain} SSL backbone (hub_emo demo stand-in)\n\n{STAND_IN_NOTE}\n\n"
+        f"Pretrained for {steps} steps on {len(files)} {domain} clips ({seconds:.0f} s); "
+        f"loss {curve['loss'][0]:.3f} -> {curve['loss'][-1]:.3f}. See `{LOG_FILE}`.\n"
+    )
+    return out

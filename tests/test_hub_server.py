@@ -61,13 +61,13 @@ def files_under(root: Path) -> set[Path]:
 class ServerProcess:
     """The server as a separate process (stdlib only: ``python hub_emo/hub/server.py``)."""
 
-    def __init__(self, root: Path, port: int, tokens=(TOKEN,)):
-        self.root, self.port, self.tokens = root, port, tokens
+    def __init__(self, root: Path, port: int, tokens=(TOKEN,), command=(str(SERVER_SCRIPT),)):
+        self.root, self.port, self.tokens, self.command = root, port, tokens, list(command)
         self.url = f"http://127.0.0.1:{port}"
         self.proc = None
 
     def start(self) -> str:
-        args = [sys.executable, str(SERVER_SCRIPT), "--root", str(self.root), "--port", str(self.port)]
+        args = [sys.executable, *self.command, "--root", str(self.root), "--port", str(self.port)]
         for token in self.tokens:
             args += ["--token", token]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -97,8 +97,8 @@ def test_server_process_starts_fast_without_ml_libraries(tmp_path):
     assert (torch_loaded, transformers_loaded) == ("False", "False")
 
 
-def test_without_tokens_one_is_created_0600_and_only_its_path_printed(tmp_path):
-    proc = ServerProcess(tmp_path / "root", free_port(), tokens=())
+def test_cli_without_tokens_creates_one_0600_and_prints_only_its_path(tmp_path):
+    proc = ServerProcess(tmp_path / "root", free_port(), tokens=(), command=("-m", "hub_emo", "hub", "serve"))
     try:
         first = proc.start()
         second = proc.proc.stdout.readline()
@@ -146,6 +146,7 @@ def test_restart_keeps_repos_commits_branches_and_privacy(tmp_path):
         second.stop()
 
 
+@pytest.mark.slow  # the client's own retries (1+2+4+8+8 s) run out before it reports the failure
 def test_killing_the_server_mid_push_keeps_the_previous_revision_and_retry_succeeds(tmp_path):
     root, port = tmp_path / "root", free_port()
     proc = ServerProcess(root, port)

@@ -314,14 +314,14 @@ def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: 
         logging_steps=args.logging_steps,
         seed=args.seed,
         report_to=[] if args.report_to in ("none", "") else [args.report_to],
-        use_cpu=args.use_cpu,
+        use_cpu=_use_cpu(args),
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=args.dataloader_num_workers,
         ddp_find_unused_parameters=False,
         restore_callback_states_from_checkpoint=True,
         disable_tqdm=True,
-        dataloader_pin_memory=_has_accelerator(),
+        dataloader_pin_memory=not _use_cpu(args),
     )
 
 
@@ -400,6 +400,7 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
         "trainable_share": trainable_share(trainer.model),
         "train_loss": float(train_output.training_loss),
         "steps": int(trainer.state.global_step),
+        "world_size": int(trainer.args.world_size),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation": trainer.state.best_metric,
         "loss_history": [h["loss"] for h in trainer.state.log_history if "loss" in h],
@@ -489,7 +490,7 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
     from accelerate import PartialState
 
     args = _resolve(args, options)
-    state = PartialState(cpu=args.use_cpu)
+    state = PartialState(cpu=_use_cpu(args))
     with state.main_process_first():
         plan_ = plan(args, dataset, source_dataset)
     per_fold: dict[str, dict] = {}
@@ -559,4 +560,11 @@ def train_two_stage(args: TrainArguments | None = None, dataset=None, *, source_
 def _has_accelerator() -> bool:
     import torch
 
-    return torch.cuda.is_available()
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
+
+
+def _use_cpu(args: TrainArguments) -> bool:
+    """CPU when asked or when there is no accelerator: accelerate only sets up gloo DDP under
+    torchrun when told the run is on CPU, otherwise each process trains alone."""
+    return args.use_cpu or not _has_accelerator()

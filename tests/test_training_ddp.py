@@ -1,0 +1,56 @@
+"""The same `hub-emo train` command under torchrun (2 processes, gloo on CPU) agrees with 1 process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import AutoModel, Wav2Vec2FeatureExtractor
+
+from corpora import make_ravdess
+from tiny import tiny_backbone_config
+
+
+@pytest.mark.timeout(300)
+def test_two_processes_agree_with_one(tmp_path):
+    import hub_emo.data
+    from hub_emo.cli import main
+
+    make_ravdess(tmp_path / "raw", actors=(1, 2, 4, 5), emotions=(1, 3, 4, 5), seconds=0.4)
+    hub_emo.data.prepare_with_report(["ravdess_speech", "ravdess_song"], tmp_path / "raw", out=tmp_path / "data")
+    torch.manual_seed(0)
+    # No stochastic layers: what differs between 1 and 2 processes is then only the reduction order.
+    quiet = dict(mask_time_prob=0.0, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                 feat_proj_dropout=0.0)
+    AutoModel.from_config(tiny_backbone_config(**quiet)).save_pretrained(tmp_path / "bb")
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path / "bb")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(dict(
+        dataset=str(tmp_path / "data"), backbone=str(tmp_path / "bb"), label_set="4class", domain="speech",
+        folds="1", strategy="weighted_sum", max_steps=6, eval_steps=3, learning_rate=0.01, head_dropout=0.0,
+        warmup_ratio=0.0, report_to="none", logging_steps=1,
+    )))
+
+    # Same global batch: 1 x 4 against 2 x 2.
+    assert main(["train", str(config), "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "one")]) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "hub_emo", "train", str(config), "--per_device_train_batch_size", "2",
+               "--output_dir", str(tmp_path / "two")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    one = json.loads((tmp_path / "one" / "results.json").read_text())["folds"]["1"]
+    two = json.loads((tmp_path / "two" / "results.json").read_text())["folds"]["1"]
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert two["steps"] == one["steps"] == 6
+    assert two["test_rows"] == one["test_rows"]  # every test clip evaluated once, none duplicated
+    np.testing.assert_allclose(two["layer_weights"], one["layer_weights"], atol=1e-4)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert abs(two[key] - one[key]) <= 0.05, (key, one[key], two[key])

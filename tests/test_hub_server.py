@@ -368,3 +368,14 @@ def test_tree_listing_paginates(server):
     api.create_commit(repo, ops, commit_message="many files")
     listed = [f.path for f in api.list_repo_tree(repo, "data")]
     assert len(listed) == 1205 and listed[0] == "data/0000.txt" and listed[-1] == "data/1204.txt"
+
+
+def test_refused_large_upload_closes_the_connection_and_server_stays_up(server):
+    api = api_for(server.url)
+    api.create_repo("hub-emo/refused")
+    size = 100 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(f"PUT /lfs-upload/{'cd' * 32}?size={size}&expires=9999999999&sig=forged HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        answer = raw.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 403") and "Connection: close" in answer
+    assert api.list_repo_files("hub-emo/refused") == [".gitattributes"]

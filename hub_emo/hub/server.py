@@ -217,13 +217,15 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(400, "Invalid Content-Length")
         return _LengthReader(self.rfile, length)
 
+    def _large_body_left(self) -> bool:
+        return getattr(self._reader, "left", 0) > 64 * 1024 * 1024
+
     def _finish_body(self):
         """Always consume the request body, so that a kept-alive connection stays in sync."""
         reader = self._reader
         if reader is None or self.close_connection:
             return
-        left = getattr(reader, "left", None)
-        if left is not None and left > 64 * 1024 * 1024:
+        if self._large_body_left():
             self.close_connection = True
             return
         try:
@@ -269,8 +271,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         headers = {"X-Error-Message": error.message.encode("ascii", "replace").decode()[:500]}
         if error.code:
             headers["X-Error-Code"] = error.code
-        if error.status == 413:
-            self.close_connection = True
+        if error.status == 413 or self._large_body_left():
+            self.close_connection = True  # cheaper than draining it; say so in the answer
         with contextlib.suppress(ConnectionError, TimeoutError):
             self._json({"error": error.message}, error.status, headers)
 

@@ -1,0 +1,132 @@
+"""Training step time and peak memory per strategy, ÷ `full`, on a wav2vec2-base-sized backbone.
+
+Goals (issue #6): weighted_sum ≤ 0.35 time and ≤ 0.4 memory of full; lora ≤ 0.7 time and
+≤ 0.75 memory; plus the trainable share of parameters per strategy.
+
+Each strategy runs in its own subprocess so memory high-water marks do not mix. One step
+is what `transformers.Trainer` does per batch: forward with labels, backward, AdamW
+step, zero_grad, in training mode. Memory is the process's peak RSS (``ru_maxrss``)
+minus its RSS after importing torch/transformers, i.e. the model plus everything the
+training step needs. The backbone is random (default `Wav2Vec2Config`: 12 layers, 768
+dims, 94 M parameters); the cost does not depend on the weights.
+
+Timing is the fastest step over all rounds (strategies alternate in each round): on a
+shared machine other processes only ever add time, so the minimum is the stable figure.
+
+Usage: ``.venv/bin/python benchmarks/bench_train.py [--clips 2] [--seconds 3] [--steps 3] [--rounds 2] [--threads 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+STRATEGIES = ("full", "baseline", "weighted_sum", "lora", "bottleneck")
+GOALS = {"weighted_sum": (0.35, 0.40), "lora": (0.70, 0.75)}
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def measure(strategy: str, clips: int, seconds: float, steps: int, threads: int) -> dict:
+    """One strategy, in this process: fastest step time (s), peak memory above imports (MiB), shares."""
+    import resource
+    import statistics
+    import time
+
+    import torch
+    from transformers import Wav2Vec2Config
+
+    import hub_emo  # noqa: F401
+    from hub_emo.modeling import EmoConfig, EmoForAudioClassification
+    from hub_emo.training.strategies import strategy_config, trainable_share
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    base_kib = _rss_kib()
+    config = EmoConfig(backbone_config=Wav2Vec2Config(), id2label={i: str(i) for i in range(6)},
+                       **strategy_config(strategy))
+    model = EmoForAudioClassification(config).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    inputs = torch.randn(clips, int(seconds * 16000))
+    mask = torch.ones_like(inputs, dtype=torch.long)
+    labels = torch.arange(clips) % 6
+    times = []
+    for step in range(steps + 1):  # the first step (allocations, optimizer state) is not timed
+        start = time.perf_counter()
+        loss = model(inputs, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step:
+            times.append(time.perf_counter() - start)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "strategy": strategy,
+        "step_s": min(times),
+        "median_step_s": statistics.median(times),
+        "memory_mib": (peak_kib - base_kib) / 1024,
+        "peak_rss_mib": peak_kib / 1024,
+        "trainable_share": trainable_share(model),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.one, args.clips, args.seconds, args.steps, args.threads)))
+        return 0
+
+    rows: dict[str, dict] = {}
+    for round_ in range(args.rounds):
+        for strategy in STRATEGIES:
+            command = [sys.executable, __file__, "--one", strategy, "--clips", str(args.clips),
+                       "--seconds", str(args.seconds), "--steps", str(args.steps), "--threads", str(args.threads)]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"  round {round_ + 1} {strategy}: {row['step_s']:.2f} s/step, {row['memory_mib']:.0f} MiB",
+                  file=sys.stderr)
+            if strategy in rows:
+                row["step_s"] = min(row["step_s"], rows[strategy]["step_s"])
+                row["memory_mib"] = max(row["memory_mib"], rows[strategy]["memory_mib"])
+                row["peak_rss_mib"] = max(row["peak_rss_mib"], rows[strategy]["peak_rss_mib"])
+            rows[strategy] = row
+
+    full = rows["full"]
+    print(f"wav2vec2-base-sized random backbone, {args.clips} clips x {args.seconds:g} s, "
+          f"fastest of {args.rounds} x {args.steps} AdamW steps, {args.threads} threads")
+    print(f"{'strategy':<13}{'step s':>8}{'÷full':>7}{'mem MiB':>9}{'÷full':>7}{'peak RSS':>10}"
+          f"{'trainable':>12}{'share':>9}  goal")
+    ok = True
+    for name, row in rows.items():
+        t = row["step_s"] / full["step_s"]
+        m = row["memory_mib"] / full["memory_mib"]
+        goal = GOALS.get(name)
+        verdict = ""
+        if goal:
+            met = t <= goal[0] and m <= goal[1]
+            ok &= met
+            verdict = f"time ≤ {goal[0]}, mem ≤ {goal[1]}: {'met' if met else 'MISSED'}"
+        print(f"{name:<13}{row['step_s']:>8.2f}{t:>7.2f}{row['memory_mib']:>9.0f}{m:>7.2f}"
+              f"{row['peak_rss_mib']:>10.0f}{row['trainable']:>12,}{row['trainable_share']:>9.2%}  {verdict}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -126,7 +126,6 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     target = train_data.select(loaded, ls, domain=args.domain, drop_unlisted=args.drop_unlisted_labels, name=name)
     target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
     out = Path(args.output_dir)
-    _check_output_dir(out, args.resume)
 
     source = None
     if args.two_stage:
@@ -491,6 +490,8 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
 
     args = _resolve(args, options)
     state = PartialState(cpu=_use_cpu(args))
+    # Before the first barrier, so no rank can see folders another rank has begun to write.
+    _check_output_dir(Path(args.output_dir), args.resume)
     with state.main_process_first():
         plan_ = plan(args, dataset, source_dataset)
     per_fold: dict[str, dict] = {}

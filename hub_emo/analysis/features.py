@@ -349,7 +349,8 @@ def extract_features(
     ``device`` defaults to this rank's GPU when there is one (the model is moved there).
 
     ``frames_per_clip=0`` keeps only pooled features (enough for probing). A cached entry
-    with the same key and frame cap is read without running the model.
+    with the same key and frame cap is read without running the model; ``cache=False``
+    extracts anyway (and refreshes the entry).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")

@@ -13,8 +13,9 @@ Probes:
 * ``"logistic"``: scikit-learn's multinomial logistic regression.
 Features are standardised with the training fold's mean and std.
 
-Metrics: WA = accuracy, UA = balanced accuracy (mean per-class recall), macro-F1 over the
-classes present in the scored domain.
+Metrics (``hub_emo.training.metric``, the same definitions as training): WA = accuracy,
+UA = balanced accuracy (mean recall over the classes present), macro-F1 over the classes
+present in the scored domain.
 
 Entry points::
 
@@ -33,7 +34,6 @@ Entry points::
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -124,15 +124,11 @@ def _fit_predict_logistic(train, y_train, test, *, seed, **_):
 
 
 def _scores(y_true, y_pred, labels) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
+    """WA, UA, macro-F1 with the project's one metric definition (the training metric module)."""
+    from hub_emo.training.metric.hub_emo_metrics import classification
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {
-            "WA": float(accuracy_score(y_true, y_pred)),
-            "UA": float(recall_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-            "macro_F1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        }
+    scores = classification(y_pred, y_true, labels=labels)
+    return {"WA": scores["accuracy"], "UA": scores["balanced_accuracy"], "macro_F1": scores["macro_f1"]}
 
 
 def _splits(domains, folds, train_domain, test_domain, problems):

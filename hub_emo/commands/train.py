@@ -41,9 +41,9 @@ def run(args) -> int:
             argv += [f"--{key[5:]}", *value]
     try:
         options = arguments.parse(args.config, argv)
-    except ValueError as error:
+        results = train(options)
+    except ValueError as error:  # bad input: found before training starts
         print(f"hub-emo train: {error}", file=sys.stderr)
         return 2
-    results = train(options)
     print(json.dumps({"output_dir": options.output_dir, **results.get("summary", {})}, ensure_ascii=False))
     return 0

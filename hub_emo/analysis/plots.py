@@ -31,6 +31,9 @@ def layer_curves(means: list[dict], path: Path, *, metric: str = "UA", title: st
         line, = ax.plot(x, [e[metric] for e in entries], marker="o", ms=3, label=label)
         ax.fill_between(x, [e[f"{metric}_min"] for e in entries], [e[f"{metric}_max"] for e in entries],
                         color=line.get_color(), alpha=0.15, linewidth=0)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = CNN output)")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per layer (shaded: fold min–max)")
@@ -47,17 +50,18 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], columns: Sequence, path: Pa
     """A labelled heatmap with the values written in the cells (NaN cells left blank)."""
     plt = _pyplot()
     matrix = np.asarray(matrix, dtype=float)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * max(len(columns), 3), 1.0 + 0.45 * max(len(rows), 3)))
+    fig, ax = plt.subplots(figsize=(2.5 + 0.6 * max(len(columns), 4), 1.5 + 0.45 * max(len(rows), 4)))
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, aspect="auto")
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=45 if len(columns) > 8 else 0)
     ax.set_yticks(range(len(rows)), list(rows))
     finite = matrix[np.isfinite(matrix)]
     if finite.size and len(rows) * len(columns) <= 200:
-        middle = (finite.min() + finite.max()) / 2
         for (i, j), value in np.ndenumerate(matrix):
             if np.isfinite(value):
-                ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=6,
-                        color="white" if value < middle else "black")
+                red, green, blue, _ = image.cmap(image.norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                ax.text(j, i, f"{value:.3g}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)

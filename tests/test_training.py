@@ -236,3 +236,21 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
 
     card = Path(hf_hub_download("hub-emo/train-push-test", "README.md")).read_text()
     assert "balanced_accuracy" in card or "Balanced accuracy" in card
+
+
+def test_two_stage_speech_to_music_with_a_separate_source_and_another_strategy(tmp_path, corpus, backbone):
+    from hub_emo.training import train_two_stage
+
+    domain = corpus[1].features["domain"]
+    speech = corpus[1].filter(lambda d: d == domain.str2int("speech"), input_columns="domain")
+    music = corpus[1].filter(lambda d: d == domain.str2int("music"), input_columns="domain")
+    result = train_two_stage(dataset=music, source_dataset=speech, strategy="weighted_sum",
+                             source_strategy="baseline", backbone=backbone, folds="1", max_steps=3,
+                             output_dir=str(tmp_path / "mer"), **FAST)
+    fold = result["folds"]["1"]
+    assert fold["stage1"]["strategy"] == "baseline" and fold["strategy"] == "weighted_sum"
+    # baseline has no layer weights to hand on; backbone and head (same classes) carry.
+    assert fold["transfer"] == {"carried": ["backbone", "head"], "fresh": ["layer_weights"]}
+    with pytest.raises(ValueError, match="share domain"):
+        train_two_stage(dataset=music, source_dataset=music, backbone=backbone, folds="1",
+                        output_dir=str(tmp_path / "same"), **FAST)

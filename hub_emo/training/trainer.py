@@ -128,7 +128,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     out = Path(args.output_dir)
 
     source = None
-    if args.two_stage:
+    if args.two_stage or source_dataset is not None:
         src_name = args.source_dataset or args.dataset or "<dataset>"
         if source_dataset is not None:
             src_loaded = train_data.load_prepared(source_dataset)
@@ -506,6 +506,7 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
             **{k: v for k, v in final.items() if k != "loss_history"},
             **({"stage1": fold_results["stage1"]} if "stage1" in fold_results else {}),
         }
+    two_stage = any(len(stages) == 2 for stages in plan_.folds)
     best_fold = max(per_fold, key=lambda f: per_fold[f].get(args.metric_for_best_model, -1.0))
     results = {
         "dataset": plan_.dataset_name,
@@ -513,11 +514,11 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
         "strategy": args.strategy,
         "backbone": args.backbone,
         "domain": args.domain,
-        "two_stage": args.two_stage,
+        "two_stage": two_stage,
         "source": (
             {"domain": args.source_domain, "dataset": args.source_dataset or plan_.dataset_name,
              "strategy": args.source_strategy or args.strategy}
-            if args.two_stage else None
+            if two_stage else None
         ),
         **summarize(per_fold),
         "folds": per_fold,
@@ -553,8 +554,6 @@ def train_two_stage(args: TrainArguments | None = None, dataset=None, *, source_
     args = _resolve(args, options)
     if not args.two_stage and source_dataset is None:
         raise ValueError("a two-stage run needs source_domain or source_dataset")
-    if source_dataset is not None and not args.two_stage:
-        args = dataclasses.replace(args, source_dataset="<dataset>")
     return train(args, dataset, source_dataset=source_dataset)
 
 

@@ -254,3 +254,26 @@ def test_two_stage_speech_to_music_with_a_separate_source_and_another_strategy(t
     with pytest.raises(ValueError, match="share domain"):
         train_two_stage(dataset=music, source_dataset=music, backbone=backbone, folds="1",
                         output_dir=str(tmp_path / "same"), **FAST)
+
+
+class StopInStage2(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if args.output_dir.endswith("stage2") and state.global_step == 3:
+            raise KeyboardInterrupt("killed in stage 2")
+
+
+def test_two_stage_resume_keeps_stage_1_and_finishes_stage_2(tmp_path, corpus, backbone):
+    from hub_emo.training import train
+
+    options = dict(FAST, dataset=corpus[0], backbone=backbone, source_domain="music", domain="speech",
+                   folds="2", max_steps=4, eval_steps=2, learning_rate=5e-3, output_dir=str(tmp_path / "r"))
+    whole = train(**dict(options, output_dir=str(tmp_path / "whole")))
+    with pytest.raises(KeyboardInterrupt):
+        train(callbacks=[StopInStage2()], **options)
+    stage1 = tmp_path / "r" / "fold-2" / "stage1" / "results.json"
+    written = stage1.stat().st_mtime_ns
+    resumed = train(resume=True, **options)
+    assert stage1.stat().st_mtime_ns == written  # stage 1 was read back, not retrained
+    a, b = whole["folds"]["2"], resumed["folds"]["2"]
+    assert (a["accuracy"], a["confusion_matrix"]) == (b["accuracy"], b["confusion_matrix"])
+    np.testing.assert_allclose(a["layer_weights"], b["layer_weights"], atol=1e-6)

@@ -137,8 +137,11 @@ def test_run_fad_writes_report_tables_and_plots(study, tmp_path):
     assert {(r["layer"], r["emotion"]) for r in result.rows} == {
         (k, e) for k in (0, 2) for e in ("happy", "sad", "angry")}
     for row in result.rows:
-        assert np.isfinite(row["fad"]) and row["ci_low"] <= row["fad"] <= row["ci_high"]
-        assert row["speech_clips"] == row["music_clips"] == 4
+        assert np.isfinite(row["fad"]) and row["speech_clips"] == row["music_clips"] == 4
+        if row["layer"] == 2:  # the report layer: bootstrapped
+            assert row["ci_low"] <= row["fad"] <= row["ci_high"]
+        else:
+            assert row["ci_low"] is None and row["ci_high"] is None
     assert sorted(v for k, v in result.bias[0].items() if k not in ("model", "layer")) == [1, 2, 3]
     assert {w["domain"] for w in result.within} == {"speech", "music"}
     text = result.report.read_text()
@@ -146,6 +149,7 @@ def test_run_fad_writes_report_tables_and_plots(study, tmp_path):
     for name in ("fad_heatmap_tiny.png", "fad_by_emotion.png", "fad.csv", "fad_within_tiny_music.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "best" not in result.summary() and "tiny" in result.summary()
+    assert "at the report layer only" in text
 
 
 def test_run_fad_bad_inputs(study, tmp_path):
@@ -165,3 +169,18 @@ def test_run_fad_bad_inputs(study, tmp_path):
     assert any("sad/music has 1 clip(s); needs at least 2" in w for w in result.warnings)
     assert any("singular covariance" in w and "needs ≥ 9 clips" in w for w in result.warnings)
     assert "sad/music has 1 clip" in result.report.read_text()
+
+
+def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path):
+    from hub_emo.analysis import run_fad
+
+    dataset, model = study
+    result = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [1, 2], tmp_path, report_layer=1,
+                     bootstrap_all_layers=True, n_boot=5, frames_per_clip=16, within_domain=False,
+                     progress=False)
+    assert result.bias[0]["layer"] == 1 and not result.within
+    assert all(r["ci_low"] <= r["fad"] <= r["ci_high"] for r in result.rows)
+    moved = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [2], tmp_path, report_layer=0,
+                    n_boot=0, frames_per_clip=16, progress=False)
+    assert moved.bias[0]["layer"] == 2
+    assert any("report layer 0 is not among the scored layers [2]" in w for w in moved.warnings)

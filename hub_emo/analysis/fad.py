@@ -34,7 +34,8 @@ Entry points::
             label_set="ravdess6", layers=None, out_dir="fad_report", *,
             frames_per_clip=32, n_boot=100, confidence=0.95, inf_steps=8,
             inf_min_fraction=0.25, min_clips=2, report_layer=None, within_domain=True,
-            seed=0, trust_remote_code=False, progress=True) -> FADResult
+            bootstrap_all_layers=False, seed=0, trust_remote_code=False,
+            progress=True) -> FADResult
         FADResult.rows            list of dicts: model, layer, emotion, fad, ci_low, ci_high,
                                   fad_inf, fad_inf_r2, speech/music clips and frames
         FADResult.bias            per model: emotion -> rank (1 = speech and music most alike)
@@ -290,6 +291,7 @@ def run_fad(
     min_clips: int = 2,
     report_layer: int | None = None,
     within_domain: bool = True,
+    bootstrap_all_layers: bool = False,
     seed: int = 0,
     trust_remote_code: bool = False,
     progress: bool = True,
@@ -298,7 +300,9 @@ def run_fad(
 
     Extraction covers every hidden state (the same cache entry as `run_probing`), then
     ``layers`` (default all; negative counts from the end) are scored. ``report_layer``
-    (default the last of ``layers``) is the layer of the emotion-bias ranking and bars.
+    (default the last of ``layers``) is the layer of the emotion-bias ranking and bars, and
+    the only layer bootstrapped unless ``bootstrap_all_layers`` (a bootstrap costs
+    ``n_boot`` covariances and distances per emotion and layer).
     An emotion needs ``min_clips`` clips (>= 2) in each domain; one with no more frames
     than dims is scored with a warning (singular covariance).
     """
@@ -321,12 +325,13 @@ def run_fad(
     rows: list[dict] = []
     within: list[dict] = []
     by_model: dict[str, dict[int, dict[str, dict]]] = {}
+    report_layers: dict[str, int] = {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, source in backbones.items():
         extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
                                            trust_remote_code=trust_remote_code, progress=progress)
-        chosen = feats._normalise_layers(layers, extracted.num_hidden_states, name) or extracted.layers
+        chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         positions = rows_for(extracted.ids, ids)
         # each frame's row in `meta` (or -1 when its clip is outside the label set)
         meta_row = np.full(len(extracted.ids), -1, dtype=np.int64)
@@ -357,6 +362,13 @@ def run_fad(
             have = [d for d in ("speech", "music") if (emotion, d) in masks]
             if len(have) == 1:
                 problems.append(f"{name}: {emotion} is usable only in {have[0]}: no speech–music distance")
+        report_at = chosen[-1] if report_layer is None else feats.resolve_layers(
+            [report_layer], extracted.num_hidden_states, name)[0]
+        if report_at not in chosen:
+            problems.append(f"{name}: report layer {report_at} is not among the scored layers {chosen}; "
+                            f"using {chosen[-1]}")
+            report_at = chosen[-1]
+        report_layers[name] = report_at
         by_model[name] = {}
         for layer in chosen:
             frames = extracted.layer_frames(layer).astype(np.float64)
@@ -367,8 +379,10 @@ def run_fad(
                     continue
                 sm, mm = masks[(emotion, "speech")], masks[(emotion, "music")]
                 value = frechet_distance_from_stats(*stats[(emotion, "speech")], *stats[(emotion, "music")])
-                low, high = bootstrap_ci(frames[sm], frame_row[sm], frames[mm], frame_row[mm], n_boot=n_boot,
-                                         confidence=confidence, seed=seed, full=value) if n_boot else (np.nan, np.nan)
+                low = high = None  # not bootstrapped (stated in the report settings)
+                if n_boot and (bootstrap_all_layers or layer == report_at):
+                    low, high = bootstrap_ci(frames[sm], frame_row[sm], frames[mm], frame_row[mm], n_boot=n_boot,
+                                             confidence=confidence, seed=seed, full=value)
                 infinity, r2 = fad_infinity(frames[sm], frames[mm], steps=inf_steps,
                                             min_fraction=inf_min_fraction, seed=seed)
                 row = {"model": name, "layer": int(layer), "emotion": emotion, "fad": value,
@@ -390,15 +404,17 @@ def run_fad(
     if not rows:
         raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
                          + "; ".join(dict.fromkeys(problems)))
-    return _write_fad(out, rows, within, by_model, classes, report_layer, problems, report, plots, {
+    return _write_fad(out, rows, within, by_model, classes, report_layers, problems, report, plots, {
         "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
-        "frames per clip (cap, evenly spaced)": frames_per_clip, "bootstrap resamples (clip level)": n_boot,
+        "frames per clip (cap, evenly spaced)": frames_per_clip,
+        "bootstrap resamples (clip level)": f"{n_boot}, " + ("at every layer" if bootstrap_all_layers
+                                                             else "at the report layer only"),
         "confidence": confidence, "FAD∞ subsets": f"{inf_steps} fractions from {inf_min_fraction} to 1",
         "Fréchet distance": "Cholesky + symmetric eigenvalues (exact for PSD; clipped for singular covariances)",
     })
 
 
-def _write_fad(out, rows, within, by_model, classes, report_layer, problems, report, plots, settings) -> FADResult:
+def _write_fad(out, rows, within, by_model, classes, chosen_layer, problems, report, plots, settings) -> FADResult:
     from scipy import stats as scistats
 
     figures = []
@@ -412,17 +428,11 @@ def _write_fad(out, rows, within, by_model, classes, report_layer, problems, rep
         plots.heatmap(matrix, emotions, layers, out / file, title=f"{name}: speech–music FAD",
                       xlabel="layer", ylabel="emotion", cmap="magma_r")
         figures.append((f"{name}: speech–music FAD, emotion × layer", file))
-    chosen_layer = {}
     for name in models:
-        layers = sorted(by_model[name])
-        layer = layers[-1] if report_layer is None else report_layer
-        if layer not in by_model[name]:
-            problems.append(f"{name}: report layer {layer} was not scored (scored: {layers}); using {layers[-1]}")
-            layer = layers[-1]
-        chosen_layer[name] = layer
+        layer = chosen_layer[name]
         values = {e: r["fad"] for e, r in by_model[name][layer].items()}
         bias.append({"model": name, "layer": layer, **_ranks(values)})
-    bars = {name: {e: (r["fad"], r["ci_low"], r["ci_high"]) for e, r in by_model[name][chosen_layer[name]].items()}
+    bars = {name: {e: (r["fad"], _or(r["ci_low"], r["fad"]), _or(r["ci_high"], r["fad"])) for e, r in by_model[name][chosen_layer[name]].items()}
             for name in models}
     plots.emotion_bars(bars, out / "fad_by_emotion.png", title="Speech–music FAD at the report layer (CI whiskers)")
     figures.insert(0, ("Speech–music FAD per emotion at the report layer", "fad_by_emotion.png"))
@@ -465,6 +475,10 @@ def _write_fad(out, rows, within, by_model, classes, report_layer, problems, rep
     result.report, result.csv, result.json = report.write_fad_report(
         out, rows, bias, agreement, shown_within, problems, settings, figures)
     return result
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def _slug(name: str) -> str:

@@ -222,7 +222,9 @@ def _distributed():
     return dist.get_world_size(), dist.get_rank(), dist.barrier
 
 
-def _normalise_layers(layers, num_hidden_states: int | None, name: str) -> list[int] | None:
+def resolve_layers(layers, num_hidden_states: int | None, name: str) -> list[int] | None:
+    """Sorted, unique hidden-state indices (negative counts from the end); a clear error for one
+    that does not exist. ``None`` means all (or unknown until the first forward pass)."""
     if layers is None:
         return None if num_hidden_states is None else list(range(num_hidden_states))
     out = []
@@ -357,7 +359,7 @@ def extract_features(
     if frames_per_clip < 0:
         raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
     backbone = load_backbone(backbone, trust_remote_code=trust_remote_code, name=name)
-    layers = _normalise_layers(layers, backbone.num_hidden_states, backbone.name)
+    layers = resolve_layers(layers, backbone.num_hidden_states, backbone.name)
     ids = [str(i) for i in dataset["id"]]
     if len(set(ids)) != len(ids):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})[:5]

@@ -287,7 +287,7 @@ def run_probing(
     for name, source in backbones.items():
         extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=frames_per_clip,
                                            trust_remote_code=trust_remote_code, progress=progress)
-        chosen = feats._normalise_layers(layers, extracted.num_hidden_states, name) or extracted.layers
+        chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
                              layer_ids=chosen, model=name, probe=probe, cross_domain=cross_domain,

@@ -12,6 +12,8 @@ from hub_emo.analysis import plots
 
 
 def _cell(value) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.4g}"
     return str(value).replace("|", "\\|")

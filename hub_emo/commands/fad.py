@@ -17,6 +17,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report-layer", type=int, default=None,
                         help="layer of the emotion-bias ranking (default: the last scored)")
     parser.add_argument("--bootstrap", type=int, default=100, help="clip-level bootstrap resamples (0: none)")
+    parser.add_argument("--bootstrap-all-layers", action="store_true",
+                        help="bootstrap every scored layer (default: the report layer only)")
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--inf-steps", type=int, default=8, help="subset sizes for FAD∞")
     parser.add_argument("--min-clips", type=int, default=2, help="clips an emotion needs in each domain")
@@ -33,6 +35,7 @@ def run(args) -> int:
             backbones, dataset, label_set, args.layers, args.out, frames_per_clip=args.frames_per_clip,
             n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
             min_clips=args.min_clips, report_layer=args.report_layer, within_domain=not args.no_within,
+            bootstrap_all_layers=args.bootstrap_all_layers,
             seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
         )
     except ValueError as error:

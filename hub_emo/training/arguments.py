@@ -74,8 +74,8 @@ class TrainArguments:
     source_dataset_config: str | None = field(default=None, metadata={"help": "Stage-1 dataset config."})
     source_label_set: str | None = field(default=None, metadata={"help": "Stage-1 label set (default: label_set)."})
     source_strategy: str | None = field(default=None, metadata={"help": "Stage-1 strategy (default: strategy)."})
-    source_learning_rate: float | None = field(default=None, metadata={"help": "Stage-1 learning rate."})
-    source_epochs: float | None = field(default=None, metadata={"help": "Stage-1 epochs."})
+    source_learning_rate: float | None = field(default=None, metadata={"help": "Stage-1 learning rate (default: learning_rate with the same strategy, else the source strategy's)."})
+    source_epochs: float | None = field(default=None, metadata={"help": "Stage-1 epochs (default: num_train_epochs, else the strategy's)."})
     cross_domain: bool = field(
         default=True,
         metadata={"help": "Refuse a two-stage run whose stage-1 and stage-2 data share a domain."},

@@ -49,7 +49,7 @@ def load_prepared(source, config: str | None = None):
     return loaded
 
 
-def _flatten(dataset):
+def flatten(dataset):
     import datasets
 
     if isinstance(dataset, datasets.DatasetDict):
@@ -95,7 +95,7 @@ def select(dataset, label_set, *, domain: str | None = None, drop_unlisted: bool
 
 
 def domains_of(dataset) -> set[str]:
-    dataset = _flatten(dataset)
+    dataset = flatten(dataset)
     names = dataset.features["domain"].names
     return {names[i] for i in set(dataset["domain"])}
 
@@ -110,7 +110,7 @@ class Split:
     test: Any
 
 
-def _holdout_speakers(train, fraction: float, seed: int, name: str):
+def holdout_speakers(train, fraction: float, seed: int, name: str):
     """Split off a speaker-disjoint validation set (at least one speaker), reproducibly."""
     if fraction <= 0:
         return train, None
@@ -128,7 +128,7 @@ def _holdout_speakers(train, fraction: float, seed: int, name: str):
 
 def fold_names(dataset) -> list[str]:
     """The dataset's folds, in numeric order where they are numbers (never '10' before '2')."""
-    found = {str(f) for f in _flatten(dataset)["fold"] if f not in (None, "")}
+    found = {str(f) for f in flatten(dataset)["fold"] if f not in (None, "")}
     return sorted(found, key=lambda f: (0, int(f), "") if f.isdigit() else (1, 0, f))
 
 
@@ -144,10 +144,10 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
         validation = dataset.get("validation")
         train = dataset["train"]
         if validation is None:
-            train, validation = _holdout_speakers(train, validation_fraction, seed, name)
+            train, validation = holdout_speakers(train, validation_fraction, seed, name)
         result = [Split("none", train, validation, dataset["test"])]
     else:
-        flat = _flatten(dataset)
+        flat = flatten(dataset)
         available = fold_names(flat)
         if not available:
             raise ValueError(f"{name}: rows have no fold; use folds 'none' with train/test splits")
@@ -160,7 +160,7 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
         for fold in wanted:
             test = flat.select([i for i, f in enumerate(column) if f == fold])
             train = flat.select([i for i, f in enumerate(column) if f != fold])
-            train, validation = _holdout_speakers(train, validation_fraction, seed, f"{name} fold {fold}")
+            train, validation = holdout_speakers(train, validation_fraction, seed, f"{name} fold {fold}")
             result.append(Split(fold, train, validation, test))
     for split in result:
         for part in ("train", "validation", "test"):

@@ -106,10 +106,10 @@ def _source_split(source, target: train_data.Split, args: TrainArguments, name: 
     if isinstance(source, datasets.DatasetDict) and "train" in source and target.name == "none":
         train = source["train"]
     else:
-        flat = train_data._flatten(source)
+        flat = train_data.flatten(source)
         folds = [str(f) for f in flat["fold"]]
         train = flat.select([i for i, f in enumerate(folds) if f != target.name]) if target.name in folds else flat
-    train, validation = train_data._holdout_speakers(train, args.validation_fraction, args.seed, name)
+    train, validation = train_data.holdout_speakers(train, args.validation_fraction, args.seed, name)
     if len(train) == 0:
         raise ValueError(f"{name}: no stage-1 training rows for fold {target.name!r}")
     return train_data.Split(target.name, train, validation, None)
@@ -161,7 +161,9 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
             stages.append(StagePlan(
                 "stage1", src_strategy.name, list(src_ls.classes),
                 _source_split(source, split, args, f"{src_name} (stage 1) fold {split.name}"),
-                args.source_learning_rate or src_strategy.learning_rate,
+                args.source_learning_rate
+                or (args.learning_rate if src_strategy.name == strategy.name else None)
+                or src_strategy.learning_rate,
                 args.source_epochs or args.num_train_epochs or src_strategy.num_train_epochs,
                 base / "stage1",
             ))

@@ -443,8 +443,22 @@ def melody(clip: Clip, seed: int):
 SONG_GAIN = 5.0
 
 
+def _quiet_fluidsynth() -> None:
+    """Silence FluidSynth's warnings (TimGM6mb triggers one per clip); errors still print."""
+    try:
+        import ctypes
+
+        import fluidsynth
+
+        for level in (2, 3):  # FLUID_WARN, FLUID_INFO
+            fluidsynth._fl.fluid_set_log_function(ctypes.c_int(level), None, None)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def render_song(clip: Clip, seed: int, sample_rate: int) -> tuple[np.ndarray, dict]:
     pm, params = melody(clip, seed)
+    _quiet_fluidsynth()
     wave = pm.fluidsynth(fs=sample_rate, synthesizer=_soundfont(), normalize=False)
     # keep a short release after the last note, faded, instead of the whole reverb tail
     end = min(wave.size, int((pm.get_end_time() + 0.25) * sample_rate))

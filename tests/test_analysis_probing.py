@@ -103,3 +103,24 @@ def test_cli_probe_and_fad(corpus, tmp_path, capsys):
     assert code == 0 and "most alike" in out and (tmp_path / "f" / "report.md").is_file()
     code = main(["probe", "-m", str(w2v), "-d", str(tmp_path / "nowhere"), "--quiet"])
     assert code == 2 and "nowhere" in capsys.readouterr().err
+
+
+def test_cli_reads_model_and_dataset_from_the_hub(corpus, hub, tmp_path, capsys):
+    """Hub ids for both inputs; the features of the Hub copy are the local folder's."""
+    from transformers import AutoModel, Wav2Vec2FeatureExtractor
+
+    from hub_emo.analysis import extract_features
+    from hub_emo.cli import main
+
+    _, dataset, w2v, _ = corpus
+    AutoModel.from_pretrained(w2v).push_to_hub("hub-emo/analysis-tiny-w2v")
+    Wav2Vec2FeatureExtractor.from_pretrained(w2v).push_to_hub("hub-emo/analysis-tiny-w2v")
+    dataset.push_to_hub("hub-emo/analysis-tiny-corpus", config_name="both")
+    code = main(["probe", "-m", "hub-emo/analysis-tiny-w2v", "-d", "hub-emo/analysis-tiny-corpus",
+                 "--config", "both", "--label-set", "happy,sad,angry", "--probe", "logistic",
+                 "--out", str(tmp_path), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert "analysis-tiny-w2v" in capsys.readouterr().out
+    local = extract_features(str(w2v), dataset, frames_per_clip=0, progress=False)
+    remote = extract_features("hub-emo/analysis-tiny-w2v", dataset, frames_per_clip=0, progress=False)
+    assert remote.cache_dir == local.cache_dir  # same weights, same data: one cache entry

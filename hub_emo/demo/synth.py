@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -633,21 +631,6 @@ def corpus_files(corpus_dir: str | os.PathLike, domain: str) -> list[Path]:
         raise ValueError(f"domain must be 'speech' or 'music', got {domain!r}")
     rows = load_metadata(corpus_dir)["clips"]
     return [Path(corpus_dir, r["file"]) for r in rows if r["domain"] == domain]
-
-
-def clear(corpus_dir: str | os.PathLike) -> None:
-    """Remove a generated corpus (only what `build_corpus` wrote)."""
-    corpus_dir = Path(corpus_dir)
-    meta = load_metadata(corpus_dir)
-    for row in meta["clips"]:
-        (corpus_dir / row["file"]).unlink(missing_ok=True)
-    for actor_dir in corpus_dir.glob("Actor_*"):
-        if actor_dir.is_dir() and not any(actor_dir.iterdir()):
-            actor_dir.rmdir()
-    (corpus_dir / LICENSE_FILE).unlink(missing_ok=True)
-    (corpus_dir / METADATA_FILE).unlink()
-    if not any(corpus_dir.iterdir()):
-        shutil.rmtree(corpus_dir)
 
 
 # ----------------------------------------------------------------------- learnability

@@ -85,3 +85,16 @@ def test_no_audio_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty.*no audio"):
         pretrain.pretrain_backbone(tmp_path / "empty", tmp_path / "out", "speech", steps=1)
+
+
+def test_cli_pretrain_picks_the_domain_of_a_synth_corpus(speech, tmp_path, capsys):
+    from hub_emo.cli import main
+
+    corpus = speech[0].parent.parent
+    code = main(["pretrain", str(corpus), str(tmp_path / "bb"), "--domain", "speech", "--steps", "2", "--threads", "1"])
+    assert code == 0
+    assert "NOT wav2vec2" in capsys.readouterr().out
+    log = json.loads((tmp_path / "bb" / pretrain.LOG_FILE).read_text())
+    assert len(log["settings"]["files"]) == 10 and all("03-01-" in f for f in log["settings"]["files"])
+    with pytest.raises(ValueError, match="no .*music clips|no audio"):
+        pretrain.pretrain_backbone(synth.corpus_files(corpus, "music"), tmp_path / "m", "music", steps=1)

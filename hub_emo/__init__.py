@@ -1,27 +1,78 @@
 """hub_emo: emotion recognition across speech and music with self-supervised audio models.
 
-Importing the package registers `EmoConfig`, `EmoForAudioClassification` and the feature
+``import hub_emo`` registers `EmoConfig`, `EmoForAudioClassification` and the feature
 extractor with the transformers Auto classes, so ``AutoModelForAudioClassification`` and
 ``pipeline("audio-classification")`` load hub_emo checkpoints without remote code. Saved
 models also carry their code (``auto_map``), so a process without hub_emo loads them with
 ``trust_remote_code=True``.
+
+The registration waits until transformers is imported (by you or by hub_emo), so that
+importing hub_emo stays cheap for the parts that need neither torch nor transformers (the
+CLI's help, the local Hub server).
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
 
 __version__ = "0.1.0"
 
-from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModelForAudioClassification,
-    Wav2Vec2FeatureExtractor,
-)
+_LAZY = {
+    "EmoConfig": "hub_emo.modeling",
+    "EmoForAudioClassification": "hub_emo.modeling",
+    "EmoClassifierOutput": "hub_emo.modeling",
+    "pipeline": "hub_emo.inference",
+    "predict": "hub_emo.inference",
+}
 
-from .modeling import EmoClassifierOutput, EmoConfig, EmoForAudioClassification  # noqa: E402
+__all__ = [*_LAZY, "__version__"]
 
-AutoConfig.register(EmoConfig.model_type, EmoConfig, exist_ok=True)
-AutoModelForAudioClassification.register(EmoConfig, EmoForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(EmoConfig, Wav2Vec2FeatureExtractor, exist_ok=True)
-EmoConfig.register_for_auto_class()
-EmoForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 
-__all__ = ["EmoConfig", "EmoForAudioClassification", "EmoClassifierOutput", "__version__"]
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hub_emo' has no attribute {name!r}")
+
+
+def _register_now() -> None:
+    modeling = sys.modules.get("hub_emo.modeling")
+    if modeling is not None and getattr(modeling.__spec__, "_initializing", False):
+        return  # hub_emo.modeling is being imported; it registers itself when done
+    importlib.import_module("hub_emo.modeling")
+
+
+class _RegisterAfterTransformers:
+    """A meta-path finder that runs the registration once transformers has been imported."""
+
+    _busy = False
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname != "transformers" or cls._busy:
+            return None
+        cls._busy = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            cls._busy = False
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            if cls in sys.meta_path:
+                sys.meta_path.remove(cls)
+            _register_now()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "transformers" in sys.modules:
+    _register_now()
+elif _RegisterAfterTransformers not in sys.meta_path:
+    import importlib.util
+
+    sys.meta_path.insert(0, _RegisterAfterTransformers)

@@ -326,3 +326,30 @@ def test_registration_with_auto_classes():
     assert isinstance(AutoModelForAudioClassification.from_config(config), EmoForAudioClassification)
     assert hub_emo.__version__
     del AutoFeatureExtractor
+
+
+def test_a_frozen_backbone_stays_in_eval_mode_while_training():
+    frozen = make_model("wav2vec2", "weighted_sum", "none").train()
+    assert frozen.training and frozen.head.training and not frozen.backbone.training
+    values, mask, _ = batch()
+    pooled = []  # no dropout or SpecAugment: the head sees identical features on every call
+    hook = frozen.pooling.register_forward_hook(lambda m, i, o: pooled.append(o))
+    frozen(values, attention_mask=mask)
+    frozen(values, attention_mask=mask)
+    hook.remove()
+    assert torch.equal(pooled[0], pooled[1])
+    adapted = make_model("wav2vec2", "weighted_sum", "lora").train()
+    assert adapted.backbone.training
+
+
+def test_import_hub_emo_is_light_and_registers_when_transformers_loads():
+    code = (
+        "import sys, hub_emo; light = 'torch' not in sys.modules and 'transformers' not in sys.modules; "
+        "from transformers import AutoConfig; print(light, type(AutoConfig.for_model('hub_emo')).__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["True", "EmoConfig"]
+    direct = "from hub_emo.modeling import EmoConfig; from transformers import AutoConfig; print(type(AutoConfig.for_model('hub_emo')).__name__)"
+    result = subprocess.run([sys.executable, "-c", direct], capture_output=True, text=True)
+    assert result.stdout.strip() == "EmoConfig", result.stderr[-2000:]

@@ -94,7 +94,8 @@ class EmoConfig(PretrainedConfig):
             accuracy) or also after attention (`["attention", "feed_forward"]`, Houlsby et al. 2019).
         freeze_backbone (`bool`, defaults to `True`):
             Freeze every backbone weight (adapters stay trainable). With no adapter, the backbone
-            then runs without gradients, which halves step time and memory.
+            then runs without gradients, which halves step time and memory, and stays in eval
+            mode while training (no dropout or SpecAugment on features nothing learns from).
         freeze_feature_encoder (`bool`, defaults to `True`):
             Freeze the convolutional feature encoder (the field's default for full fine-tuning).
         class_weights (`list[float]`, *optional*): per-class weights of the cross-entropy loss.

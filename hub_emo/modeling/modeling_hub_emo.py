@@ -236,6 +236,17 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             else:
                 encoder.requires_grad_(False)
 
+    def train(self, mode: bool = True):
+        """As nn.Module.train, but a fully frozen backbone stays in eval mode.
+
+        Nothing in it learns, so its dropout and SpecAugment would only add noise to the
+        features the head sees (s3prl keeps a frozen upstream in eval mode too).
+        """
+        super().train(mode)
+        if mode and not self.backbone_needs_grad:
+            self.backbone.eval()
+        return self
+
     @property
     def backbone_needs_grad(self) -> bool:
         """False when nothing inside or after the backbone's layers trains through it."""

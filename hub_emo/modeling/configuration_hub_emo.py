@@ -77,6 +77,11 @@ class EmoConfig(PretrainedConfig):
         head_hidden_sizes (`list[int]`, defaults to `[128, 16]`):
             Hidden sizes of the MLP head; `[]` gives a linear head. The default is the paper
             group's probe head (768→128→16→C).
+        head_standardize (`bool`, defaults to `True`):
+            Standardise each pooled dimension with running statistics (BatchNorm without
+            affine parameters) before the MLP, as probes standardise their features: SSL
+            hidden states have large per-dimension offsets next to small between-clip
+            differences, and without it the head may not learn at all.
         head_activation (`str`, defaults to `"relu"`): `"relu"`, `"gelu"` or `"tanh"`.
         head_dropout (`float`, defaults to 0.1): dropout before each head layer.
         adapter (`str`, defaults to `"none"`): `"none"`, `"lora"` (via peft) or `"bottleneck"`.
@@ -117,6 +122,7 @@ class EmoConfig(PretrainedConfig):
         pooling: str = "mean",
         attention_pool_size: int = 128,
         head_hidden_sizes=(128, 16),
+        head_standardize: bool = True,
         head_activation: str = "relu",
         head_dropout: float = 0.1,
         adapter: str = "none",
@@ -138,6 +144,7 @@ class EmoConfig(PretrainedConfig):
         self.pooling = pooling
         self.attention_pool_size = int(attention_pool_size)
         self.head_hidden_sizes = [int(s) for s in head_hidden_sizes]
+        self.head_standardize = bool(head_standardize)
         self.head_activation = head_activation
         self.head_dropout = float(head_dropout)
         self.adapter = adapter

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("audio", metavar="AUDIO", help="a folder of .wav/.flac files (searched recursively) or a synth corpus")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to save the backbone into")
     parser.add_argument("--domain", choices=("speech", "music"), required=True, help="what the audio is")
-    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 360; 100 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="optimisation steps (default 360; 80 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="the short run of the 2-minute demo")

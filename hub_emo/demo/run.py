@@ -1,0 +1,363 @@
+"""`hub-emo demo`: the paper's three studies end to end, then the Hub, then a report.
+
+On the embedded default nothing comes from outside: a generated speech + song corpus in
+the RAVDESS layout, read by the same loaders as the real corpus; two tiny SSL backbones
+pretrained here (one on speech, one on music); a Hub server on localhost. With ``root``
+(a real RAVDESS folder) and backbone ids, the same steps run on real data and models.
+
+Every step caches its result under ``out_dir`` (the corpus, backbones, feature cache,
+training runs), so a rerun only redoes what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+CORPORA = ("ravdess_speech", "ravdess_song")
+DIRECTIONS = (
+    # task, target domain, source domain: music→speech for SER, speech→music for MER
+    ("SER", "speech", "music"),
+    ("MER", "music", "speech"),
+)
+STAND_IN_BACKBONES = {"speech-ssl": "speech", "music-ssl": "music"}
+
+
+@dataclass
+class DemoSettings:
+    """What the demo runs; the defaults are the embedded default."""
+
+    out_dir: str = "demo_output"
+    quick: bool = False
+    seed: int = 0
+    root: str | None = None
+    backbones: dict[str, str] = field(default_factory=dict)
+    trust_remote_code: bool = False
+    label_set: str | None = None
+    strategies: tuple[str, ...] | None = None
+    test_fold: str | None = None
+    max_steps: int | None = None
+    hub: str | None = None
+    namespace: str = "hub-emo-demo"
+    publish: bool = True
+
+    def __post_init__(self):
+        preset = PRESETS["quick" if self.quick else "default"]
+        for name, value in preset.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self.strategies = tuple(self.strategies)
+
+
+#: Sizes of the 10-minute default and the 2-minute --quick run.
+PRESETS = {
+    "default": dict(
+        label_set="ravdess6",
+        strategies=("baseline", "weighted_sum", "lora"),
+        test_fold="1",
+        max_steps=120,
+    ),
+    "quick": dict(
+        label_set="ravdess6",
+        strategies=("baseline", "weighted_sum", "lora"),
+        test_fold="1",
+        max_steps=30,
+    ),
+}
+
+
+class Progress:
+    """One line per step with its time, so a long run shows where it is."""
+
+    def __init__(self, steps: list[str], echo: Callable[[str], None] = print):
+        self.steps = steps
+        self.echo = echo
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, function, *args, **kwargs):
+        index = self.steps.index(name) + 1
+        self.echo(f"[{index}/{len(self.steps)}] {name} ...")
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        self.timings[name] = time.perf_counter() - start
+        self.echo(f"[{index}/{len(self.steps)}] {name} done in {self.timings[name]:.1f} s")
+        return result
+
+
+# ---------------------------------------------------------------------- steps
+def make_corpus(settings: DemoSettings, out: Path) -> tuple[Path, dict]:
+    if settings.root:
+        return Path(settings.root), {"generated": False, "root": settings.root}
+    from hub_emo.demo import synth
+
+    preset = synth.PRESETS["quick" if settings.quick else "default"]
+    summary = synth.build_corpus(out / "corpus", seed=settings.seed, **preset)
+    return out / "corpus", {"generated": True, **summary}
+
+
+def prepare_dataset(corpus: Path, out: Path):
+    from hub_emo.data import prepare_with_report
+
+    prepared = prepare_with_report(list(CORPORA), corpus, out=out / "dataset", overwrite=True)
+    return prepared
+
+
+def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[str, str]:
+    if settings.backbones:
+        return dict(settings.backbones)
+    from hub_emo.demo import pretrain, synth
+
+    steps = pretrain.PRESETS["quick" if settings.quick else "default"]["steps"]
+    paths = {}
+    for name, domain in STAND_IN_BACKBONES.items():
+        files = synth.corpus_files(corpus, domain)
+        paths[name] = str(
+            pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed)
+        )
+    return paths
+
+
+def probe(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path):
+    from hub_emo.analysis import run_probing
+
+    return run_probing(
+        backbones,
+        dataset,
+        settings.label_set,
+        out / "probing",
+        epochs=30 if settings.quick else 100,
+        seed=settings.seed,
+        trust_remote_code=settings.trust_remote_code,
+        progress=False,
+    )
+
+
+def fad(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path):
+    from hub_emo.analysis import run_fad
+
+    return run_fad(
+        backbones,
+        dataset,
+        settings.label_set,
+        out_dir=out / "fad",
+        n_boot=20 if settings.quick else 100,
+        seed=settings.seed,
+        trust_remote_code=settings.trust_remote_code,
+        progress=False,
+    )
+
+
+def _run_key(arguments: dict) -> str:
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path) -> list[dict]:
+    """Single-stage and two-stage (cross-domain) fine-tuning per direction and strategy.
+
+    The backbone for each direction is the one of the target's domain when stand-ins are
+    used (speech SSL for SER, music SSL for MER), else every given backbone.
+    """
+    from hub_emo.training import train
+
+    rows = []
+    for task, target, source in DIRECTIONS:
+        names = [n for n, d in STAND_IN_BACKBONES.items() if d == target and n in backbones] or list(backbones)
+        for backbone_name in names:
+            for strategy in settings.strategies:
+                for two_stage in (False, True):
+                    run_dir = out / "transfer" / task / backbone_name / f"{strategy}-{'two' if two_stage else 'one'}-stage"
+                    arguments = dict(
+                        backbone=backbones[backbone_name],
+                        trust_remote_code=settings.trust_remote_code,
+                        strategy=strategy,
+                        label_set=settings.label_set,
+                        drop_unlisted_labels=True,
+                        domain=target,
+                        folds=settings.test_fold,
+                        max_steps=settings.max_steps,
+                        max_seconds=3.0,
+                        per_device_train_batch_size=8,
+                        eval_steps=max(10, settings.max_steps // 4),
+                        early_stopping_patience=0,
+                        logging_steps=10,
+                        save_total_limit=1,
+                        report_to="none",
+                        seed=settings.seed,
+                        output_dir=str(run_dir),
+                    )
+                    if two_stage:
+                        arguments.update(source_domain=source, source_strategy=strategy)
+                    key = _run_key(arguments)
+                    cached = run_dir / "results.json"
+                    results = None
+                    if cached.is_file() and (run_dir / "demo_key").is_file() and (run_dir / "demo_key").read_text() == key:
+                        results = json.loads(cached.read_text())
+                    if results is None:
+                        results = train(dataset=dataset, **arguments)
+                        (run_dir / "demo_key").write_text(key)
+                    rows.append(
+                        {
+                            "task": task,
+                            "backbone": backbone_name,
+                            "strategy": strategy,
+                            "stages": f"{source}→{target}" if two_stage else target,
+                            "two_stage": two_stage,
+                            "accuracy": results["accuracy"],
+                            "balanced_accuracy": results["balanced_accuracy"],
+                            "macro_f1": results["macro_f1"],
+                            "model": results["best_model"],
+                        }
+                    )
+    return rows
+
+
+def best_models(rows: list[dict]) -> dict[str, dict]:
+    """The best run (by UA) per task."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["task"] not in best or row["balanced_accuracy"] > best[row["task"]]["balanced_accuracy"]:
+            best[row["task"]] = row
+    return best
+
+
+def _hub_env(endpoint: str, token: str | None, home: Path) -> dict:
+    env = dict(os.environ)
+    env.update(HF_ENDPOINT=endpoint, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HOME=str(home))
+    if token:
+        env["HF_TOKEN"] = token
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        env.pop(var, None)
+    return env
+
+
+def _python(code: str, env: dict, what: str) -> dict:
+    """Run ``code`` in a fresh interpreter (the HF libraries read HF_ENDPOINT at import)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+PUSH_CODE = """
+import json, sys
+from hub_emo.data import push
+from hub_emo.hub.publish import push_model
+spec = json.loads(sys.argv[1] if len(sys.argv) > 1 else {spec!r})
+done = {{"dataset": push(spec["dataset_dir"], spec["dataset_repo"])}}
+for task, item in spec["models"].items():
+    push_model(item["dir"], item["repo"])
+    done[task] = item["repo"]
+print(json.dumps(done))
+"""
+
+RELOAD_CODE = """
+import json
+import hub_emo
+from datasets import load_dataset
+from hub_emo.inference import pipeline
+spec = json.loads({spec!r})
+data = load_dataset(spec["dataset_repo"], split="train")
+out = {{"dataset_rows": len(data), "predictions": {{}}}}
+domains = data.features["domain"].names
+labels = data.features["label"].names
+for task, item in spec["models"].items():
+    classifier = pipeline(item["repo"])
+    rows = [r for r in data.select(range(len(data))) if domains[r["domain"]] == item["domain"]][:3]
+    out["predictions"][task] = [
+        {{"id": r["id"], "true": labels[r["label"]], "predicted": classifier(r["audio"], top_k=1)[0]}}
+        for r in rows
+    ]
+print(json.dumps(out))
+"""
+
+
+def publish(settings: DemoSettings, out: Path, best: dict[str, dict]) -> dict:
+    """Push the dataset and the best model per task; reload both by repo id in a fresh process."""
+    server = None
+    token = os.environ.get("HF_TOKEN")
+    endpoint = settings.hub
+    if endpoint is None:
+        from hub_emo.hub.server import load_or_create_token, start_server
+
+        token, _ = load_or_create_token(out / "hub")
+        server = start_server(out / "hub", port=0)
+        endpoint = server.url
+    try:
+        suffix = "quick" if settings.quick else "default"
+        spec = {
+            "dataset_dir": str(out / "dataset"),
+            "dataset_repo": f"{settings.namespace}/synthetic-emotion-{suffix}"
+            if not settings.root
+            else f"{settings.namespace}/ravdess-speech-song",
+            "models": {
+                task: {
+                    "dir": row["model"],
+                    "repo": f"{settings.namespace}/{task.lower()}-{row['backbone']}-{row['strategy']}-{suffix}",
+                    "domain": "speech" if task == "SER" else "music",
+                }
+                for task, row in best.items()
+            },
+        }
+        env = _hub_env(endpoint, token, out / "hf_home")
+        pushed = _python(PUSH_CODE.format(spec=json.dumps(spec)), env, "publishing to the Hub")
+        reloaded = _python(RELOAD_CODE.format(spec=json.dumps(spec)), env, "reloading from the Hub")
+    finally:
+        if server is not None:
+            server.stop()
+    return {"endpoint": endpoint, "local": server is not None, **spec, "pushed": pushed, **reloaded}
+
+
+# ---------------------------------------------------------------------- the whole run
+def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] = print, **options) -> dict:
+    """Run every step and write ``report.md``; returns a summary with the report's path."""
+    settings = settings or DemoSettings(**options)
+    out = Path(settings.out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    steps = ["corpus", "prepare", "pretrain", "probing", "transfer", "fad", "publish", "report"]
+    if not settings.publish:
+        steps.remove("publish")
+    progress = Progress(steps, echo)
+    started = time.perf_counter()
+
+    corpus, corpus_info = progress.run("corpus", make_corpus, settings, out)
+    prepared = progress.run("prepare", prepare_dataset, corpus, out)
+    dataset = prepared.dataset
+    backbones = progress.run("pretrain", pretrain_backbones, settings, corpus, out)
+    probing = progress.run("probing", probe, settings, backbones, dataset, out)
+    transfer = progress.run("transfer", transfer_runs, settings, backbones, dataset, out)
+    fad_result = progress.run("fad", fad, settings, backbones, dataset, out)
+    best = best_models(transfer)
+    hub = progress.run("publish", publish, settings, out, best) if settings.publish else None
+
+    from hub_emo.demo.report import write_report
+
+    report = progress.run(
+        "report",
+        write_report,
+        out,
+        settings=asdict(settings),
+        corpus=corpus_info,
+        prepared=prepared,
+        backbones=backbones,
+        probing=probing,
+        transfer=transfer,
+        fad=fad_result,
+        hub=hub,
+        timings=progress.timings,
+    )
+    summary = {
+        "report": str(report),
+        "seconds": round(time.perf_counter() - started, 1),
+        "timings": {k: round(v, 1) for k, v in progress.timings.items()},
+        "best": {task: {k: row[k] for k in ("backbone", "strategy", "stages", "balanced_accuracy")} for task, row in best.items()},
+        "hub": hub,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

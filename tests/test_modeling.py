@@ -333,7 +333,7 @@ def test_a_frozen_backbone_stays_in_eval_mode_while_training():
     assert frozen.training and frozen.head.training and not frozen.backbone.training
     values, mask, _ = batch()
     pooled = []  # no dropout or SpecAugment: the head sees identical features on every call
-    hook = frozen.pooling.register_forward_hook(lambda m, i, o: pooled.append(o))
+    hook = frozen.head.register_forward_hook(lambda m, i, o: pooled.append(i[0]))
     frozen(values, attention_mask=mask)
     frozen(values, attention_mask=mask)
     hook.remove()

@@ -43,25 +43,29 @@ class LayerWeights(nn.Module):
         super().__init__()
         self.weights = nn.Parameter(torch.zeros(num_layers))
 
-    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(hidden_states) != self.weights.numel():
+    def forward(self, stacked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted sum over dim 1 of (batch, layers, ...): frames (b, l, t, d) or pooled (b, l, d)."""
+        if stacked.shape[1] != self.weights.numel():
             raise RuntimeError(
-                f"the backbone returned {len(hidden_states)} hidden states, expected "
-                f"{self.weights.numel()} (is layerdrop > 0?)"
+                f"got {stacked.shape[1]} hidden states, expected {self.weights.numel()} (is layerdrop > 0?)"
             )
         weights = torch.softmax(self.weights, dim=0)
-        stacked = torch.stack(hidden_states, dim=0)
-        return torch.einsum("l,lbtd->btd", weights.to(stacked.dtype), stacked), weights
+        return torch.einsum("l,bl...->b...", weights.to(stacked.dtype), stacked), weights
+
+
+def masked_mean(frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the frames (dim 1) the mask marks as real (all frames without a mask)."""
+    if mask is None:
+        return frames.mean(dim=1)
+    mask = mask.to(frames.dtype).unsqueeze(-1)
+    return (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 class MeanPooling(nn.Module):
     """Mean over the frames the mask marks as real (all frames without a mask)."""
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if mask is None:
-            return frames.mean(dim=1)
-        mask = mask.to(frames.dtype).unsqueeze(-1)
-        return (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return masked_mean(frames, mask)
 
 
 class AttentiveStatsPooling(nn.Module):
@@ -280,48 +284,120 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             return None
         return self.backbone._get_feature_vector_attention_mask(frames.shape[1], attention_mask)
 
+    @property
+    def num_layer_features(self) -> int:
+        """Rows of `extract_layer_features`: every hidden state, then the backbone's final output."""
+        return self.config.num_hidden_states + 1
+
+    @property
+    def accepts_layer_features(self) -> bool:
+        """Whether `forward(layer_features=...)` is exact: mean pooling, and nothing in the
+        backbone trains (its features would otherwise change every step)."""
+        return self.config.pooling == "mean" and not self.backbone_needs_grad
+
+    def _encode(self, input_values, attention_mask, need_all: bool):
+        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask)."""
+        backbone_mask = attention_mask
+        if getattr(self.config.backbone_config, "feat_extract_norm", None) == "group":
+            backbone_mask = None
+        grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
+        with grad:
+            out = self.backbone(
+                input_values, attention_mask=backbone_mask, output_hidden_states=need_all, return_dict=True
+            )
+        hidden_states = out.hidden_states
+        if need_all and len(hidden_states) != self.config.num_hidden_states:
+            raise RuntimeError(
+                f"the backbone returned {len(hidden_states)} hidden states, expected "
+                f"{self.config.num_hidden_states} (is layerdrop > 0?)"
+            )
+        last = out.last_hidden_state
+        return hidden_states, last, self._frame_mask(last, attention_mask)
+
+    @staticmethod
+    def _pool_layers(hidden_states, last, frame_mask) -> torch.Tensor:
+        return torch.stack([masked_mean(h, frame_mask) for h in (*hidden_states, last)], dim=1)
+
+    def extract_layer_features(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(batch, num_hidden_states + 1, hidden): the masked mean of every hidden state, then of
+        the backbone's final output (which differs from the last hidden state where a final
+        LayerNorm follows the layers, e.g. wav2vec2-large). ``forward(layer_features=...)``
+        takes them instead of audio; with mean pooling the result is the same, since a
+        weighted sum of per-layer means is the mean of the weighted sum. A frozen backbone's
+        features can thus be computed once per clip and cached (as s3prl/SUPERB do).
+        """
+        hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all=True)
+        return self._pool_layers(hidden_states, last, frame_mask)
+
+    def _check_layer_features(self, layer_features: torch.Tensor) -> None:
+        cfg = self.config
+        if cfg.pooling != "mean":
+            raise ValueError(
+                f"layer_features are per-layer means; pooling={cfg.pooling!r} needs the frames, give input_values"
+            )
+        if self.backbone_needs_grad:
+            raise ValueError(
+                f"layer_features need a frozen backbone without adapters (this one has adapter={cfg.adapter!r}, "
+                f"freeze_backbone={cfg.freeze_backbone}): its features change as it trains, give input_values"
+            )
+        expected = (self.num_layer_features, cfg.backbone_config.hidden_size)
+        if layer_features.dim() != 3 or tuple(layer_features.shape[1:]) != expected:
+            raise ValueError(
+                f"layer_features must be (batch, {expected[0]}, {expected[1]}) as extract_layer_features "
+                f"returns, got {tuple(layer_features.shape)}"
+            )
+
+    def _aggregate_pooled(self, layer_features: torch.Tensor):
+        """Pooled features and layer weights from (batch, num_hidden_states + 1, hidden)."""
+        cfg = self.config
+        if cfg.aggregation == "weighted_sum":
+            return self.layer_weights(layer_features[:, : cfg.num_hidden_states])
+        if cfg.aggregation == "last":
+            return layer_features[:, -1], None
+        return layer_features[:, cfg.layer_index], None
+
     def forward(
         self,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        layer_features: torch.Tensor | None = None,
         **kwargs,
     ) -> EmoClassifierOutput | tuple:
-        """Classify a batch of raw waveforms (batch, samples) at the backbone's rate.
+        """Classify a batch of raw waveforms (batch, samples) at the backbone's rate, or their
+        cached ``layer_features`` (see `extract_layer_features`; frozen backbone, mean pooling).
 
         ``attention_mask`` (1 = real sample) masks padding in pooling; it reaches the backbone
         unless the backbone was pretrained without masks (``feat_extract_norm="group"``, e.g.
         wav2vec2-base), which expects zero padding instead, as transformers documents.
         """
         cfg = self.config
-        need_all = cfg.aggregates_layers or bool(output_hidden_states)
-        backbone_mask = attention_mask
-        if getattr(cfg.backbone_config, "feat_extract_norm", None) == "group":
-            backbone_mask = None
-        grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
-        with grad:
-            out = self.backbone(
-                input_values,
-                attention_mask=backbone_mask,
-                output_hidden_states=need_all,
-                return_dict=True,
-            )
-        hidden_states = out.hidden_states
-        weights = None
-        if cfg.aggregation == "weighted_sum":
-            frames, weights = self.layer_weights(hidden_states)
-        elif cfg.aggregation == "last":
-            frames = out.last_hidden_state
+        hidden_states = weights = None
+        if layer_features is not None:
+            if input_values is not None:
+                raise ValueError("give input_values or layer_features, not both")
+            self._check_layer_features(layer_features)
+            pooled, weights = self._aggregate_pooled(layer_features)
+        elif input_values is None:
+            raise ValueError("forward needs input_values (or layer_features)")
         else:
-            if len(hidden_states) != cfg.num_hidden_states:
-                raise RuntimeError(
-                    f"the backbone returned {len(hidden_states)} hidden states, expected "
-                    f"{cfg.num_hidden_states} (is layerdrop > 0?)"
-                )
-            frames = hidden_states[cfg.layer_index]
-        pooled = self.pooling(frames, self._frame_mask(frames, attention_mask))
+            need_all = cfg.aggregates_layers or bool(output_hidden_states)
+            hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all)
+            if cfg.pooling == "mean" and cfg.aggregates_layers:
+                # Pool each layer, then aggregate: the very computation of the cached path.
+                pooled, weights = self._aggregate_pooled(self._pool_layers(hidden_states, last, frame_mask))
+            else:
+                if cfg.aggregation == "weighted_sum":
+                    frames, weights = self.layer_weights(torch.stack(hidden_states, dim=1))
+                elif cfg.aggregation == "last":
+                    frames = last
+                else:
+                    frames = hidden_states[cfg.layer_index]
+                pooled = self.pooling(frames, frame_mask)
         logits = self.head(pooled)
 
         loss = None

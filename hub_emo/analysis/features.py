@@ -25,7 +25,6 @@ Entry points::
     extract_features(backbone, dataset, *, layers=None, pooling="mean",
                      frames_per_clip=32, cache=True, progress=True,
                      trust_remote_code=False, name=None, device=None) -> FeatureSet
-    load_prepared(source, config=None, split=None) -> datasets.Dataset
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hub_emo import audio, paths
+from hub_emo.data import dataset_fingerprint
 
 #: Bump when the cache layout or the extraction changes meaning.
 CACHE_VERSION = 1
@@ -110,25 +110,13 @@ def _is_hub_emo(model) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) == "hub_emo"
 
 
-def _weights_hash(model) -> str:
-    import torch
-
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        digest.update(flat.numpy().data)
-    return digest.hexdigest()
-
-
 def _model_identity(model, feature_extractor) -> str:
     config = model.config.to_dict()
     for volatile in ("_name_or_path", "transformers_version", "_commit_hash"):
         config.pop(volatile, None)
     extractor = feature_extractor.to_dict() if hasattr(feature_extractor, "to_dict") else {}
     blob = json.dumps({"config": config, "extractor": extractor}, sort_keys=True, default=str)
-    return hashlib.sha256((blob + _weights_hash(model)).encode()).hexdigest()
+    return hashlib.sha256((blob + paths.weights_hash(model)).encode()).hexdigest()
 
 
 def _prepare_model(model, name: str):
@@ -188,26 +176,6 @@ def load_backbone(
     model = _prepare_model(model, name)
     return Backbone(name=str(name), model=model, feature_extractor=extractor,
                     identity=_model_identity(model, extractor))
-
-
-def dataset_fingerprint(dataset) -> str:
-    """A content hash of the ids and audio of a dataset (no decoding)."""
-    import datasets
-
-    if "id" not in dataset.column_names or "audio" not in dataset.column_names:
-        raise ValueError(f"dataset needs 'id' and 'audio' columns, has {dataset.column_names}")
-    raw = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
-    digest = hashlib.sha256()
-    for batch in raw.iter(batch_size=256):
-        for clip_id, item in zip(batch["id"], batch["audio"]):
-            digest.update(str(clip_id).encode() + b"\0")
-            if item.get("bytes"):
-                digest.update(hashlib.sha256(item["bytes"]).digest())
-            else:
-                path = item.get("path") or ""
-                stat = os.stat(path) if path and os.path.exists(path) else None
-                digest.update(f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode())
-    return digest.hexdigest()
 
 
 def _distributed():
@@ -433,24 +401,3 @@ def extract_features(
     return FeatureSet(backbone.name, got_layers, ids, pooled, frames, frame_clip, frames_per_clip,
                       num_states, directory, False, passes, key_parts)
 
-
-def load_prepared(source, config: str | None = None, split: str | None = None):
-    """A prepared dataset from a local folder or Hub repo id (all splits concatenated by default)."""
-    import datasets
-
-    from hub_emo import schema
-
-    path = Path(str(source))
-    try:
-        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
-            loaded = datasets.load_from_disk(str(path))
-        else:
-            loaded = datasets.load_dataset(str(source), config, split=split)
-    except Exception as error:  # noqa: BLE001 - one message naming the source
-        raise ValueError(f"{source}: cannot load a prepared dataset ({error})") from error
-    if isinstance(loaded, datasets.DatasetDict):
-        loaded = datasets.concatenate_datasets(list(loaded.values())) if split is None else loaded[split]
-    missing = [c for c in schema.features() if c not in loaded.column_names]
-    if missing:
-        raise ValueError(f"{source}: not a prepared hub_emo dataset; missing columns {missing}")
-    return loaded

@@ -27,7 +27,7 @@ def common_inputs(args) -> tuple[dict, object, object]:
     """(backbones by name, dataset, label set) from the parsed arguments."""
     from pathlib import Path
 
-    from hub_emo.analysis.features import load_prepared
+    from hub_emo.data import load_prepared
 
     backbones = {}
     for spec in args.model:
@@ -37,7 +37,7 @@ def common_inputs(args) -> tuple[dict, object, object]:
             raise ValueError(f"two models are named {name!r}: give NAME=PATH")
         backbones[name] = source
     label_set = args.label_set.split(",") if "," in args.label_set else args.label_set
-    return backbones, load_prepared(args.dataset, args.config, args.split), label_set
+    return backbones, load_prepared(args.dataset, args.config, args.split, concatenate=True), label_set
 
 
 def add_arguments(parser) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,30 +22,6 @@ import numpy as np
 from hub_emo import audio, schema
 
 COLUMNS = ("id", "audio", "label")
-
-
-def load_prepared(source, config: str | None = None):
-    """A prepared dataset (Dataset or DatasetDict) from a folder, a Hub repo id, or as given."""
-    import datasets
-
-    if isinstance(source, (datasets.Dataset, datasets.DatasetDict)):
-        loaded, name = source, "<dataset>"
-    else:
-        name = str(source)
-        path = Path(name)
-        try:
-            if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
-                loaded = datasets.load_from_disk(name)
-            else:
-                loaded = datasets.load_dataset(name, config)
-        except Exception as error:  # noqa: BLE001 - one message naming the source
-            raise ValueError(f"{name}: cannot load a prepared dataset ({error})") from error
-    parts = loaded.values() if isinstance(loaded, datasets.DatasetDict) else [loaded]
-    for part in parts:
-        missing = [c for c in schema.features() if c not in part.column_names]
-        if missing:
-            raise ValueError(f"{name}: not a prepared hub_emo dataset; missing columns {missing}")
-    return loaded
 
 
 def flatten(dataset):

@@ -38,6 +38,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hub_emo.data import load_prepared
+
 from . import data as train_data
 from .arguments import TrainArguments, parse
 from .strategies import get_strategy, strategy_config, trainable_share
@@ -122,7 +124,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
         raise ValueError("no dataset given: set dataset to a prepared folder or Hub repo (or pass a Dataset)")
     name = args.dataset or "<dataset>"
     ls = train_data.label_set_of(args.label_set)
-    loaded = train_data.load_prepared(source_name, args.dataset_config)
+    loaded = load_prepared(source_name, args.dataset_config)
     target = train_data.select(loaded, ls, domain=args.domain, drop_unlisted=args.drop_unlisted_labels, name=name)
     target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
     out = Path(args.output_dir)
@@ -131,9 +133,9 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     if args.two_stage or source_dataset is not None:
         src_name = args.source_dataset or args.dataset or "<dataset>"
         if source_dataset is not None:
-            src_loaded = train_data.load_prepared(source_dataset)
+            src_loaded = load_prepared(source_dataset)
         elif args.source_dataset:
-            src_loaded = train_data.load_prepared(args.source_dataset, args.source_dataset_config)
+            src_loaded = load_prepared(args.source_dataset, args.source_dataset_config)
         else:
             src_loaded = loaded
         source = train_data.select(

@@ -558,8 +558,9 @@ def load_prepared(source, config: str | None = None, split: str | None = None, *
     return loaded
 
 
-def dataset_fingerprint(dataset) -> str:
-    """A content hash of a dataset's ids and audio (no decoding), for cache keys."""
+def _clip_contents(dataset):
+    """(id, content) per row without decoding: content is a hash of the audio bytes, or
+    path + size + mtime for audio stored as a path."""
     import hashlib
 
     import datasets
@@ -567,14 +568,31 @@ def dataset_fingerprint(dataset) -> str:
     if "id" not in dataset.column_names or "audio" not in dataset.column_names:
         raise ValueError(f"dataset needs 'id' and 'audio' columns, has {dataset.column_names}")
     raw = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
-    digest = hashlib.sha256()
     for batch in raw.iter(batch_size=256):
         for clip_id, item in zip(batch["id"], batch["audio"]):
-            digest.update(str(clip_id).encode() + b"\0")
             if item.get("bytes"):
-                digest.update(hashlib.sha256(item["bytes"]).digest())
+                yield str(clip_id), hashlib.sha256(item["bytes"]).digest()
             else:
                 path = item.get("path") or ""
                 stat = os.stat(path) if path and os.path.exists(path) else None
-                digest.update(f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode())
+                yield str(clip_id), f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode()
+
+
+def dataset_fingerprint(dataset) -> str:
+    """A content hash of a dataset's ids and audio (no decoding), for cache keys."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for clip_id, content in _clip_contents(dataset):
+        digest.update(clip_id.encode() + b"\0")
+        digest.update(content)
     return digest.hexdigest()
+
+
+def clip_fingerprints(dataset) -> list[str]:
+    """One content hash per row (id and audio, no decoding): a per-clip cache key, so a clip
+    cached once serves every split, fold and run that holds it."""
+    import hashlib
+
+    return [hashlib.sha256(clip_id.encode() + b"\0" + content).hexdigest()[:32]
+            for clip_id, content in _clip_contents(dataset)]

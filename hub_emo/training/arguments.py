@@ -50,6 +50,12 @@ class TrainArguments:
         default=None, metadata={"help": "Evaluation clips are center-cropped to this length (default: max_seconds)."}
     )
     crop: str = field(default="random", metadata={"help": f"Training crop: one of {CROPS}."})
+    cache_features: bool | None = field(
+        default=None,
+        metadata={"help": "Run a frozen backbone once per clip and train the head on cached per-layer means "
+                          "(strategies baseline/weighted_sum with mean pooling). Default: on where possible. "
+                          "The random training crop becomes a fixed centre crop of max_seconds."},
+    )
     # ------------------------------------------------------------------ model
     backbone: str | None = field(default=None, metadata={"help": "SSL backbone: a local folder or a Hub id."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow a remote-code backbone (MERT)."})
@@ -115,6 +121,13 @@ class TrainArguments:
         get_strategy(self.strategy)
         if self.source_strategy is not None:
             get_strategy(self.source_strategy)
+        if self.cache_features:
+            strategy = get_strategy(self.strategy)
+            if not strategy.frozen_backbone or self.pooling not in (None, "mean"):
+                raise ValueError(
+                    f"cache_features needs a frozen-backbone strategy (baseline, weighted_sum) with mean pooling, "
+                    f"got strategy {self.strategy!r}, pooling {self.pooling or 'mean'!r}"
+                )
         if self.crop not in CROPS:
             raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
         for name in ("max_seconds", "eval_max_seconds"):

@@ -203,18 +203,23 @@ class AudioCollator:
             start = int.from_bytes(digest[:8], "little") % (spare + 1)
         return wave[start : start + self.max_samples]
 
+    def waveform(self, row: dict) -> np.ndarray:
+        """One row's audio: decoded, checked for rate, mono, cropped."""
+        samples = row["audio"].get_all_samples()
+        if int(samples.sample_rate) != self.rate:
+            raise ValueError(f"clip {row['id']!r} decoded at {samples.sample_rate} Hz, expected {self.rate}")
+        wave = audio.to_mono(samples.data.numpy(), channels_last=False).astype(np.float32, copy=False)
+        return self._crop(wave, row["id"])
+
+    def pad(self, waves: list[np.ndarray]):
+        """Normalise and pad waveforms into ``input_values`` + ``attention_mask`` tensors."""
+        return self.feature_extractor(
+            waves, sampling_rate=self.rate, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
+
     def __call__(self, rows: list[dict]) -> dict:
         import torch
 
-        waves = []
-        for row in rows:
-            samples = row["audio"].get_all_samples()
-            if int(samples.sample_rate) != self.rate:
-                raise ValueError(f"clip {row['id']!r} decoded at {samples.sample_rate} Hz, expected {self.rate}")
-            wave = audio.to_mono(samples.data.numpy(), channels_last=False).astype(np.float32, copy=False)
-            waves.append(self._crop(wave, row["id"]))
-        batch = self.feature_extractor(
-            waves, sampling_rate=self.rate, padding=True, return_attention_mask=True, return_tensors="pt"
-        )
+        batch = self.pad([self.waveform(row) for row in rows])
         batch["labels"] = torch.tensor([int(row["label"]) for row in rows], dtype=torch.long)
         return dict(batch)

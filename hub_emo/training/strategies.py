@@ -37,6 +37,11 @@ class Strategy:
     num_train_epochs: float = 30.0
     description: str = ""
 
+    @property
+    def frozen_backbone(self) -> bool:
+        """Nothing in the backbone trains: its features can be extracted once and cached."""
+        return self.config.get("adapter", "none") == "none" and self.config.get("freeze_backbone", True)
+
 
 _FROZEN = dict(adapter="none", freeze_backbone=True, freeze_feature_encoder=True)
 

@@ -41,6 +41,7 @@ import numpy as np
 from hub_emo.data import load_prepared
 
 from . import data as train_data
+from . import feature_cache
 from .arguments import TrainArguments, parse
 from .strategies import get_strategy, strategy_config, trainable_share
 
@@ -368,21 +369,28 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
         model.config.class_weights = train_data.class_weights(stage.split.train, len(stage.labels))
 
     rate = int(plan_.feature_extractor.sampling_rate)
-    train_rows = train_data.rows_for_training(stage.split.train, rate)
-    val_rows = None if stage.split.validation is None else train_data.rows_for_training(stage.split.validation, rate)
-    collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)
-    eval_collator = train_data.AudioCollator(
-        plan_.feature_extractor, args.eval_max_seconds or args.max_seconds, "center", args.seed
-    )
     EmoTrainer, CropEpoch = _trainer_classes()
-    extra = [CropEpoch(collator)]
-    if val_rows is not None and args.early_stopping_patience > 0:
+    caches = _feature_caches(plan_, model) if _caches_features(args, model) else None
+    if caches is not None:
+        train_caches, eval_cache = caches
+        train_set = train_caches.dataset(stage.split.train)
+        val_set = None if stage.split.validation is None else eval_cache.dataset(stage.split.validation)
+        collator, eval_collator, extra = feature_cache.collate_features, None, []
+    else:
+        train_set = train_data.rows_for_training(stage.split.train, rate)
+        val_set = None if stage.split.validation is None else train_data.rows_for_training(stage.split.validation, rate)
+        collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)
+        eval_collator = train_data.AudioCollator(
+            plan_.feature_extractor, args.eval_max_seconds or args.max_seconds, "center", args.seed
+        )
+        extra = [CropEpoch(collator)]
+    if val_set is not None and args.early_stopping_patience > 0:
         extra.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     trainer = EmoTrainer(
         model=model,
-        args=_training_arguments(args, stage, val_rows is not None),
-        train_dataset=train_rows,
-        eval_dataset=val_rows,
+        args=_training_arguments(args, stage, val_set is not None),
+        train_dataset=train_set,
+        eval_dataset=val_set,
         data_collator=collator,
         eval_collator=eval_collator,
         compute_metrics=_compute_metrics(len(stage.labels)),
@@ -415,7 +423,11 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
     if weights is not None:
         result["layer_weights"] = torch.softmax(weights.weights.detach().float(), 0).tolist()
     if stage.split.test is not None:
-        result.update(evaluate_model(trainer, stage.split.test, rate, len(stage.labels)))
+        test = (caches[1].dataset(stage.split.test) if caches is not None
+                else train_data.rows_for_training(stage.split.test, rate))
+        result.update(evaluate_model(trainer, test, len(stage.labels)))
+    if caches is not None:
+        result["feature_cache"] = _cache_report(caches, args)
     if trainer.is_world_process_zero():
         plan_.feature_extractor.save_pretrained(str(best))
         results = {
@@ -430,9 +442,46 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
     return result
 
 
-def evaluate_model(trainer, test, rate: int, num_labels: int) -> dict:
-    """Test-split metrics of the trainer's (best) model: WA, UA, macro-F1, per-class F1, confusion."""
-    output = trainer.predict(train_data.rows_for_training(test, rate))
+def _caches_features(args: TrainArguments, model) -> bool:
+    """Cache when asked or by default, wherever the stage's model allows it (a LoRA stage 1
+    before a cached weighted_sum stage 2 trains on audio)."""
+    return args.cache_features is not False and model.accepts_layer_features
+
+
+def _feature_caches(plan_: Plan, model):
+    """(training cache, evaluation cache): one object when both crops are the same."""
+    from accelerate import PartialState
+
+    args = plan_.args
+    model.to(PartialState().device)  # extract on this rank's device (train() set it up); Trainer keeps it there
+    identity = feature_cache.backbone_identity(model, plan_.feature_extractor)
+    size = args.per_device_eval_batch_size
+    train_crop = feature_cache.extraction_crop(args.crop)
+    eval_seconds = args.eval_max_seconds or args.max_seconds
+    train_cache = feature_cache.FeatureCache(model, plan_.feature_extractor, args.max_seconds, train_crop, size,
+                                             identity)
+    if (eval_seconds, "center") == (args.max_seconds, train_crop):
+        return train_cache, train_cache
+    return train_cache, feature_cache.FeatureCache(model, plan_.feature_extractor, eval_seconds, "center", size,
+                                                   identity)
+
+
+def _cache_report(caches, args: TrainArguments) -> dict:
+    """What the feature cache did in this stage (this process's share under DDP)."""
+    train_cache, eval_cache = caches
+    stats = dict(train_cache.stats)
+    if eval_cache is not train_cache:
+        stats = {k: stats[k] + eval_cache.stats[k] for k in stats}
+    return {**stats, "train_crop": feature_cache.extraction_crop(args.crop), "max_seconds": args.max_seconds,
+            "directory": str(train_cache.directory)}
+
+
+def evaluate_model(trainer, test, num_labels: int) -> dict:
+    """Test-split metrics of the trainer's (best) model: WA, UA, macro-F1, per-class F1, confusion.
+
+    ``test`` is what the trainer's collator takes: decoded rows, or a cached `FeatureDataset`.
+    """
+    output = trainer.predict(test)
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     result = load_metric().compute(
         predictions=np.argmax(logits, -1), references=output.label_ids, labels=list(range(num_labels))

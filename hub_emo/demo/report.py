@@ -6,6 +6,7 @@ study are generated from the same numbers, so they stay true when the data chang
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -154,6 +155,29 @@ def hub_section(hub: dict | None) -> list[str]:
     return lines
 
 
+def pretraining_lines(backbones: dict[str, str]) -> list[str]:
+    """How far each stand-in's self-supervised loss got below chance (from its pretraining.json)."""
+    lines = []
+    for name, path in backbones.items():
+        log = Path(path) / "pretraining.json"
+        if not log.is_file():
+            continue
+        curve = json.loads(log.read_text())["curve"]
+        tail = max(1, len(curve["contrastive_loss"]) // 10)
+        loss = sum(curve["contrastive_loss"][-tail:]) / tail
+        chance = sum(curve["contrastive_chance"][-tail:]) / tail
+        verdict = (
+            f"{chance - loss:.2f} nats below chance: it learned structure from its domain"
+            if chance - loss > 0.05
+            else "not below chance: too few steps to learn, so it is close to a random encoder"
+        )
+        lines.append(
+            f"- `{name}` pretraining: {len(curve['contrastive_loss'])} steps, final contrastive loss "
+            f"{loss:.2f} vs {chance:.2f} for an encoder that learned nothing ({verdict})"
+        )
+    return lines
+
+
 def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, transfer, fad, hub, timings) -> Path:
     lines = ["# hub_emo demo: emotional speech and music through SSL representations", ""]
     lines.append(
@@ -171,6 +195,7 @@ def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, t
             f"actors {corpus['actors']}, emotions {', '.join(corpus['emotions'])}"
         )
     lines.append(f"- label set: `{settings['label_set']}`; backbones: " + ", ".join(f"`{k}` ({v})" for k, v in backbones.items()))
+    lines += pretraining_lines(backbones)
     lines += [""]
     lines += probing_section(probing, out)
     lines += transfer_section(transfer)

@@ -39,7 +39,8 @@ def test_two_processes_agree_with_one(tmp_path):
 
     # Same global batch: 1 x 4 against 2 x 2.
     assert main(["train", str(config), "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "one")]) == 0
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # A fresh feature cache: the two processes extract (half each) instead of reading the first run's.
+    env = dict(os.environ, OMP_NUM_THREADS="1", HUB_EMO_CACHE=str(tmp_path / "cache-two"))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "hub_emo", "train", str(config), "--per_device_train_batch_size", "2",
                "--output_dir", str(tmp_path / "two")]
@@ -51,6 +52,10 @@ def test_two_processes_agree_with_one(tmp_path):
     assert (one["world_size"], two["world_size"]) == (1, 2)
     assert two["steps"] == one["steps"] == 6
     assert two["test_rows"] == one["test_rows"]  # every test clip evaluated once, none duplicated
+    clips = one["feature_cache"]["clips"]
+    assert one["feature_cache"]["extracted"] == clips  # weighted_sum trains on cached features
+    assert 0 < two["feature_cache"]["extracted"] < clips  # rank 0 extracted its share; rank 1 the rest
+    assert len(list((tmp_path / "cache-two" / "train_features").glob("*/chunk-*.safetensors"))) >= 2
     np.testing.assert_allclose(two["layer_weights"], one["layer_weights"], atol=1e-4)
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         assert abs(two[key] - one[key]) <= 0.05, (key, one[key], two[key])

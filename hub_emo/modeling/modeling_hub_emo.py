@@ -87,6 +87,11 @@ class AttentiveStatsPooling(nn.Module):
         return torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
 
 
+def _world_size() -> int:
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 class PooledStandardizer(nn.BatchNorm1d):
     """Per-dimension standardisation of pooled features with running statistics.
 
@@ -100,9 +105,28 @@ class PooledStandardizer(nn.BatchNorm1d):
         super().__init__(size, affine=False)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        if self.training and _world_size() > 1:
+            return self._synchronised(pooled)
         if self.training and pooled.shape[0] < 2:
             return nn.functional.batch_norm(pooled, self.running_mean, self.running_var, eps=self.eps)
         return super().forward(pooled)
+
+    def _synchronised(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Batch statistics over every process's batch, so a DDP run normalises (and updates its
+        running statistics) as one process with the whole batch would; torch's SyncBatchNorm
+        does this on GPUs only. The all-reduces are differentiable, as the gradient needs."""
+        from torch.distributed.nn.functional import all_reduce
+
+        count = all_reduce(torch.tensor([float(pooled.shape[0])], dtype=pooled.dtype, device=pooled.device))
+        if count.item() < 2:
+            return nn.functional.batch_norm(pooled, self.running_mean, self.running_var, eps=self.eps)
+        mean = all_reduce(pooled.sum(0)) / count
+        var = all_reduce((pooled - mean).pow(2).sum(0)) / count
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * count / (count - 1))
+        return (pooled - mean) / torch.sqrt(var + self.eps)
 
 
 class EmoHead(nn.Module):

@@ -14,8 +14,9 @@ Time is the CPU time of one step (``time.process_time``), single-threaded by def
 the fastest over all steps and rounds (strategies alternate in each round): on a shared
 machine wall time swings with other people's work (we saw bottleneck "faster" than
 weighted_sum), while one thread's CPU time does not. Wall time is printed beside it.
-The ``full`` subprocess also times its forward pass alone under ``torch.no_grad``: the
-floor for any strategy that still runs the backbone every step.
+The ``full`` subprocess also times its forward pass alone under ``torch.no_grad`` in eval
+mode (as frozen strategies run the backbone): the floor for any strategy that still runs
+the backbone every step.
 
 Cached rows (``baseline``/``weighted_sum`` with ``cache_features``, the default): the
 backbone runs once per clip (``extract_layer_features``, no grad, eval mode), then every
@@ -101,6 +102,7 @@ def measure(strategy: str, clips: int, seconds: float, steps: int, threads: int,
     forward = None
     if strategy == "full":
         forwards = []
+        model.eval()  # as a frozen backbone runs while the frozen strategies train
         with torch.no_grad():
             for _ in range(steps):
                 start = time.process_time()

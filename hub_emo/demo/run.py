@@ -127,15 +127,26 @@ def prepare_dataset(corpus: Path, out: Path):
     return prepared
 
 
+#: RAVDESS vocal channel per domain: 03-01-* is speech, 03-02-* song.
+RAVDESS_PATTERNS = {"speech": "Actor_*/03-01-*.wav", "music": "Actor_*/03-02-*.wav"}
+
+
 def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[str, str]:
+    """The backbones to study: the given ones, or two stand-ins pretrained on the corpus's halves.
+
+    The corpus is read by its RAVDESS names, so the stand-ins can also be pretrained on a
+    real RAVDESS folder given with ``root``.
+    """
     if settings.backbones:
         return dict(settings.backbones)
-    from hub_emo.demo import pretrain, synth
+    from hub_emo.demo import pretrain
 
     steps = pretrain.PRESETS["quick" if settings.quick else "default"]["steps"]
     paths = {}
     for name, domain in STAND_IN_BACKBONES.items():
-        files = synth.corpus_files(corpus, domain)
+        files = sorted(corpus.glob(RAVDESS_PATTERNS[domain]))
+        if not files:
+            raise ValueError(f"{corpus}: no {domain} clips named {RAVDESS_PATTERNS[domain]} to pretrain on")
         paths[name] = str(
             pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed)
         )

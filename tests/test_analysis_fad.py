@@ -74,6 +74,24 @@ def test_singular_covariances_warn_and_stay_exact():
         frechet_distance(rng.normal(size=(100, 8)), rng.normal(size=(100, 8)))
 
 
+def test_one_or_both_covariances_singular_match_reference_and_inputs_stay_untouched():
+    rng = np.random.default_rng(6)
+    singular = gaussian_stats(rng.normal(size=(10, 32)))  # rank 9: no Cholesky factor
+    other_singular = gaussian_stats(rng.normal(size=(12, 32)) + 0.5)
+    full = gaussian_stats(rng.normal(size=(200, 32)))
+    for stats in (singular + full, full + singular, singular + other_singular):
+        copies = [np.array(s, copy=True) for s in stats]
+        reference = frechet_distance_reference(*stats)
+        assert frechet_distance_from_stats(*stats) == pytest.approx(reference, rel=1e-6)
+        assert all(np.array_equal(s, c) for s, c in zip(stats, copies))
+    # Fortran-ordered and strided covariances give the same value as C-ordered ones
+    mu_a, cov_a, mu_b, cov_b = full + other_singular
+    value = frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b)
+    wide = np.zeros((32, 64))
+    wide[:, ::2] = cov_b
+    assert frechet_distance_from_stats(mu_a, np.asfortranarray(cov_a), mu_b, wide[:, ::2]) == pytest.approx(value, rel=1e-12)
+
+
 def test_bad_inputs_raise_clear_errors():
     rng = np.random.default_rng(4)
     with pytest.raises(ValueError, match="different dims"):

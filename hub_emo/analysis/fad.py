@@ -7,15 +7,16 @@ fadtk and frechet-audio-distance take ``scipy.linalg.sqrtm(S_a @ S_b)``: a gener
 fail on singular covariances. Here the trace term uses that S_a S_b is similar to the
 symmetric PSD matrix L^T S_b L (S_a = L L^T), so
 
-    Tr((S_a S_b)^½) = Σ sqrt(eigvalsh(C^T C)),  C = L_b^T L_a
+    Tr((S_a S_b)^½) = Σ sqrt(eigvalsh(L^T S_b L))
 
-— two Cholesky factorisations, two triangular BLAS products and one symmetric
-eigenvalue problem (eigenvalues only).
+— one Cholesky factorisation, one symmetric congruence (LAPACK sygst) and the
+eigenvalues of a symmetric matrix (tridiagonalisation, then the root-free QR iteration).
 
 Near-singular covariances (fewer frames than dims) are handled exactly, without an
-``eps·I`` offset: when Cholesky fails, L is the symmetric PSD square root of S from
-``eigh`` with its eigenvalues clipped at 0, and negative round-off eigenvalues of the
-product are clipped at 0 too. The number is then well defined, but the estimate from so
+``eps·I`` offset: when S_a has no Cholesky factor, S_b is factored instead (the two
+products share eigenvalues); when neither has one, L = V Λ^½ from ``eigh`` of S_a with
+its eigenvalues clipped at 0, and negative round-off eigenvalues of the product are
+clipped at 0 too. The number is then well defined, but the estimate from so
 few frames is biased and noisy, so `frechet_distance` warns (`FrechetWarning`).
 
 The per-emotion study (the paper's third): for each model, layer and emotion, the
@@ -67,36 +68,60 @@ def _as_stats_matrix(cov: np.ndarray, name: str, dim: int) -> np.ndarray:
     return cov
 
 
-def _psd_factor(cov: np.ndarray) -> tuple[np.ndarray, bool]:
-    """(F, triangular) with F F^T = cov: Cholesky when it succeeds, else the clipped eigh square root."""
-    from scipy import linalg
+def _fortran_view(cov: np.ndarray) -> np.ndarray:
+    """A Fortran-ordered view of a symmetric matrix without copying (its transpose, if C-ordered).
 
-    try:
-        return linalg.cholesky(cov, lower=True, check_finite=False), True
-    except linalg.LinAlgError:
-        values, vectors = np.linalg.eigh(cov)
-        return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T, False
+    LAPACK wrappers copy C-ordered input into Fortran order; for a symmetric matrix the
+    transpose is the same matrix and already in Fortran order.
+    """
+    return cov if cov.flags.f_contiguous else cov.T if cov.T.flags.f_contiguous else np.asfortranarray(cov)
+
+
+def _congruent_product(cov_a: np.ndarray, cov_b: np.ndarray) -> np.ndarray:
+    """A symmetric matrix (lower triangle) whose eigenvalues are those of S_a S_b (plus zeros).
+
+    S_a = L L^T (Cholesky) gives L^T S_b L via LAPACK sygst, one factorisation and one
+    symmetric congruence (about n³ flops, against 2n³ for forming L_b^T L_a and its Gram
+    matrix). Either factor may be the Cholesky one (S_a S_b and S_b S_a share eigenvalues);
+    when neither is positive definite, S_a = F F^T with F = V Λ₊^½ from ``eigh``, eigenvalues
+    clipped at 0 and only the positive ones' columns kept.
+    """
+    from scipy.linalg import lapack
+
+    a, b = _fortran_view(cov_a), _fortran_view(cov_b)
+    for first, second in ((a, b), (b, a)):
+        factor, info = lapack.dpotrf(first, lower=1, clean=0)
+        if info == 0:
+            product, info = lapack.dsygst(second, factor, itype=3, lower=1)  # L^T S L
+            if info != 0:
+                raise np.linalg.LinAlgError(f"LAPACK dsygst failed (info={info})")
+            return product
+    values, vectors = np.linalg.eigh(cov_a)
+    keep = values > 0
+    factor = vectors[:, keep] * np.sqrt(values[keep])
+    return np.asfortranarray(factor.T @ (cov_b @ factor))
 
 
 def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
     """Tr((S_a S_b)^½) for symmetric PSD S_a, S_b.
 
-    With S_a = F_a F_a^T and S_b = F_b F_b^T, S_a S_b is similar to C^T C, C = F_b^T F_a,
-    so the trace is the sum of the square roots of C^T C's eigenvalues. For triangular
-    (Cholesky) factors the products go through BLAS trmm/syrk, about half the flops.
+    S_a S_b is similar to the symmetric PSD matrix G = L^T S_b L (S_a = L L^T), so the trace
+    is the sum of the square roots of G's eigenvalues: Householder tridiagonalisation
+    (sytrd) and the root-free QR eigenvalue iteration (sterf), the two steps of LAPACK's
+    eigenvalues-only symmetric solver without its extra copies.
     """
-    from scipy import linalg
-    from scipy.linalg import blas
+    from scipy.linalg import lapack
 
-    factor_a, tri_a = _psd_factor(cov_a)
-    factor_b, tri_b = _psd_factor(cov_b)
-    if tri_b:
-        product = blas.dtrmm(1.0, factor_b, factor_a, side=0, lower=1, trans_a=1)  # F_b^T F_a
-    else:
-        product = factor_b.T @ factor_a
-    gram = blas.dsyrk(1.0, product, trans=1, lower=0)  # upper triangle of C^T C
-    eigenvalues = linalg.eigh(gram, lower=False, eigvals_only=True, check_finite=False,
-                              overwrite_a=True, driver="evr")
+    gram = _congruent_product(cov_a, cov_b)
+    if gram.shape[0] <= 1:  # 1-D, or S_a = 0 (no positive eigenvalue): sytrd/sterf need n ≥ 2
+        return float(np.sqrt(max(gram[0, 0], 0.0))) if gram.size else 0.0
+    lwork, info = lapack.dsytrd_lwork(gram.shape[0], lower=1)
+    _, diagonal, offdiagonal, _, info = lapack.dsytrd(gram, lower=1, lwork=int(lwork), overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK dsytrd failed (info={info})")
+    eigenvalues, info = lapack.dsterf(diagonal, offdiagonal, overwrite_d=1, overwrite_e=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"symmetric eigenvalues did not converge (LAPACK dsterf info={info})")
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 

@@ -222,6 +222,26 @@ def test_client_dying_mid_upload_leaves_no_blob_and_no_commit(server):
     assert api.repo_info(repo).sha == head
 
 
+def test_streamed_blob_is_verified_across_chunks_and_a_wrong_hash_leaves_nothing(tmp_path):
+    """Hashing runs in its own thread over rotating buffers: the digest must still cover
+    every byte in order (several chunks, an uneven tail), and a mismatch stores nothing."""
+    import hashlib
+    import io
+
+    from hub_emo.hub.storage import HubError, Storage
+
+    storage = Storage(tmp_path / "root")
+    data = bytes(range(256)) * 13_000 + b"tail"  # 3.3 MB: four 1-MB chunks, the last partial
+    sha = hashlib.sha256(data).hexdigest()
+    storage.put_stream(io.BytesIO(data), len(data), sha)
+    assert storage.blob_path(sha).read_bytes() == data
+    swapped = data[1:] + data[:1]  # same bytes, other order
+    with pytest.raises(HubError, match="does not match"):
+        storage.put_stream(io.BytesIO(swapped), len(swapped), "cd" * 32)
+    assert not storage.has_blob("cd" * 32)
+    assert not list(storage.tmp.iterdir())
+
+
 def test_concurrent_pushes_to_one_repo_all_land(server):
     api = api_for(server.url)
     repo = "hub-emo/concurrent"

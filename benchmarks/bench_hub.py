@@ -10,7 +10,7 @@ snapshot files to its blobs; no ``local_dir`` copy). Same files, same disk, one 
 ``ROUNDS`` rounds are reported, since the machine is shared.
 
 The goal's ratio divides by ``copytree``, which copies inside the kernel
-(``copy_file_range``). A second, labelled ratio divides by a copy through user space
+(``os.sendfile`` on Linux, Python 3.11). A second, labelled ratio divides by a copy through user space
 (``shutil.copyfileobj``), the least any HTTP transfer has to do; it does not replace the
 first. Temporary files are removed at the end.
 
@@ -66,7 +66,7 @@ def download_in_fresh_process(repo: str, cache: Path, url: str) -> tuple[float, 
     """``snapshot_download`` timed inside a new process (its start and imports excluded).
 
     A user's first download runs in a fresh process. Measured here after building the
-    model, the same call was 2-3 times faster: the client's 10-MB chunks then reuse heap
+    model, the same call was about 2.5 times faster: the client's 10-MB chunks then reuse heap
     pages the model had freed, instead of faulting in new ones.
     """
     out = subprocess.run([sys.executable, "-c", DOWNLOAD, repo, str(cache), url], capture_output=True, text=True, check=True)

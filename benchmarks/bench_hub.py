@@ -6,11 +6,11 @@ is saved with safetensors (about 378 MB). Each round copies it once with
 process, which built the model, as a push after training does) to a fresh server running
 as its own process, and downloads it with ``snapshot_download`` into an empty cache from a
 fresh process, the way a user's first ``from_pretrained`` fetches (the cache links
-snapshot files to its blobs; no ``local_dir`` copy). Same files, same disk, one process; the medians of
-``ROUNDS`` rounds are reported, since the machine is shared.
+snapshot files to its blobs; no ``local_dir`` copy). Same files, same disk, one run; the
+medians of ``ROUNDS`` rounds are reported, since the machine is shared.
 
-The goal's ratio divides by ``copytree``, which copies inside the kernel
-(``os.sendfile`` on Linux, Python 3.11). A second, labelled ratio divides by a copy through user space
+The goal's ratio divides by ``copytree``, which copies inside the kernel (``os.sendfile``
+on Linux, Python 3.11). A second, labelled ratio divides by a copy through user space
 (``shutil.copyfileobj``), the least any HTTP transfer has to do; it does not replace the
 first. Temporary files are removed at the end.
 

@@ -24,19 +24,20 @@ from hub_emo import audio
 DEFAULT_CHUNK_SECONDS = 10.0
 
 
-def feature_extractor_for(config, source: str | os.PathLike | None = None):
+def feature_extractor_for(config, source: str | os.PathLike | None = None, trust_remote_code: bool = False):
     """The backbone's feature extractor (from ``source`` when it has one), else a sound default.
 
-    The default follows transformers' convention for wav2vec2-family models: 16 kHz, zero-mean
-    unit-variance inputs, and an attention mask only for backbones pretrained with one
-    (``feat_extract_norm="layer"``).
+    ``config`` is an `EmoConfig` or a backbone config. The default follows transformers'
+    convention for wav2vec2-family models (facebook/wav2vec2-base's own preprocessor): 16 kHz,
+    zero-mean unit-variance inputs, and an attention mask only for backbones pretrained with
+    one (``feat_extract_norm="layer"``).
     """
     if source is not None:
         from transformers import AutoFeatureExtractor
 
         try:
-            return AutoFeatureExtractor.from_pretrained(str(source))
-        except (OSError, ValueError):
+            return AutoFeatureExtractor.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+        except Exception:  # noqa: BLE001 - a bare encoder checkpoint has no preprocessor_config.json
             pass
     backbone = getattr(config, "backbone_config", config)
     return Wav2Vec2FeatureExtractor(

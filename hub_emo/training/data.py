@@ -161,20 +161,6 @@ def class_weights(dataset, num_labels: int) -> list[float]:
     return weights.tolist()
 
 
-def feature_extractor_for(backbone: str, backbone_config=None, trust_remote_code: bool = False):
-    """The backbone's own feature extractor, or wav2vec2's defaults when it ships none."""
-    from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor
-
-    try:
-        return AutoFeatureExtractor.from_pretrained(backbone, trust_remote_code=trust_remote_code)
-    except Exception:  # noqa: BLE001 - a bare encoder checkpoint has no preprocessor_config.json
-        layer_norm = getattr(backbone_config, "feat_extract_norm", "layer") == "layer"
-        return Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=layer_norm,
-            return_attention_mask=layer_norm,
-        )
-
-
 class AudioCollator:
     """Decode, crop and pad a batch of rows into model inputs.
 

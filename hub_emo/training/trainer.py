@@ -98,7 +98,9 @@ def _load_backbone(args: TrainArguments):
         raise ValueError(f"cannot load backbone {args.backbone!r}: {error}") from error
     if not hasattr(model.config, "num_hidden_layers"):
         raise ValueError(f"backbone {args.backbone!r} ({model.config.model_type}) is not an SSL audio encoder")
-    feature_extractor = train_data.feature_extractor_for(args.backbone, model.config, args.trust_remote_code)
+    from hub_emo.inference import feature_extractor_for
+
+    feature_extractor = feature_extractor_for(model.config, args.backbone, args.trust_remote_code)
     return model, feature_extractor
 
 

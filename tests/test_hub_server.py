@@ -55,6 +55,16 @@ def request(url: str, method: str, path: str, body: bytes | None = None, headers
     return response, data
 
 
+def wait_until_idle(server, polls: int = 2000) -> None:
+    """Until the server has finished with every connection (it notices a closed client by
+    itself): a condition, polled a bounded number of times, not a guess at how long it takes."""
+    for _ in range(polls):
+        if server.active_connections == 0:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the server still serves {server.active_connections} connection(s)")
+
+
 def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()}
 
@@ -86,16 +96,17 @@ class ServerProcess:
             self.proc.wait(timeout=10)
 
 
-def test_server_process_starts_fast_without_ml_libraries(tmp_path):
+def test_server_process_imports_only_the_standard_library(tmp_path):
+    """What made a start slow was what it imported: the server (run as a plain script)
+    must load nothing outside the standard library, torch and transformers least of all."""
     code = (
-        f"import sys, time; t = time.perf_counter(); sys.path.insert(0, {str(SERVER_SCRIPT.parent)!r}); "
+        f"import sys; sys.path.insert(0, {str(SERVER_SCRIPT.parent)!r}); at_start = set(sys.modules); "
         "import server; server.make_server(sys.argv[1], port=0, tokens=['t']); "
-        "print(time.perf_counter() - t, 'torch' in sys.modules, 'transformers' in sys.modules)"
+        "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - at_start})))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
-    seconds, torch_loaded, transformers_loaded = out.stdout.split()
-    assert float(seconds) < 0.5
-    assert (torch_loaded, transformers_loaded) == ("False", "False")
+    loaded = set(out.stdout.split())
+    assert loaded - set(sys.stdlib_module_names) - set(sys.builtin_module_names) == {"server", "storage"}
 
 
 def test_cli_without_tokens_creates_one_0600_and_prints_only_its_path(tmp_path):
@@ -216,7 +227,7 @@ def test_client_dying_mid_upload_leaves_no_blob_and_no_commit(server):
     path = href.removeprefix(server.url)
     with socket.create_connection(("127.0.0.1", server.port)) as raw:
         raw.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode() + b"\1" * 1_000_000)
-    time.sleep(0.3)
+    wait_until_idle(server)
     assert not list((server.root / "blobs").rglob(oid))
     assert not [p for p in (server.root / "tmp").iterdir() if p.name.startswith("upload-")]
     assert api.repo_info(repo).sha == head

@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -58,6 +59,16 @@ MAX_COMMIT_BODY = 4 * 1024**3
 #: Files above this size, or whose first bytes contain NUL, go through LFS.
 LFS_THRESHOLD = 10 * 1024 * 1024
 PAGE_SIZE = 1000
+MAX_PATHS = 10_000
+#: Anonymous requests that carry a body (``validate-yaml``) are refused above this size.
+MAX_ANONYMOUS_BODY = 1024 * 1024
+#: A card's YAML block larger than this is validated only for a client with a token.
+MAX_ANONYMOUS_YAML = 64 * 1024
+MAX_YAML = 1024 * 1024
+#: An unread body up to this size is drained to keep the connection; a larger one closes it.
+DRAIN_LIMIT = 64 * 1024
+SOCKET_TIMEOUT = 60.0
+MAX_CONNECTIONS = 64
 _TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -90,37 +101,61 @@ def _load_secret(root: Path) -> bytes:
 
 
 # -- request bodies ---------------------------------------------------------------------
+_CHUNK_SIZE_LINE = re.compile(rb"^([0-9A-Fa-f]{1,15})(;[^\r\n]*)?\r\n$")
+_CONTENT_LENGTH = re.compile(r"^[0-9]{1,15}$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+MAX_LINE = 1024
+MAX_TRAILERS = 32
+
+
 class _ChunkedReader:
-    """Reads a ``Transfer-Encoding: chunked`` body as one stream."""
+    """Reads a ``Transfer-Encoding: chunked`` body as one stream, strictly (RFC 9112 section 7.1).
+
+    A chunk size is 1 to 15 hex digits: no sign, no ``0x``, no spaces. Anything else is a
+    framing error; the connection cannot be trusted after one and is closed.
+    """
 
     def __init__(self, rfile, limit: int):
         self.rfile, self.left_in_chunk, self.done, self.total, self.limit = rfile, 0, False, 0, limit
+
+    def _line(self) -> bytes:
+        line = self.rfile.readline(MAX_LINE + 1)
+        if not line:
+            raise HubError(400, "Request body ended early")
+        if len(line) > MAX_LINE or not line.endswith(b"\r\n"):
+            raise HubError(400, "Malformed chunked request body: line too long or not ended by CRLF")
+        return line
 
     def readinto(self, view) -> int:
         if self.done:
             return 0
         if self.left_in_chunk == 0:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise HubError(400, "Malformed chunked request body") from None
+            match = _CHUNK_SIZE_LINE.match(self._line())
+            if not match:
+                raise HubError(400, "Malformed chunked request body: a chunk size must be hex digits only")
+            size = int(match.group(1), 16)
             if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                self.done = True
-                return 0
-            self.left_in_chunk = size
+                for _ in range(MAX_TRAILERS + 1):
+                    if self._line() == b"\r\n":
+                        self.done = True
+                        return 0
+                raise HubError(400, f"Malformed chunked request body: more than {MAX_TRAILERS} trailer lines")
             self.total += size
             if self.total > self.limit:
-                raise HubError(413, "Request body too large")
+                raise HubError(413, f"Request body too large (limit {self.limit} bytes)")
+            self.left_in_chunk = size
         n = self.rfile.readinto(view[: min(len(view), self.left_in_chunk)])
         if not n:
             raise HubError(400, "Request body ended early")
         self.left_in_chunk -= n
-        if self.left_in_chunk == 0:
-            self.rfile.readline(16)
+        if self.left_in_chunk == 0 and self.rfile.read(2) != b"\r\n":
+            raise HubError(400, "Malformed chunked request body: a chunk is not followed by CRLF")
         return n
+
+    @property
+    def finished(self) -> bool:
+        return self.done
 
 
 class _LengthReader:
@@ -131,8 +166,14 @@ class _LengthReader:
         if self.left <= 0:
             return 0
         n = self.rfile.readinto(view[: min(len(view), self.left)])
-        self.left -= n or 0
-        return n or 0
+        if not n:
+            raise HubError(400, "Request body ended early")
+        self.left -= n
+        return n
+
+    @property
+    def finished(self) -> bool:
+        return self.left <= 0
 
 
 def _read_all(reader, limit: int) -> bytes:
@@ -142,22 +183,94 @@ def _read_all(reader, limit: int) -> bytes:
     while n := reader.readinto(view):
         out += view[:n]
         if len(out) > limit:
-            raise HubError(413, "Request body too large")
+            raise HubError(413, f"Request body too large (limit {limit} bytes)")
     return bytes(out)
+
+
+def parse_json(raw: bytes | str, what: str = "request body"):
+    """``json.loads`` that turns every way a hostile document can fail into a 400."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise HubError(400, f"Malformed JSON in {what}: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise HubError(400, f"Malformed JSON in {what}") from None
+
+
+def header_safe(value) -> str:
+    """A header value with control characters (CR/LF above all) replaced: nothing a client
+    sent can start a header or a response of its own."""
+    return _UNSAFE_IN_HEADER.sub(" ", str(value))
 
 
 # -- the server -------------------------------------------------------------------------
 class HubHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: one more is answered
+    503 and closed at once, so idle or slow clients cannot take every thread. Every socket
+    read and write gives up after ``timeout`` seconds of silence."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, storage: Storage, tokens: list[str], secret: bytes, verbose: bool = False):
+    def __init__(
+        self,
+        address,
+        storage: Storage,
+        tokens: list[str],
+        secret: bytes,
+        verbose: bool = False,
+        timeout: float = SOCKET_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ):
         self.storage = storage
         self.tokens = [t.encode() for t in tokens]
         self.secret = secret
         self.verbose = verbose
+        self.socket_timeout = timeout
+        self.max_connections = max_connections
+        self._connections = 0
+        self._connections_lock = threading.Lock()
         super().__init__(address, HubRequestHandler)
+
+    @property
+    def active_connections(self) -> int:
+        return self._connections
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            busy = self._connections >= self.max_connections
+            if not busy:
+                self._connections += 1
+        if busy:
+            self._refuse_busy(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._connections_lock:
+            self._connections -= 1
+
+    def _refuse_busy(self, request) -> None:
+        body = b'{"error": "Too many connections to this Hub; retry later"}'
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        )
+        with contextlib.suppress(OSError):
+            request.settimeout(1)
+            request.sendall(head.encode() + body)
+        self.shutdown_request(request)
 
 
 class HubRequestHandler(BaseHTTPRequestHandler):
@@ -169,6 +282,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def setup(self):
         """Disable Nagle: a response's headers and body go out as separate writes, and Nagle
         held the second until the client's delayed ACK (about 40 ms per request)."""
+        self.timeout = self.server.socket_timeout
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -180,6 +294,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def log_error(self, format, *args):  # noqa: A002
         logger.debug(format, *args)
+
+    def send_response(self, code, message=None):
+        self._responded = True
+        super().send_response(code, message)
+
+    def send_header(self, keyword, value):
+        super().send_header(keyword, header_safe(value))
 
     def do_GET(self):
         self._dispatch()
@@ -197,65 +318,75 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self):
-        self._body_consumed = False
         self._reader = None
+        self._responded = False
         try:
             self._reader = self._make_reader()
             self._route()
         except HubError as error:
             self._send_error(error)
-        except (ConnectionError, TimeoutError):
+        except TimeoutError:
+            if self._responded:
+                self.close_connection = True
+                return
+            self._send_error(HubError(408, f"No data from the client for {self.server.socket_timeout:g} s"))
+        except ConnectionError:
             self.close_connection = True
             return
         except Exception:  # a bug must not take the server down or leak details
             logger.exception("internal error on %s %s", self.command, urlsplit(self.path).path)
+            if self._responded:
+                self.close_connection = True
+                return
             self._send_error(HubError(500, "Internal server error"))
         self._finish_body()
 
     def _make_reader(self):
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return _ChunkedReader(self.rfile, MAX_COMMIT_BODY)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
+        """The body's framing, checked strictly: a request whose length is ambiguous is refused
+        and its connection closed, as nothing after it could be parsed safely."""
+        codings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if codings:
             self.close_connection = True
-            raise HubError(400, "Invalid Content-Length") from None
-        if length < 0:
+            if lengths:
+                raise HubError(400, "A request cannot have both Transfer-Encoding and Content-Length")
+            if [c.strip().lower() for c in codings] != ["chunked"]:
+                raise HubError(501, "Only the 'chunked' transfer coding is supported")
+            self.close_connection = False
+            return _ChunkedReader(self.rfile, MAX_COMMIT_BODY)
+        if len({v.strip() for v in lengths}) > 1 or (lengths and not _CONTENT_LENGTH.match(lengths[0].strip())):
             self.close_connection = True
             raise HubError(400, "Invalid Content-Length")
-        return _LengthReader(self.rfile, length)
+        return _LengthReader(self.rfile, int(lengths[0]) if lengths else 0)
 
-    def _large_body_left(self) -> bool:
-        return getattr(self._reader, "left", 0) > 64 * 1024 * 1024
+    def _body_finished(self) -> bool:
+        return self._reader is None or self._reader.finished
 
     def _finish_body(self):
-        """Always consume the request body, so that a kept-alive connection stays in sync."""
+        """Keep a kept-alive connection in sync: read what is left of a small body, close
+        the connection rather than read a large or chunked one nobody needs."""
         reader = self._reader
-        if reader is None or self.close_connection:
+        if self.close_connection or self._body_finished():
             return
-        if self._large_body_left():
+        if not isinstance(reader, _LengthReader) or reader.left > DRAIN_LIMIT:
             self.close_connection = True
             return
         try:
-            _read_all(reader, MAX_COMMIT_BODY)
+            _read_all(reader, DRAIN_LIMIT)
         except (HubError, OSError):
             self.close_connection = True
 
     def _body(self, limit: int = MAX_JSON_BODY) -> bytes:
         length = getattr(self._reader, "left", None)
         if length is not None and length > limit:
-            self.close_connection = True
             raise HubError(413, f"Request body too large (limit {limit} bytes)")
         return _read_all(self._reader, limit)
 
-    def _json_body(self) -> dict:
-        raw = self._body()
+    def _json_body(self, limit: int = MAX_JSON_BODY) -> dict:
+        raw = self._body(limit)
         if not raw.strip():
             return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise HubError(400, "Malformed JSON in request body") from None
+        data = parse_json(raw)
         if not isinstance(data, dict):
             raise HubError(400, "Malformed JSON in request body: expected an object")
         return data
@@ -276,17 +407,21 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data).encode(), content_type, headers)
 
     def _send_error(self, error: HubError):
+        """Answer a refusal without reading the rest of the body: the connection is closed
+        instead, so a refused client cannot make the server read what it sends."""
         headers = {"X-Error-Message": error.message.encode("ascii", "replace").decode()[:500]}
         if error.code:
             headers["X-Error-Code"] = error.code
-        if error.status == 413 or self._large_body_left():
-            self.close_connection = True  # cheaper than draining it; say so in the answer
+        if not self._body_finished() or error.status in (408, 413):
+            self.close_connection = True
         with contextlib.suppress(ConnectionError, TimeoutError):
             self._json({"error": error.message}, error.status, headers)
 
     @property
     def _base(self) -> str:
-        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        host = self.headers.get("Host") or ""
+        if not _HOST.match(host):
+            host = f"{self.server.server_address[0]}:{self.server.server_address[1]}"
         return f"http://{host}"
 
     # -- auth ---------------------------------------------------------------------------
@@ -394,13 +529,18 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         )
 
     def _validate_yaml(self):
-        """Check a card's metadata block as the Hub does before ``ModelCard.push_to_hub``."""
-        body = self._json_body()
+        """Check a card's metadata block as the Hub does before ``ModelCard.push_to_hub``.
+
+        The client sends no token here, so anyone can ask: an anonymous body and YAML block are
+        held to sizes that parse in well under a second (PyYAML is pure Python, ~10 us a byte).
+        """
+        authenticated = self._authenticated()
+        body = self._json_body(MAX_JSON_BODY if authenticated else MAX_ANONYMOUS_BODY)
         content, repo_type = body.get("content"), body.get("repoType") or "model"
         validate_repo_type(repo_type)
         if not isinstance(content, str):
             raise HubError(400, "Expected 'content' as a string")
-        errors = card_metadata_errors(content)
+        errors = card_metadata_errors(content, MAX_YAML if authenticated else MAX_ANONYMOUS_YAML)
         self._json({"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200)
 
     def _repo_url(self, repo_type: str, repo_id: str) -> str:
@@ -527,13 +667,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._readable_repo(repo_type, repo_id)
         raw = self._body()
         if "json" in self.headers.get("Content-Type", ""):
-            try:
-                paths = json.loads(raw).get("paths", [])
-            except (ValueError, AttributeError):
-                raise HubError(400, "Malformed JSON in request body") from None
+            body = parse_json(raw)
+            paths = body.get("paths", []) if isinstance(body, dict) else None
         else:
-            paths = parse_qs(raw.decode("utf-8", "replace")).get("paths", [])
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or len(paths) > 10_000:
+            try:
+                paths = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=MAX_PATHS + 1).get("paths", [])
+            except ValueError:
+                paths = None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or len(paths) > MAX_PATHS:
             raise HubError(400, "Expected 'paths' as a list of strings")
         files = storage.files(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
         out = []
@@ -630,7 +771,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise HubError(400, "Pull requests are not supported by this Hub")
         storage = self.server.storage
         header, operations = None, []
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024, dir=storage.tmp) as spool:
+        declared = getattr(self._reader, "left", 0)
+        if declared > MAX_COMMIT_BODY:
+            raise HubError(413, f"Commit too large (limit {MAX_COMMIT_BODY} bytes)")
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024, dir=storage.tmp, prefix="commit-") as spool:
             buf = bytearray(1024 * 1024)
             view = memoryview(buf)
             total = 0
@@ -643,8 +787,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             for number, line in enumerate(spool, 1):
                 if not line.strip():
                     continue
+                item = parse_json(line, f"commit payload line {number}")
                 try:
-                    item = json.loads(line)
                     key, value = item["key"], item["value"]
                     if not isinstance(value, dict):
                         raise TypeError
@@ -740,9 +884,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         requested = _parse_range(self.headers.get("Range"), entry.size)
         if requested == "invalid":
             headers["Content-Range"] = f"bytes */{entry.size}"
-            raise_error = HubError(416, "Requested range not satisfiable")
-            self._json({"error": raise_error.message}, 416, headers)
-            return
+            return self._json({"error": "Requested range not satisfiable"}, 416, headers)
         if requested is not None:
             start, end = requested
             status = 206
@@ -760,12 +902,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.connection.sendfile(f, start, length)
 
 
-def card_metadata_errors(content: str) -> list[str]:
+def card_metadata_errors(content: str, max_yaml: int = MAX_YAML) -> list[str]:
     """Problems in a card's YAML metadata block (none when the card has no block).
 
     The block must be closed and be a mapping; the fields the Hub indexes must have the
     right shapes. PyYAML parses it when installed (a hub_emo dependency); the server
-    itself needs only the standard library, and then checks the delimiters alone.
+    itself needs only the standard library, and then checks the delimiters alone. A block
+    over ``max_yaml`` characters is refused (413) before it is parsed.
     """
     text = content.lstrip("\ufeff")
     if not text.startswith("---"):
@@ -773,6 +916,9 @@ def card_metadata_errors(content: str) -> list[str]:
     end = text.find("\n---", 3)
     if end < 0:
         return ["The card's metadata block (started by '---') is never closed"]
+    if end > max_yaml:
+        raise HubError(413, f"The card's metadata block is over {max_yaml} characters: too large to validate" + (
+            "" if max_yaml >= MAX_YAML else f" without a token (with one, up to {MAX_YAML})"))
     try:
         import yaml
     except ImportError:
@@ -840,6 +986,11 @@ class HubHandle:
     _server: HubHTTPServer = field(repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
+    @property
+    def active_connections(self) -> int:
+        """Connections being served now (a closed client's is gone once its thread has finished)."""
+        return self._server.active_connections
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -847,7 +998,16 @@ class HubHandle:
             self._thread.join(timeout=5)
 
 
-def make_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False, fsync: bool = True) -> tuple[HubHTTPServer, Path | None]:
+def make_server(
+    root,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tokens: list[str] | None = None,
+    verbose: bool = False,
+    fsync: bool = True,
+    timeout: float = SOCKET_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
+) -> tuple[HubHTTPServer, Path | None]:
     """Build the server (not yet serving); with no ``tokens`` one is read from or created under ``root``."""
     root = Path(root)
     token_file = None
@@ -855,13 +1015,14 @@ def make_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] 
         token, token_file = load_or_create_token(root)
         tokens = [token]
     storage = Storage(root, fsync=fsync)
-    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose)
+    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose, timeout, max_connections)
     return server, token_file
 
 
-def start_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False) -> HubHandle:
-    """Serve in a background thread of this process (what the test fixture uses)."""
-    server, token_file = make_server(root, host, port, tokens, verbose)
+def start_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False, **limits) -> HubHandle:
+    """Serve in a background thread of this process (what the test fixture uses); ``limits``:
+    ``timeout`` and ``max_connections`` of :func:`make_server`."""
+    server, token_file = make_server(root, host, port, tokens, verbose, **limits)
     thread = threading.Thread(target=server.serve_forever, name="hub_emo-hub", daemon=True)
     thread.start()
     actual = server.server_address[1]

@@ -40,6 +40,11 @@ MAX_PATH_BYTES = 1024
 MAX_PATH_DEPTH = 64
 MAX_FILE_SIZE = 50 * 1024**3
 MAX_FILES_PER_COMMIT = 100_000
+#: Namespaces a repo cannot be created in: the first segment of the Hub's own URLs
+#: (``/api/...``, ``/datasets/<ns>/<name>``, ``/spaces/...``, ``/kernels/...``, ``/buckets/...``;
+#: clients also accept a ``models/`` prefix) and this server's upload route. A repo there
+#: could never be reached by its URL.
+RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "kernels", "buckets", "lfs-upload"})
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 _REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -96,6 +101,14 @@ def validate_repo_id(repo_id: str) -> tuple[str, str]:
     if parts[1].endswith(".git"):
         raise HubError(400, f"Invalid repo id {repo_id!r}: a name cannot end with '.git'")
     return parts[0], parts[1]
+
+
+def validate_new_repo_id(repo_id: str) -> tuple[str, str]:
+    """``validate_repo_id`` plus what only matters when a repo is created: reserved namespaces."""
+    ns, name = validate_repo_id(repo_id)
+    if ns.lower() in RESERVED_NAMESPACES:
+        raise HubError(400, f"Invalid repo id {repo_id!r}: the namespace {ns!r} is reserved by the Hub's URLs")
+    return ns, name
 
 
 def validate_path(path: str) -> str:
@@ -293,6 +306,7 @@ class Storage:
 
     def create_repo(self, repo_type: str, repo_id: str, private: bool, author: str) -> bool:
         """Create a repo with the Hub's initial commit (``.gitattributes``); False if it exists."""
+        validate_new_repo_id(repo_id)
         with self._lock(repo_type, repo_id) as repo:
             if (repo / "repo.json").is_file():
                 return False
@@ -393,6 +407,8 @@ class Storage:
         Blobs named by the operations must already be stored (``put_bytes``/``put_stream``).
         """
         operations = list(operations)
+        if parent_commit is not None and not _COMMIT_ID.match(parent_commit):
+            raise HubError(400, "Invalid parentCommit: expected a 40-character commit id in hex")
         for op in operations:
             validate_path(op.path)
             if op.kind == "add" and not self.has_blob(op.sha256 or ""):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 HELP = "run a local Hugging Face Hub (models and datasets) on this machine"
 DESCRIPTION = (
-    "Serve a Hub that the real clients use unmodified: set HF_ENDPOINT to its URL and "
-    "HF_HUB_DISABLE_XET=1. Without --token, a token is created and stored under --root "
+    "Serve a Hub that the real clients use unmodified (with or without hf_xet): set "
+    "HF_ENDPOINT to its URL. Without --token, a token is created and stored under --root "
     "(mode 0600); its path is printed, never the token."
 )
 

@@ -1,13 +1,19 @@
 """A small Hugging Face Hub on localhost, speaking the Hub's HTTP protocol (standard library only).
 
 The real clients (``huggingface_hub``, ``transformers``, ``datasets``, ``peft``) talk to it
-unmodified once ``HF_ENDPOINT`` points here (with ``HF_HUB_DISABLE_XET=1``): repos are
-created, uploaded through preupload -> LFS batch -> NDJSON commit, listed and downloaded
-with the headers the clients rely on (``X-Repo-Commit``, ``ETag``/``X-Linked-Etag``,
-sizes, ``X-Error-Code``). Storage and atomicity live in :mod:`hub_emo.hub.storage`.
+unmodified once ``HF_ENDPOINT`` points here: repos are created, uploaded through preupload ->
+LFS batch or Xet (:mod:`hub_emo.hub.xet`, what clients with ``hf_xet`` use) -> NDJSON commit,
+listed and downloaded with the headers the clients rely on (``X-Repo-Commit``,
+``ETag``/``X-Linked-Etag``, sizes, ``X-Error-Code``). Storage and atomicity live in
+:mod:`hub_emo.hub.storage`.
 
 Tokens: writing needs one of the server's tokens; private repos answer 404 without one,
 as the Hub does. Tokens are compared in constant time and never logged or echoed.
+
+Hostile clients: a request is refused before its body is read (auth and declared sizes
+first) and a refused body is never drained (the connection is closed instead); chunked
+framing is parsed strictly; nothing a client sent reaches a response header unsanitised;
+JSON depth, body sizes, idle sockets (timeouts) and connections (a cap) are all bounded.
 
 Run it with ``hub-emo hub serve --root DIR`` or ``python -m hub_emo.hub.server --root DIR``.
 """
@@ -38,8 +44,10 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 if __package__:
     from . import storage as _storage
+    from . import xet as _xet
 else:  # ``python hub_emo/hub/server.py``: standard library only, the hub_emo package is not imported
     import storage as _storage  # type: ignore[no-redef]
+    import xet as _xet  # type: ignore[no-redef]
 
 DEFAULT_BRANCH = _storage.DEFAULT_BRANCH
 MAX_FILE_SIZE = _storage.MAX_FILE_SIZE
@@ -60,6 +68,7 @@ MAX_COMMIT_BODY = 4 * 1024**3
 LFS_THRESHOLD = 10 * 1024 * 1024
 PAGE_SIZE = 1000
 MAX_PATHS = 10_000
+XET_TOKEN_SECONDS = 3600
 #: Anonymous requests that carry a body (``validate-yaml``) are refused above this size.
 MAX_ANONYMOUS_BODY = 1024 * 1024
 #: A card's YAML block larger than this is validated only for a client with a token.
@@ -224,6 +233,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         max_connections: int = MAX_CONNECTIONS,
     ):
         self.storage = storage
+        self.xet = _xet.XetStore(storage)
         self.tokens = [t.encode() for t in tokens]
         self.secret = secret
         self.verbose = verbose
@@ -461,6 +471,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self._route_api(method, segments[1:])
         if segments[0] == "lfs-upload" and method == "PUT" and len(segments) == 2:
             return self._lfs_upload(segments[1])
+        if segments[0] == "xet":
+            return self._route_xet(method, segments[1:])
         repo_type = "model"
         if segments[0] in ("datasets", "spaces"):
             repo_type = _TYPE_BY_PLURAL[segments[0]]
@@ -502,6 +514,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 return self._refs(repo_type, repo_id)
             if action == "commits" and len(rest) == 2 and method == "GET":
                 return self._commits(repo_type, repo_id, unquote(rest[1]))
+            if action == "xet-write-token" and len(rest) == 2 and method == "GET":
+                return self._xet_write_token(repo_type, repo_id, unquote(rest[1]))
             if action == "preupload" and len(rest) == 2 and method == "POST":
                 return self._preupload(repo_type, repo_id, unquote(rest[1]))
             if action == "commit" and len(rest) == 2 and method == "POST":
@@ -845,6 +859,39 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return Operation("delete_folder", path)
         raise HubError(400, f"Unknown commit operation {key!r}")
 
+    # -- Xet (see hub_emo.hub.xet) ------------------------------------------------------
+    def _xet_write_token(self, repo_type: str, repo_id: str, revision: str):
+        """A short-lived token for this Hub's Xet endpoints, in the Hub's JSON and header forms."""
+        self._writable_repo(repo_type, repo_id)
+        self.server.storage.resolve(repo_type, repo_id, revision)
+        expires = int(time.time()) + XET_TOKEN_SECONDS
+        token = f"xet_{expires}_{self._sign('xet-write', 0, expires)}"
+        cas = f"{self._base}/xet"
+        headers = {"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
+        self._json({"accessToken": token, "exp": expires, "casUrl": cas}, headers=headers)
+
+    def _require_xet_token(self):
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        _, _, rest = token.strip().partition("xet_")
+        expires, _, sig = rest.partition("_")
+        if not (scheme.lower() == "bearer" and expires.isdigit() and int(expires) >= time.time()):
+            raise HubError(401, "A valid Xet token is required (ask /api/<type>s/<repo>/xet-write-token/<revision>)")
+        if not hmac.compare_digest(sig, self._sign("xet-write", 0, int(expires))):
+            raise HubError(401, "A valid Xet token is required (ask /api/<type>s/<repo>/xet-write-token/<revision>)")
+
+    def _route_xet(self, method: str, seg: list[str]):
+        self._require_xet_token()
+        xet = self.server.xet
+        if len(seg) == 4 and seg[:2] == ["v1", "xorbs"] and seg[2] == "default" and method == "POST":
+            inserted = xet.put_xorb(seg[3], self._reader, getattr(self._reader, "left", None))
+            return self._json({"was_inserted": inserted})
+        if seg == ["v1", "shards"] and method == "POST":
+            xet.put_shard(self._body(_xet.MAX_SHARD_BYTES))
+            return self._json({"result": 1})
+        if len(seg) == 4 and seg[:2] == ["v1", "chunks"] and method == "GET":
+            raise HubError(404, "No global deduplication on this Hub")
+        raise HubError(404, "Not found")
+
     def _ref_change(self, repo_type: str, repo_id: str, action: str, name: str):
         self._writable_repo(repo_type, repo_id)
         storage = self.server.storage
@@ -1036,7 +1083,7 @@ def serve(root, host: str = "127.0.0.1", port: int = 8080, tokens: list[str] | N
     print(f"hub_emo Hub serving {Path(root).resolve()} at {url}", flush=True)
     if token_file is not None:
         print(f"token stored in {token_file} (mode 0600)", flush=True)
-    print(f"use it with: HF_ENDPOINT={url} HF_HUB_DISABLE_XET=1", flush=True)
+    print(f"use it with: HF_ENDPOINT={url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:
         server.serve_forever()

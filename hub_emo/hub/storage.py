@@ -42,9 +42,9 @@ MAX_FILE_SIZE = 50 * 1024**3
 MAX_FILES_PER_COMMIT = 100_000
 #: Namespaces a repo cannot be created in: the first segment of the Hub's own URLs
 #: (``/api/...``, ``/datasets/<ns>/<name>``, ``/spaces/...``, ``/kernels/...``, ``/buckets/...``;
-#: clients also accept a ``models/`` prefix) and this server's upload route. A repo there
+#: clients also accept a ``models/`` prefix) and this server's upload routes. A repo there
 #: could never be reached by its URL.
-RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "kernels", "buckets", "lfs-upload"})
+RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "kernels", "buckets", "lfs-upload", "xet"})
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 _REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -172,7 +172,7 @@ class Operation:
     lfs: bool = False
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -222,7 +222,7 @@ class Storage:
                 os.unlink(tmp)
             raise
         if self.fsync:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
 
     def blob_path(self, sha256: str) -> Path:
         if not _SHA256.match(sha256 or ""):
@@ -275,7 +275,7 @@ class Storage:
                 os.unlink(tmp)
             raise
         if self.fsync:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
 
     # -- repos ------------------------------------------------------------------------
     def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
@@ -325,7 +325,7 @@ class Storage:
                 shutil.rmtree(repo)
             os.replace(staging, repo)
             if self.fsync:
-                _fsync_dir(repo.parent)
+                fsync_dir(repo.parent)
             return True
 
     def delete_repo(self, repo_type: str, repo_id: str) -> None:

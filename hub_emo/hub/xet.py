@@ -1,0 +1,295 @@
+"""The upload half of the Xet protocol, so that clients with ``hf_xet`` installed can push here.
+
+huggingface_hub 2.x sends every LFS-sized file through Xet whenever ``hf_xet`` is installed:
+it asks the Hub for a Xet write token and nothing else, so no answer of the Hub's can send it
+back to the LFS batch API. This Hub therefore speaks Xet's upload side. A client sends xorbs
+(runs of compressed chunks) and then a shard naming, for each file, the chunk ranges that make
+it and its sha256. The server rebuilds each file, checks that sha256 and stores the file as an
+ordinary blob: commits, downloads and clients that do not speak Xet see exactly what an LFS
+upload would have left. Chunk and xorb hashes (BLAKE3) are not checked, as the standard library
+has no BLAKE3; a rebuilt file is kept only under the sha256 of its bytes.
+
+Formats: https://huggingface.co/docs/xet (xorb, shard, CAS API). Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+if __package__:
+    from .storage import HubError, Storage, fsync_dir
+else:  # imported by ``python hub_emo/hub/server.py`` (see there)
+    from storage import HubError, Storage, fsync_dir  # type: ignore[no-redef]
+
+#: The CAS refuses xorbs over 64 MiB serialised; a little room for headers.
+MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024
+MAX_SHARD_BYTES = 64 * 1024 * 1024
+MAX_CHUNK_BYTES = 128 * 1024
+_ENTRY = 48
+_BOOKEND = b"\xff" * 32
+_SHARD_VERSION = 2
+_WITH_VERIFICATION = 1 << 31
+_WITH_METADATA = 1 << 30
+
+
+def hash_hex(raw: bytes) -> str:
+    """A 32-byte Xet hash as the CAS API spells it: each 8-byte word little-endian, in hex."""
+    return "".join(f"{int.from_bytes(raw[i : i + 8], 'little'):016x}" for i in range(0, 32, 8))
+
+
+def _valid_hex(value: str) -> str:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise HubError(400, "Invalid Xet hash: expected 64 lowercase hex digits")
+    return value
+
+
+# -- chunk decoding ---------------------------------------------------------------------
+def _lz4_block_into(out: bytearray, src: bytes, limit: int) -> None:
+    """Decode one LZ4 block onto ``out`` (matches may reach back into what ``out`` held)."""
+    i, n = 0, len(src)
+    while i < n:
+        token = src[i]
+        i += 1
+        literals = token >> 4
+        if literals == 15:
+            while True:
+                extra = src[i]
+                i += 1
+                literals += extra
+                if extra != 255:
+                    break
+        if i + literals > n or len(out) + literals > limit:
+            raise ValueError
+        out += src[i : i + literals]
+        i += literals
+        if i >= n:
+            break
+        offset = src[i] | src[i + 1] << 8
+        i += 2
+        length = token & 15
+        if length == 15:
+            while True:
+                extra = src[i]
+                i += 1
+                length += extra
+                if extra != 255:
+                    break
+        length += 4
+        if offset == 0 or offset > len(out) or len(out) + length > limit:
+            raise ValueError
+        start = len(out) - offset
+        if length <= offset:
+            out += out[start : start + length]
+        else:  # the match overlaps what it writes: a repeating pattern
+            pattern = bytes(out[start:])
+            out += (pattern * (length // offset + 1))[:length]
+
+
+_LZ4_MAGIC = b"\x04\x22\x4d\x18"
+
+
+def lz4_frame_decompress(src: bytes, size: int) -> bytes:
+    """Decode an LZ4 frame (the format xorb chunks use) of known decompressed ``size``.
+
+    Checksums (xxHash32) are skipped: the standard library has no xxHash, and the sha256 of
+    the rebuilt file is checked anyway.
+    """
+    out = bytearray()
+    try:
+        if src[:4] != _LZ4_MAGIC:
+            raise ValueError
+        flags = src[4]
+        if flags >> 6 != 1 or flags & 1:  # version 01; no dictionary
+            raise ValueError
+        block_checksum, content_size = flags & 0x10, flags & 0x08
+        pos = 7 + (8 if content_size else 0)
+        while True:
+            word = int.from_bytes(src[pos : pos + 4], "little")
+            pos += 4
+            if word == 0:
+                break
+            length = word & 0x7FFFFFFF
+            block = src[pos : pos + length]
+            if len(block) != length:
+                raise ValueError
+            if word & 0x80000000:  # stored uncompressed
+                if len(out) + length > size:
+                    raise ValueError
+                out += block
+            else:
+                _lz4_block_into(out, block, size)
+            pos += length + (4 if block_checksum else 0)
+    except (IndexError, ValueError):
+        raise HubError(400, "Malformed xorb: an LZ4 chunk does not decode") from None
+    if len(out) != size:
+        raise HubError(400, "Malformed xorb: a chunk decodes to the wrong size")
+    return bytes(out)
+
+
+def _ungroup4(data: bytes) -> bytes:
+    """Undo Xet's byte grouping: four planes (byte 0 of every word, byte 1, ...) back to words."""
+    n = len(data)
+    sizes = [n // 4 + (1 if k < n % 4 else 0) for k in range(4)]
+    out = bytearray(n)
+    start = 0
+    for k, size in enumerate(sizes):
+        out[k::4] = data[start : start + size]
+        start += size
+    return bytes(out)
+
+
+def xorb_chunks(xorb: bytes, count: int) -> list[bytes]:
+    """The first ``count`` chunks of a serialised xorb, decompressed (anything after is ignored)."""
+    chunks, pos = [], 0
+    while len(chunks) < count:
+        if pos + 8 > len(xorb):
+            raise HubError(400, f"Malformed xorb: it holds fewer than the {count} chunks a shard names")
+        version, stored, scheme, size = xorb[pos], int.from_bytes(xorb[pos + 1 : pos + 4], "little"), xorb[pos + 4], int.from_bytes(xorb[pos + 5 : pos + 8], "little")
+        data = xorb[pos + 8 : pos + 8 + stored]
+        if version != 0 or len(data) != stored or size > MAX_CHUNK_BYTES or stored > MAX_CHUNK_BYTES + 1024:
+            raise HubError(400, "Malformed xorb: bad chunk header")
+        if scheme == 0:
+            chunk = data
+        elif scheme == 1:
+            chunk = lz4_frame_decompress(data, size)
+        elif scheme == 2:
+            chunk = _ungroup4(lz4_frame_decompress(data, size))
+        else:
+            raise HubError(400, f"Malformed xorb: unknown compression scheme {scheme}")
+        if len(chunk) != size:
+            raise HubError(400, "Malformed xorb: a chunk has the wrong size")
+        chunks.append(chunk)
+        pos += 8 + stored
+    return chunks
+
+
+# -- shards -----------------------------------------------------------------------------
+def parse_shard(data: bytes) -> list[tuple[list[tuple[str, int, int, int]], bytes | None]]:
+    """The files a shard describes: for each, its ``(xorb, first chunk, end chunk, bytes)`` terms
+    and its sha256 (when the shard carries one, in the same word order as every Xet hash)."""
+    if len(data) < 48 or struct.unpack_from("<Q", data, 32)[0] != _SHARD_VERSION:
+        raise HubError(400, "Malformed shard: bad header")
+    files, pos = [], 48
+    try:
+        while True:
+            header = data[pos : pos + _ENTRY]
+            if len(header) < _ENTRY:
+                raise HubError(400, "Malformed shard: the file section has no end")
+            pos += _ENTRY
+            if header[:32] == _BOOKEND:
+                return files
+            flags, count = struct.unpack_from("<II", header, 32)
+            terms = []
+            for _ in range(count):
+                xorb, _flags, size, first, end = struct.unpack_from("<32sIIII", data, pos)
+                if end <= first or size <= 0:
+                    raise HubError(400, "Malformed shard: an empty or inverted chunk range")
+                terms.append((hash_hex(xorb), first, end, size))
+                pos += _ENTRY
+            if flags & _WITH_VERIFICATION:
+                pos += _ENTRY * count
+            sha256 = None
+            if flags & _WITH_METADATA:
+                sha256 = data[pos : pos + 32]
+                pos += _ENTRY
+            files.append((terms, sha256))
+    except struct.error:
+        raise HubError(400, "Malformed shard: truncated") from None
+
+
+class XetStore:
+    """Xorbs under ``root/xet/xorbs``; a shard turns them into the storage's ordinary blobs."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.xorbs = storage.root / "xet" / "xorbs"
+        self.xorbs.mkdir(parents=True, exist_ok=True)
+
+    def _xorb_path(self, name: str) -> Path:
+        name = _valid_hex(name)
+        return self.xorbs / name[:2] / name
+
+    def put_xorb(self, name: str, reader, length: int | None) -> bool:
+        """Store a xorb streamed from ``reader`` (to a temporary file, then renamed into place);
+        False if one of that name was already here. ``length``: the declared body size, if known.
+
+        Names are not checked (BLAKE3), so the last upload of a name wins: a client's shard is
+        rebuilt from the xorbs it has just sent, never from a stale or forged earlier one.
+        """
+        path = self._xorb_path(name)
+        if length is not None and length > MAX_XORB_BYTES:
+            raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
+        existed = path.is_file()
+        fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xorb-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                buf = memoryview(bytearray(1024 * 1024))
+                total = 0
+                while n := reader.readinto(buf):
+                    total += n
+                    if total > MAX_XORB_BYTES:
+                        raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
+                    f.write(buf[:n])
+                if self.storage.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            path.parent.mkdir(exist_ok=True)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return not existed
+
+    def put_shard(self, data: bytes) -> list[str]:
+        """Rebuild every file the shard names and store it; returns their sha256s."""
+        files = parse_shard(data)
+        needed: dict[str, int] = {}
+        for terms, _ in files:
+            for name, _first, end, _length in terms:
+                needed[name] = max(needed.get(name, 0), end)
+        cached: tuple[str, list[bytes]] = ("", [])
+
+        def chunks(name: str) -> list[bytes]:
+            nonlocal cached
+            if cached[0] != name:  # terms come in xorb order: one decoded xorb at a time is enough
+                path = self._xorb_path(name)
+                if not path.is_file():
+                    raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
+                cached = (name, xorb_chunks(path.read_bytes(), needed[name]))
+            return cached[1]
+
+        stored = []
+        for terms, expected in files:
+            digest = hashlib.sha256()
+            fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xet-file-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    for name, first, end, length in terms:
+                        piece = b"".join(chunks(name)[first:end])
+                        if len(piece) != length:
+                            raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {len(piece)} bytes, not {length}")
+                        digest.update(piece)
+                        f.write(piece)
+                    if self.storage.fsync:
+                        f.flush()
+                        os.fsync(f.fileno())
+                sha256 = digest.hexdigest()
+                if expected is not None and hash_hex(expected) != sha256:
+                    raise HubError(400, f"Shard: a file rebuilt from its chunks has sha256 {sha256}, not the {hash_hex(expected)} it claims")
+                target = self.storage.blob_path(sha256)
+                target.parent.mkdir(exist_ok=True)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            if self.storage.fsync:
+                fsync_dir(target.parent)
+            stored.append(sha256)
+        return stored

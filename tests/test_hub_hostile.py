@@ -265,3 +265,10 @@ def test_repos_cannot_be_created_in_reserved_namespaces(server, repo_id):
     assert error.value.response.status_code == 400 and "reserved" in error.value.response.text
     assert not (server.root / "repos" / "models" / repo_id.split("/")[0]).exists()
     api.create_repo("hub-emo/" + repo_id.replace("/", "-"))  # the same words are fine as a name
+
+
+def test_anonymous_paths_info_refuses_large_bodies_before_reading(server):
+    with connect(server) as sock:
+        sock.sendall(f"POST /api/models/hub-emo/target/paths-info/main HTTP/1.1\r\nHost: x\r\nContent-Length: {2 * MAX_ANONYMOUS_BODY}\r\n\r\n".encode())
+        status, headers, _ = read_response(sock)
+        assert status == 413 and "Connection: close" in headers

@@ -300,7 +300,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if self.server.verbose:
             # The request line only, without the query string (it may carry an upload signature).
-            sys.stderr.write(f"{self.address_string()} {self.command} {urlsplit(self.path).path} {args[1] if len(args) > 1 else ''}\n")
+            line = f"{self.address_string()} {self.command} {urlsplit(self.path).path} {args[1] if len(args) > 1 else ''}"
+            sys.stderr.write(header_safe(line) + "\n")  # no terminal escapes from a client's path
 
     def log_error(self, format, *args):  # noqa: A002
         logger.debug(format, *args)

@@ -30,6 +30,7 @@ else:  # imported by ``python hub_emo/hub/server.py`` (see there)
 MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024
 MAX_SHARD_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 128 * 1024
+XORBS_DECODED_AT_ONCE = 4
 _ENTRY = 48
 _BOOKEND = b"\xff" * 32
 _SHARD_VERSION = 2
@@ -247,25 +248,39 @@ class XetStore:
         return not existed
 
     def put_shard(self, data: bytes) -> list[str]:
-        """Rebuild every file the shard names and store it; returns their sha256s."""
+        """Rebuild every file the shard names and store it; returns their sha256s.
+
+        The work is bounded by what the shard holds: a file whose blob is already stored is
+        not rebuilt, a few decoded xorbs are kept at a time, and a shard that makes the server
+        decode its xorbs over and over (terms jumping between many xorbs) is refused.
+        """
         files = parse_shard(data)
         needed: dict[str, int] = {}
         for terms, _ in files:
             for name, _first, end, _length in terms:
                 needed[name] = max(needed.get(name, 0), end)
-        cached: tuple[str, list[bytes]] = ("", [])
+        decoded: dict[str, list[bytes]] = {}
+        decodes_left = 2 * len(needed) + XORBS_DECODED_AT_ONCE
 
         def chunks(name: str) -> list[bytes]:
-            nonlocal cached
-            if cached[0] != name:  # terms come in xorb order: one decoded xorb at a time is enough
+            nonlocal decodes_left
+            if name not in decoded:
                 path = self._xorb_path(name)
                 if not path.is_file():
                     raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
-                cached = (name, xorb_chunks(path.read_bytes(), needed[name]))
-            return cached[1]
+                decodes_left -= 1
+                if decodes_left < 0:
+                    raise HubError(400, "Shard: its terms jump between xorbs too often to rebuild")
+                if len(decoded) >= XORBS_DECODED_AT_ONCE:
+                    del decoded[next(iter(decoded))]
+                decoded[name] = xorb_chunks(path.read_bytes(), needed[name])
+            return decoded[name]
 
         stored = []
         for terms, expected in files:
+            if expected is not None and self.storage.has_blob(hash_hex(expected)):
+                stored.append(hash_hex(expected))  # blobs are named by their verified sha256
+                continue
             digest = hashlib.sha256()
             fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xet-file-")
             try:

@@ -12,7 +12,7 @@ import socket
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
-from test_hub_server import wait_until_idle
+from raw_http import closed_by_server, read_response, stops_reading, wait_until_idle
 
 from hub_emo.hub.server import MAX_ANONYMOUS_BODY, MAX_ANONYMOUS_YAML, start_server
 
@@ -32,47 +32,10 @@ def connect(server, timeout: float = 30) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
 
 
-def read_response(sock: socket.socket) -> tuple[int, list[str], bytes]:
-    """Status, raw header lines (as sent, CR/LF intact) and body of one response."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before a full response: {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed in the middle of a response body"
-        body += chunk
-    return int(lines[0].split()[1]), lines[1:], body
-
-
 def exchange(server, raw: bytes) -> tuple[int, list[str], bytes]:
     with connect(server) as sock:
         sock.sendall(raw)
         return read_response(sock)
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    """The server closed its end: reading gives EOF (or a reset), never more data or a wait."""
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-
-
-def stops_reading(sock: socket.socket, megabytes: int = 8) -> bool:
-    """Sending more after the server's answer fails (its closed socket answers with a reset):
-    the server reads none of the megabytes that follow."""
-    piece = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
-    try:
-        for _ in range(megabytes * 16):
-            sock.sendall(piece)
-    except (BrokenPipeError, ConnectionResetError):
-        return True
-    return False
 
 
 # -- R1: nothing a client sends reaches the response headers -------------------------------

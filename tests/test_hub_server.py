@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from raw_http import wait_for_connections, wait_until_idle
 
 from hub_emo.hub.server import start_server
 
@@ -53,21 +54,6 @@ def request(url: str, method: str, path: str, body: bytes | None = None, headers
     data = response.read()
     conn.close()
     return response, data
-
-
-def wait_for_connections(server, done, polls: int = 2000) -> None:
-    """Until ``done(number of connections the server serves)``: a condition, polled a bounded
-    number of times, not a guess at how long the server takes (a client's kept-alive pool
-    counts too)."""
-    for _ in range(polls):
-        if done(server.active_connections):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"the server serves {server.active_connections} connection(s)")
-
-
-def wait_until_idle(server) -> None:
-    wait_for_connections(server, lambda n: n == 0)
 
 
 def files_under(root: Path) -> set[Path]:

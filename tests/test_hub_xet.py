@@ -14,8 +14,8 @@ import struct
 
 import pytest
 from huggingface_hub import HfApi
+from raw_http import closed_by_server, read_response
 from test_hub_clients import run_fresh
-from test_hub_hostile import closed_by_server, read_response
 
 from hub_emo.hub import xet
 from hub_emo.hub.server import start_server

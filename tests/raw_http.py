@@ -1,0 +1,60 @@
+"""Raw HTTP/1.1 over sockets, for tests that must see what a client library would hide:
+the exact response headers, whether the server closed its end, whether it still reads.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def read_response(sock: socket.socket) -> tuple[int, list[str], bytes]:
+    """Status, raw header lines (as sent, CR/LF intact) and body of one response."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a full response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the middle of a response body"
+        body += chunk
+    return int(lines[0].split()[1]), lines[1:], body
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """The server closed its end: reading gives EOF (or a reset), never more data or a wait."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def stops_reading(sock: socket.socket, megabytes: int = 8) -> bool:
+    """Sending more after the server's answer fails (its closed socket answers with a reset):
+    the server reads none of the megabytes that follow."""
+    piece = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
+    try:
+        for _ in range(megabytes * 16):
+            sock.sendall(piece)
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    return False
+
+
+def wait_for_connections(server, done, polls: int = 2000) -> None:
+    """Until ``done(number of connections the server serves)``: a condition, polled a bounded
+    number of times, not a guess at how long the server takes (a client's kept-alive pool
+    counts too)."""
+    for _ in range(polls):
+        if done(server.active_connections):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the server serves {server.active_connections} connection(s)")
+
+
+def wait_until_idle(server) -> None:
+    wait_for_connections(server, lambda n: n == 0)

@@ -14,8 +14,9 @@ Probes:
 Features are standardised with the training fold's mean and std.
 
 Metrics (``hub_emo.training.metric``, the same definitions as training): WA = accuracy,
-UA = balanced accuracy (mean recall over the classes present), macro-F1 over the classes
-present in the scored domain.
+UA = balanced accuracy (mean recall), macro-F1, both over the classes present in the scored
+domain; every scored clip counts, so a cross-domain probe predicting a class the domain
+lacks (speech's disgust on song) scores a miss.
 
 Entry points::
 

@@ -30,12 +30,43 @@ def test_probing_finds_the_planted_layer(probe):
     assert {(b["train_domain"], b["domain"]) for b in best} == {
         ("speech", "speech"), ("music", "music"), ("speech", "music"), ("music", "speech")}
     for entry in best:
-        assert entry["layer"] == 6  # position 2 of layer_ids
-        assert entry["UA"] > 0.9
-    chance = [r["UA"] for r in rows if r["layer"] == 0]
+        assert entry["layer"] == 6 and entry["layers"] == "6,6,6"  # position 2 of layer_ids, every fold
+        assert entry["UA"] > 0.9 and entry["folds"] == 3 and "inner folds" in entry["chosen_by"]
+    test = [r for r in rows if r["split"] == "test"]
+    chance = [r["UA"] for r in test if r["layer"] == 0]
     assert np.mean(chance) < 0.6
     assert {r["fold"] for r in rows} == {"0", "1", "2"}
-    assert all(r["n_train"] + r["n_test"] == 60 for r in rows if r["train_domain"] == r["domain"])
+    assert all(r["n_train"] + r["n_test"] == 60 for r in test if r["train_domain"] == r["domain"])
+    validation = [r for r in rows if r["split"] == "validation"]
+    # nested: each validation fit leaves out the outer test fold and the inner one (20 + 20 of 60 clips)
+    assert validation and all(r["inner_fold"] != r["fold"] for r in validation)
+    assert all(r["n_train"] == 20 and r["n_test"] == 20 for r in validation if r["train_domain"] == r["domain"])
+
+
+def _row(fold, layer, split, ua, inner=""):
+    return {"model": "m", "probe": "mlp", "train_domain": "speech", "domain": "speech", "layer": layer,
+            "fold": fold, "split": split, "inner_fold": inner, "WA": ua, "UA": ua, "macro_F1": ua}
+
+
+def test_layer_is_chosen_on_validation_when_test_disagrees():
+    """Constructed so that validation favours layer 1 in every outer fold and test favours layer 2:
+    the chosen layer is 1 and the reported score is layer 1's test mean ± std, never layer 2's."""
+    rows = []
+    test_ua = {("a", 1): 0.50, ("b", 1): 0.60, ("c", 1): 0.70, ("a", 2): 0.90, ("b", 2): 0.95, ("c", 2): 0.99}
+    for fold in "abc":
+        for inner in set("abc") - {fold}:
+            rows += [_row(fold, 1, "validation", 0.80, inner), _row(fold, 2, "validation", 0.40, inner)]
+        rows += [_row(fold, layer, "test", test_ua[fold, layer]) for layer in (1, 2)]
+    means, (best,) = summarise(rows)
+    assert best["layer"] == 1 and best["layers"] == "1,1,1"
+    assert best["UA"] == pytest.approx(0.60) and best["UA_std"] == pytest.approx(0.10)
+    assert {m["layer"]: m["UA"] for m in means} == pytest.approx({1: 0.60, 2: (0.90 + 0.95 + 0.99) / 3})
+    # one fold's validation flips to layer 2: that fold alone reports layer 2's test score
+    flipped = [dict(r, UA=0.9) if r["split"] == "validation" and r["fold"] == "c" and r["layer"] == 2 else r
+               for r in rows]
+    _, (best,) = summarise(flipped)
+    assert best["layers"] == "1,1,2" and best["layer"] == 1
+    assert best["UA"] == pytest.approx((0.50 + 0.60 + 0.99) / 3)
 
 
 def test_probing_is_deterministic_and_reports_skips():

@@ -518,7 +518,7 @@ def _plots(result: dict, folder: Path) -> None:
         weights = result["layer_weights"]
         fig, ax = plt.subplots(figsize=(max(3, 0.35 * len(weights)), 2.5))
         ax.bar(range(len(weights)), weights)
-        ax.set_xlabel("hidden state (0 = CNN output)")
+        ax.set_xlabel("hidden state (0 = first layer's input)")
         ax.set_ylabel("softmax weight")
         fig.tight_layout()
         fig.savefig(folder / "layer_weights.png", dpi=120)

@@ -214,35 +214,41 @@ def probe_scores(
             problems.append(f"{model}: only the {present} domain(s) present; cross-domain probing skipped")
         pairs += [(a, b) for a in present for b in present if a != b]
     fit = _fit_predict_mlp if probe == "mlp" else _fit_predict_logistic
-
-    def score(train_mask, test_mask, scored, fold, split, inner_fold=""):
-        train, test = _standardise(features[:, train_mask], features[:, test_mask])
-        predictions = fit(train, labels[train_mask], test, num_classes=num_classes,
-                          epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-        return [{
-            "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
-            "layer": int(layer), "fold": str(fold), "split": split, "inner_fold": str(inner_fold),
-            "n_train": int(train_mask.sum()), "n_test": int(test_mask.sum()),
-            **_scores(labels[test_mask], predictions[position], scored),
-        } for position, layer in enumerate(layer_ids)]
-
     rows = []
     for train_domain, test_domain in pairs:
         scored = sorted(set(labels[domains == test_domain]))
+        tasks = []  # (fit mask, scored mask, classes, fold, split, inner fold)
         for fold, train_mask, test_mask, inner in _splits(domains, folds, train_domain, test_domain, problems):
             if not test_mask.any():
                 continue
             if len(set(labels[train_mask])) < 2:
                 problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
                 continue
-            rows += score(train_mask, test_mask, scored, fold, "test")
+            tasks.append((train_mask, test_mask, scored, fold, "test", ""))
             if not inner:
                 problems.append(f"{model}: {train_domain}→{test_domain} fold {fold}: fewer than 2 training folds "
                                 "left for validation; no layer is chosen for it")
-            for inner_fold, fit_mask, validation_mask in inner:
-                if validation_mask.any() and len(set(labels[fit_mask])) >= 2:
-                    rows += score(fit_mask, validation_mask, sorted(set(labels[validation_mask])), fold,
-                                  "validation", inner_fold)
+            tasks += [(fit_mask, validation_mask, sorted(set(labels[validation_mask])), fold, "validation", g)
+                      for g, fit_mask, validation_mask in inner
+                      if validation_mask.any() and len(set(labels[fit_mask])) >= 2]
+        # One fit per distinct training set: inner fold g of outer fold f trains on the same
+        # clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K².
+        predicted: dict[bytes, np.ndarray] = {}
+        for fit_mask in {t[0].tobytes(): t[0] for t in tasks}.values():
+            scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
+            train, test = _standardise(features[:, fit_mask], features[:, scored_any])
+            out = np.full((len(layer_ids), len(labels)), -1, dtype=np.int64)
+            out[:, scored_any] = fit(train, labels[fit_mask], test, num_classes=num_classes,
+                                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+            predicted[fit_mask.tobytes()] = out
+        for fit_mask, scored_mask, classes, fold, split, inner_fold in tasks:
+            predictions = predicted[fit_mask.tobytes()][:, scored_mask]
+            rows += [{
+                "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
+                "layer": int(layer), "fold": str(fold), "split": split, "inner_fold": str(inner_fold),
+                "n_train": int(fit_mask.sum()), "n_test": int(scored_mask.sum()),
+                **_scores(labels[scored_mask], predictions[position], classes),
+            } for position, layer in enumerate(layer_ids)]
     return rows
 
 

@@ -238,6 +238,7 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
     assert "balanced_accuracy" in card or "Balanced accuracy" in card
     assert "chosen without test data: fold 1: the best validation balanced_accuracy" in card
     assert "cross-validation split" in card and result["best_fold_chosen_by"] in card
+    assert result["validation"] == pytest.approx(result["folds"]["1"]["best_validation"])
 
 
 def test_published_fold_is_chosen_on_validation_when_test_disagrees():

@@ -577,6 +577,7 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
         ),
         **summarize(per_fold),
         "folds": per_fold,
+        "validation": _mean_validation(per_fold),
         "best_fold": best_fold,
         "best_fold_chosen_by": chosen_by,
         "best_model": per_fold[best_fold]["model"],
@@ -589,6 +590,12 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
             results["pushed"] = push_best(results, args.push_to_hub, private=args.hub_private)
     state.wait_for_everyone()
     return results
+
+
+def _mean_validation(per_fold: dict[str, dict]) -> float | None:
+    """Mean over folds of the best checkpoints' validation scores: what a choice between runs may use."""
+    scores = [r.get("best_validation") for r in per_fold.values()]
+    return None if not scores or any(v is None for v in scores) else float(np.mean(scores))
 
 
 def choose_fold(per_fold: dict[str, dict], metric: str) -> tuple[str, str]:

@@ -108,6 +108,7 @@ def test_run_probing_report_and_cached_second_run(corpus, tmp_path):
     assert result.csv.read_text().startswith("model,probe,train_domain,domain,layer,fold")
     text = result.report.read_text()
     assert "![UA per layer](probing_layers.png)" in text and "Best layer" in text
+    assert "chosen on validation folds" in text and "UA_std" in text
     assert (tmp_path / "a" / "probing_layers.png").stat().st_size > 1000
     assert (tmp_path / "a" / "probing_cross_domain.png").stat().st_size > 1000
     # other probe settings and another label set: features come from the cache
@@ -128,6 +129,7 @@ def test_cli_probe_and_fad(corpus, tmp_path, capsys):
                  "--epochs", "2", "--out", str(tmp_path / "p"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 0 and "best layer" in out and (tmp_path / "p" / "report.md").is_file()
+    assert "layer chosen per outer fold" in out and "over inner folds" in out and "test UA" in out
     code = main(["fad", "-m", f"tiny={w2v}", "-d", str(folder), "--label-set", "happy,sad,angry",
                  "--bootstrap", "5", "--out", str(tmp_path / "f"), "--quiet"])
     out = capsys.readouterr().out

@@ -157,3 +157,21 @@ def test_cli_reads_model_and_dataset_from_the_hub(corpus, hub, tmp_path, capsys)
     local = extract_features(str(w2v), dataset, frames_per_clip=0, progress=False)
     remote = extract_features("hub-emo/analysis-tiny-w2v", dataset, frames_per_clip=0, progress=False)
     assert remote.cache_dir == local.cache_dir  # same weights, same data: one cache entry
+
+
+@pytest.mark.slow
+def test_chosen_layer_score_is_unbiased_when_no_layer_carries_emotion():
+    """13 layers of pure noise (true UA 1/3). Picking the layer by mean test UA reports ~0.44
+    (the maximum of 13 noisy means); the nested choice reports chance, within sampling error."""
+    chosen, by_test = [], []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 3, 96)
+        features = rng.normal(size=(13, 96, 8))
+        rows = probe_scores(features, labels, ["speech"] * 96, [str(i % 4) for i in range(96)], num_classes=3,
+                            probe="logistic", cross_domain=False)
+        means, (best,) = summarise(rows)
+        chosen.append(best["UA"])
+        by_test.append(max(m["UA"] for m in means))
+    assert abs(np.mean(chosen) - 1 / 3) < 0.05  # sd of the mean ≈ 0.011
+    assert np.mean(by_test) > np.mean(chosen) + 0.05

@@ -1,6 +1,6 @@
 """Layerwise probing: which hidden state of which model carries emotion, per domain.
 
-Protocol (the paper's group conventions, ../shared/notes/paper.md): a probe on each single
+Protocol (the conventions of the paper's group, Sun et al., ICASSP 2025): a probe on each single
 layer's mean-pooled features, trained and scored leave-one-fold-out over the ``fold``
 column, within each domain; and cross-domain (fit on one domain's training folds, score on
 the other domain's held-out fold — actor-independent when both domains share folds, as in
@@ -11,7 +11,9 @@ each outer fold, every remaining training fold is held out in turn as validation
 fits on the rest), the layer with the best mean validation score is chosen, and that layer's
 score on the outer test fold is recorded; the report gives those test scores as mean ± std
 over the outer folds. (With no shared folds, fold "all", validation folds come from the
-training domain, since the whole other domain is the test set.)
+training domain, since the whole other domain is the test set.) Two (outer, inner) pairs
+that leave out the same two folds share one fit, so K folds cost K + K(K-1)/2 fits per
+domain pair (RAVDESS, K = 4: 10, against 4 without a choice on validation data).
 
 Probes:
 * ``"mlp"``: Linear(D→128)-ReLU-Linear(128→16)-ReLU-Linear(16→C), Adam, cross-entropy, a

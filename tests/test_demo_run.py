@@ -105,3 +105,13 @@ def test_a_rerun_reuses_cached_steps(demo):
     assert result.returncode == 0, result.stderr[-4000:]
     first = json.loads((out / "summary.json").read_text())
     assert first["timings"]["pretrain"] < 5 and first["timings"]["transfer"] < 30, first["timings"]
+
+
+def test_published_run_is_chosen_on_validation_not_test():
+    """lora has the best test UA, weighted_sum the best validation score: weighted_sum is published."""
+    from hub_emo.demo.run import best_models
+
+    rows = [{"task": "SER", "strategy": "lora", "balanced_accuracy": 0.9, "validation": 0.5},
+            {"task": "SER", "strategy": "weighted_sum", "balanced_accuracy": 0.6, "validation": 0.7},
+            {"task": "SER", "strategy": "baseline", "balanced_accuracy": 0.95, "validation": None}]
+    assert best_models(rows)["SER"]["strategy"] == "weighted_sum"

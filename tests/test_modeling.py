@@ -353,3 +353,27 @@ def test_import_hub_emo_is_light_and_registers_when_transformers_loads():
     direct = "from hub_emo.modeling import EmoConfig; from transformers import AutoConfig; print(type(AutoConfig.for_model('hub_emo')).__name__)"
     result = subprocess.run([sys.executable, "-c", direct], capture_output=True, text=True)
     assert result.stdout.strip() == "EmoConfig", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "hubert"])
+@pytest.mark.parametrize("stable", [False, True], ids=["post-norm", "pre-norm"])
+def test_hidden_state_0_is_the_first_layers_input_as_documented(kind, stable):
+    """docs/training.md "Hidden states": state 0 = [LayerNorm](p + pos_conv(p)), p the projected
+    CNN features (LayerNorm only in post-norm models); not the CNN output."""
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    options = dict(layerdrop=0.0, do_stable_layer_norm=stable, feat_extract_norm="layer" if stable else "group")
+    backbone = AutoModel.from_config(tiny_backbone_config(kind, **options)).eval()
+    x = torch.randn(1, 4000)
+    with torch.no_grad():
+        states = backbone(x, output_hidden_states=True).hidden_states
+        cnn = backbone.feature_extractor(x).transpose(1, 2)
+        p = backbone.feature_projection(cnn)
+        p = p[0] if isinstance(p, tuple) else p
+        expected = p + backbone.encoder.pos_conv_embed(p)
+        if not stable:
+            expected = backbone.encoder.layer_norm(expected)
+    assert len(states) == backbone.config.num_hidden_layers + 1
+    torch.testing.assert_close(states[0], expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(states[0], p, atol=1e-3)  # the positional conv is in it

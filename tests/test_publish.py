@@ -64,6 +64,25 @@ def test_model_card_metadata_and_sections(run_dir):
     assert reparsed.data.to_dict() == data.to_dict()
 
 
+def test_cross_validated_card_gives_mean_std_and_how_the_fold_was_chosen(run_dir):
+    from hub_emo.hub.publish import clean_results
+
+    folder, _ = run_dir
+    config = json.loads((folder / "config.json").read_text())
+    results = clean_results({**RESULTS, "std": {"accuracy": 0.05, "balanced_accuracy": 0.04, "macro_f1": float("nan")},
+                             "cv_folds": 4, "split": "test, 4-fold cross-validation",
+                             "selection": "fold 3: the best validation balanced_accuracy (0.7000)"})
+    assert results["std"] == {"accuracy": 0.05, "balanced_accuracy": 0.04}  # non-finite dropped
+    card = render_model_card(config, "hub-emo/card", results)
+    text = card.text
+    assert "| Accuracy (WA) | 0.5000 | 0.0500 |" in text and "| Balanced accuracy (UA) | 0.4500 | 0.0400 |" in text
+    assert "mean over the 4 folds' test scores" in text and "(test, 4-fold cross-validation split)" in text
+    assert "chosen without test data: fold 3: the best validation balanced_accuracy (0.7000)" in text
+    assert ModelCard(str(card)).data.to_dict() == card.data.to_dict()
+    plain = render_model_card(config, "hub-emo/card", RESULTS).text  # one run: no std column, no selection
+    assert "± std" not in plain and "chosen without test data" not in plain
+
+
 def test_explicit_eval_results_and_bad_config(run_dir, tmp_path):
     folder, _ = run_dir
     config = json.loads((folder / "config.json").read_text())

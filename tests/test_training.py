@@ -236,6 +236,23 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
 
     card = Path(hf_hub_download("hub-emo/train-push-test", "README.md")).read_text()
     assert "balanced_accuracy" in card or "Balanced accuracy" in card
+    assert "chosen without test data: fold 1: the best validation balanced_accuracy" in card
+    assert "cross-validation split" in card and result["best_fold_chosen_by"] in card
+    assert result["validation"] == pytest.approx(result["folds"]["1"]["best_validation"])
+
+
+def test_published_fold_is_chosen_on_validation_when_test_disagrees():
+    """Fold 2 has the best test score, fold 3 the best validation score: fold 3 is chosen."""
+    from hub_emo.training.trainer import choose_fold
+
+    per_fold = {"1": {"best_validation": 0.50, "balanced_accuracy": 0.60},
+                "2": {"best_validation": 0.40, "balanced_accuracy": 0.95},
+                "3": {"best_validation": 0.70, "balanced_accuracy": 0.30}}
+    fold, why = choose_fold(per_fold, "balanced_accuracy")
+    assert fold == "3" and "validation balanced_accuracy (0.7000)" in why and "test folds unseen" in why
+    per_fold["1"]["best_validation"] = None  # a fold without validation: no score chooses
+    fold, why = choose_fold(per_fold, "balanced_accuracy")
+    assert fold == "1" and "no fold is chosen by a score" in why
 
 
 def test_two_stage_speech_to_music_with_a_separate_source_and_another_strategy(tmp_path, corpus, backbone):

@@ -204,7 +204,7 @@ def resolve_layers(layers, num_hidden_states: int | None, name: str) -> list[int
             if not 0 <= layer < num_hidden_states:
                 raise ValueError(
                     f"{name}: layer {layer} does not exist; the model has hidden states "
-                    f"0..{num_hidden_states - 1} (0 = CNN/embedding output)"
+                    f"0..{num_hidden_states - 1} (0 = the first layer's input)"
                 )
         out.append(layer)
     return sorted(set(out))

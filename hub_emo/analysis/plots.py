@@ -34,7 +34,7 @@ def layer_curves(means: list[dict], path: Path, *, metric: str = "UA", title: st
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer (0 = CNN output)")
+    ax.set_xlabel("layer (0 = first transformer layer's input)")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per layer (shaded: fold min–max)")
     ax.grid(alpha=0.3)

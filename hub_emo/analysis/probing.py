@@ -1,10 +1,19 @@
 """Layerwise probing: which hidden state of which model carries emotion, per domain.
 
-Protocol (the paper's group conventions, ../shared/notes/paper.md): a probe on each single
+Protocol (the conventions of the paper's group, Sun et al., ICASSP 2025): a probe on each single
 layer's mean-pooled features, trained and scored leave-one-fold-out over the ``fold``
 column, within each domain; and cross-domain (fit on one domain's training folds, score on
 the other domain's held-out fold — actor-independent when both domains share folds, as in
 RAVDESS; otherwise fit on all of one domain and score on all of the other, fold "all").
+
+No choice is made on test data: the best layer is chosen by nested cross-validation. In
+each outer fold, every remaining training fold is held out in turn as validation (the probe
+fits on the rest), the layer with the best mean validation score is chosen, and that layer's
+score on the outer test fold is recorded; the report gives those test scores as mean ± std
+over the outer folds. (With no shared folds, fold "all", validation folds come from the
+training domain, since the whole other domain is the test set.) Two (outer, inner) pairs
+that leave out the same two folds share one fit, so K folds cost K + K(K-1)/2 fits per
+domain pair (RAVDESS, K = 4: 10, against 4 without a choice on validation data).
 
 Probes:
 * ``"mlp"``: Linear(D→128)-ReLU-Linear(128→16)-ReLU-Linear(16→C), Adam, cross-entropy, a
@@ -14,8 +23,9 @@ Probes:
 Features are standardised with the training fold's mean and std.
 
 Metrics (``hub_emo.training.metric``, the same definitions as training): WA = accuracy,
-UA = balanced accuracy (mean recall over the classes present), macro-F1 over the classes
-present in the scored domain.
+UA = balanced accuracy (mean recall), macro-F1, both over the classes present in the scored
+domain; every scored clip counts, so a cross-domain probe predicting a class the domain
+lacks (speech's disgust on song) scores a miss.
 
 Entry points::
 
@@ -25,8 +35,11 @@ Entry points::
                 cross_domain=True, select_by="UA", frames_per_clip=32,
                 trust_remote_code=False, progress=True) -> ProbingResult
         ProbingResult.rows      list of dicts: model, probe, train_domain, domain, layer,
-                                fold, n_train, n_test, WA, UA, macro_F1
-        ProbingResult.best      list of dicts: best layer per model / train_domain / domain
+                                fold, split ("test" | "validation"), inner_fold, n_train,
+                                n_test, WA, UA, macro_F1
+        ProbingResult.best      list of dicts per model / train_domain / domain: layer (chosen
+                                most often), layers (per outer fold), folds, chosen_by, and
+                                the chosen layers' test WA/UA/macro_F1 with *_std over folds
         ProbingResult.report    path of report.md; .csv / .json: the tidy table
         ProbingResult.warnings  list of str (also in the report)
     probe_scores(features (L, N, D), labels, domains, folds, ...) -> list of dicts
@@ -58,9 +71,12 @@ class ProbingResult:
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} scores; report: {self.report}"]
+        if self.best:
+            lines.append(f"layer chosen {self.best[0]['chosen_by']}")
         for b in self.best:
             lines.append(f"  {b['model']:<16} {b['train_domain']:>6}→{b['domain']:<6} best layer "
-                         f"{b['layer']:>2}  UA {b['UA']:.3f}  WA {b['WA']:.3f}  F1 {b['macro_F1']:.3f}")
+                         f"{b['layer']:>2} (per fold {b['layers']})  test UA {b['UA']:.3f} ± {b['UA_std']:.3f}  "
+                         f"WA {b['WA']:.3f} ± {b['WA_std']:.3f}  F1 {b['macro_F1']:.3f} ± {b['macro_F1_std']:.3f}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -132,19 +148,32 @@ def _scores(y_true, y_pred, labels) -> dict:
 
 
 def _splits(domains, folds, train_domain, test_domain, problems):
-    """(fold name, train mask, test mask) for one train/test domain pair."""
+    """(fold name, train mask, test mask, inner splits) for one train/test domain pair.
+
+    Inner splits ``(inner fold, fit mask, validation mask)`` leave out one more training fold
+    each and never touch the outer test fold: the layer is chosen on them alone. Validation
+    clips come from the test domain's held-out training fold; with no shared folds (fold
+    "all": the whole test domain is the test set) they come from the training domain.
+    """
     in_train, in_test = domains == train_domain, domains == test_domain
     train_folds = sorted(set(folds[in_train]))
     test_folds = sorted(set(folds[in_test]))
+
+    def inner(outer, validate_in):
+        rest = [g for g in train_folds if g != outer]
+        if len(rest) < 2:
+            return []
+        return [(g, in_train & (folds != outer) & (folds != g), validate_in & (folds == g)) for g in rest]
+
     if train_domain == test_domain:
         if len(train_folds) < 2:
             problems.append(f"domain {train_domain!r} has {len(train_folds)} fold(s); "
                             "leave-one-fold-out probing needs at least 2: skipped")
             return []
-        return [(f, in_train & (folds != f), in_test & (folds == f)) for f in train_folds]
+        return [(f, in_train & (folds != f), in_test & (folds == f), inner(f, in_test)) for f in train_folds]
     if len(train_folds) >= 2 and train_folds == test_folds:
-        return [(f, in_train & (folds != f), in_test & (folds == f)) for f in train_folds]
-    return [("all", in_train, in_test)]
+        return [(f, in_train & (folds != f), in_test & (folds == f), inner(f, in_test)) for f in train_folds]
+    return [("all", in_train, in_test, inner(None, in_train))]
 
 
 def probe_scores(
@@ -164,7 +193,12 @@ def probe_scores(
     seed: int = 0,
     problems: list[str] | None = None,
 ) -> list[dict]:
-    """Score a probe on every layer of (L, N, D) pooled ``features``; one row per layer × fold."""
+    """Score a probe on every layer of (L, N, D) pooled ``features``.
+
+    One row per layer × outer fold with ``split="test"`` (fit on the other folds, scored on
+    this one), and one per layer × outer fold × inner fold with ``split="validation"`` (fit
+    without the outer and the inner fold, scored on the inner one) for choosing the layer.
+    """
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; choose from {PROBES}")
     features = np.asarray(features, dtype=np.float32)
@@ -185,31 +219,60 @@ def probe_scores(
     rows = []
     for train_domain, test_domain in pairs:
         scored = sorted(set(labels[domains == test_domain]))
-        for fold, train_mask, test_mask in _splits(domains, folds, train_domain, test_domain, problems):
+        tasks = []  # (fit mask, scored mask, classes, fold, split, inner fold)
+        for fold, train_mask, test_mask, inner in _splits(domains, folds, train_domain, test_domain, problems):
             if not test_mask.any():
                 continue
             if len(set(labels[train_mask])) < 2:
                 problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
                 continue
-            train, test = _standardise(features[:, train_mask], features[:, test_mask])
-            predictions = fit(train, labels[train_mask], test, num_classes=num_classes,
-                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-            for position, layer in enumerate(layer_ids):
-                rows.append({
-                    "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
-                    "layer": int(layer), "fold": str(fold), "n_train": int(train_mask.sum()),
-                    "n_test": int(test_mask.sum()),
-                    **_scores(labels[test_mask], predictions[position], scored),
-                })
+            tasks.append((train_mask, test_mask, scored, fold, "test", ""))
+            if not inner:
+                problems.append(f"{model}: {train_domain}→{test_domain} fold {fold}: fewer than 2 training folds "
+                                "left for validation; no layer is chosen for it")
+            tasks += [(fit_mask, validation_mask, sorted(set(labels[validation_mask])), fold, "validation", g)
+                      for g, fit_mask, validation_mask in inner
+                      if validation_mask.any() and len(set(labels[fit_mask])) >= 2]
+        # One fit per distinct training set: inner fold g of outer fold f trains on the same
+        # clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K².
+        predicted: dict[bytes, np.ndarray] = {}
+        for fit_mask in {t[0].tobytes(): t[0] for t in tasks}.values():
+            scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
+            train, test = _standardise(features[:, fit_mask], features[:, scored_any])
+            out = np.full((len(layer_ids), len(labels)), -1, dtype=np.int64)
+            out[:, scored_any] = fit(train, labels[fit_mask], test, num_classes=num_classes,
+                                     epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+            predicted[fit_mask.tobytes()] = out
+        for fit_mask, scored_mask, classes, fold, split, inner_fold in tasks:
+            predictions = predicted[fit_mask.tobytes()][:, scored_mask]
+            rows += [{
+                "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
+                "layer": int(layer), "fold": str(fold), "split": split, "inner_fold": str(inner_fold),
+                "n_train": int(fit_mask.sum()), "n_test": int(scored_mask.sum()),
+                **_scores(labels[scored_mask], predictions[position], classes),
+            } for position, layer in enumerate(layer_ids)]
     return rows
 
 
+CHOSEN_BY = ("per outer fold, the layer with the best mean {metric} over inner folds (validation: each "
+             "training fold held out in turn; the outer test fold unseen); test = mean ± std over outer "
+             "folds of the chosen layers' test scores")
+
+
 def summarise(rows: list[dict], select_by: str = "UA") -> tuple[list[dict], list[dict]]:
-    """(mean over folds per model/domain pair/layer with min and max, best layer per group)."""
+    """(test mean ± std over folds per model/domain pair/layer, the chosen layer per group).
+
+    The layer is chosen on validation rows only (nested cross-validation, `CHOSEN_BY`): in
+    each outer fold the layer with the best mean ``select_by`` over its inner folds (ties:
+    the lower layer); that layer's test score on the outer fold is what the choice earns.
+    The group's ``layer`` is the one chosen most often (ties: the lower); ``layers`` lists
+    the choice per fold. Test scores never pick anything.
+    """
     if select_by not in METRICS:
         raise ValueError(f"select_by must be one of {METRICS}")
+    test_rows = [r for r in rows if r.get("split", "test") == "test"]
     groups: dict[tuple, list[dict]] = {}
-    for row in rows:
+    for row in test_rows:
         groups.setdefault((row["model"], row["train_domain"], row["domain"], row["layer"]), []).append(row)
     means = []
     for (model, train_domain, domain, layer), members in groups.items():
@@ -218,15 +281,37 @@ def summarise(rows: list[dict], select_by: str = "UA") -> tuple[list[dict], list
         for metric in METRICS:
             values = [m[metric] for m in members]
             entry[metric] = float(np.mean(values))
+            entry[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             entry[f"{metric}_min"] = float(np.min(values))
             entry[f"{metric}_max"] = float(np.max(values))
         means.append(entry)
-    best: dict[tuple, dict] = {}
-    for entry in means:
-        key = (entry["model"], entry["train_domain"], entry["domain"])
-        if key not in best or entry[select_by] > best[key][select_by]:
-            best[key] = entry
-    return means, list(best.values())
+
+    validation: dict[tuple, dict[int, list[float]]] = {}
+    for row in rows:
+        if row.get("split") == "validation":
+            key = (row["model"], row["train_domain"], row["domain"], row["fold"])
+            validation.setdefault(key, {}).setdefault(row["layer"], []).append(row[select_by])
+    test_score = {(r["model"], r["train_domain"], r["domain"], r["fold"], r["layer"]): r for r in test_rows}
+    chosen: dict[tuple, list[tuple[str, int, dict]]] = {}
+    for (model, train_domain, domain, fold), per_layer in validation.items():
+        layer = max(sorted(per_layer), key=lambda k: np.mean(per_layer[k]))  # first maximum: the lower layer
+        test = test_score.get((model, train_domain, domain, fold, layer))
+        if test is not None:
+            chosen.setdefault((model, train_domain, domain), []).append((fold, layer, test))
+    best = []
+    for (model, train_domain, domain), picks in chosen.items():
+        picks.sort(key=lambda p: p[0])
+        layers = [layer for _, layer, _ in picks]
+        entry = {"model": model, "train_domain": train_domain, "domain": domain,
+                 "layer": max(sorted(set(layers)), key=layers.count),
+                 "layers": ",".join(str(k) for k in layers), "folds": len(picks),
+                 "chosen_by": CHOSEN_BY.format(metric=select_by)}
+        for metric in METRICS:
+            values = [test[metric] for _, _, test in picks]
+            entry[metric] = float(np.mean(values))
+            entry[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        best.append(entry)
+    return means, best
 
 
 def clip_metadata(dataset, label_set) -> tuple[list[str], dict[str, np.ndarray], tuple[str, ...]]:
@@ -299,5 +384,5 @@ def run_probing(
         out, rows, means, best, result.warnings,
         settings={"label set": schema.get_label_set(label_set).name, "classes": ", ".join(classes),
                   "probe": probe, "epochs": epochs, "lr": lr, "batch size": batch_size, "seed": seed,
-                  "selected by": select_by, "models": ", ".join(backbones)})
+                  "layer chosen": CHOSEN_BY.format(metric=select_by), "models": ", ".join(backbones)})
     return result

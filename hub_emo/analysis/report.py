@@ -56,8 +56,10 @@ def write_probing_report(out: Path, rows, means, best, warnings, settings) -> tu
     csv_path, json_path = write_rows(rows, out / "probing")
     within = [m for m in means if m["train_domain"] == m["domain"]]
     across = [m for m in means if m["train_domain"] != m["domain"]]
-    sections = [("Best layer per model and domain",
-                 markdown_table(best, ["model", "train_domain", "domain", "layer", "UA", "WA", "macro_F1", "folds"]))]
+    chosen = f"Layer chosen {best[0]['chosen_by']}.\n\n" if best else ""
+    sections = [("Best layer per model and domain (chosen on validation folds)",
+                 chosen + markdown_table(best, ["model", "train_domain", "domain", "layer", "layers", "UA", "UA_std",
+                                                "WA", "WA_std", "macro_F1", "macro_F1_std", "folds"]))]
     if within:
         plots.layer_curves(within, out / "probing_layers.png", title="Within-domain probing: UA per layer")
         sections.append(("Score against layer", "![UA per layer](probing_layers.png)\n"))
@@ -65,9 +67,10 @@ def write_probing_report(out: Path, rows, means, best, warnings, settings) -> tu
         plots.layer_curves(across, out / "probing_cross_domain.png", title="Cross-domain probing: UA per layer")
         sections.append(("Cross-domain (fit on one domain, score on the other)",
                          "![cross-domain UA per layer](probing_cross_domain.png)\n"))
-    sections.append(("Mean over folds", markdown_table(
-        sorted(means, key=lambda m: (m["model"], m["train_domain"], m["domain"], m["layer"])),
-        ["model", "train_domain", "domain", "layer", "UA", "UA_min", "UA_max", "WA", "macro_F1"])))
+    sections.append(("Test scores per layer, mean over folds (descriptive: no layer is chosen on them)",
+                     markdown_table(sorted(means, key=lambda m: (m["model"], m["train_domain"], m["domain"], m["layer"])),
+                                    ["model", "train_domain", "domain", "layer", "UA", "UA_std", "UA_min", "UA_max",
+                                     "WA", "macro_F1"])))
     sections.append(("Files", f"- per-fold tidy table: [{csv_path.name}]({csv_path.name}), "
                               f"[{json_path.name}]({json_path.name})\n"))
     path = out / "report.md"

@@ -39,9 +39,11 @@ def probing_section(probing, out: Path, num_classes: int) -> list[str]:
     lines.append(
         "A small MLP probe (the paper group's 768→128→16→C head, scaled to the backbone) on each "
         "layer's mean-pooled features, actor-independent folds. Best layer per backbone and "
-        "train→test domain (UA = balanced accuracy, chance = 1/classes):"
+        "train→test domain (UA = balanced accuracy, chance = 1/classes)."
     )
-    lines += ["", markdown_table([{k: _fmt(v) for k, v in row.items()} for row in best]), ""]
+    if best:
+        lines[-1] += f" The layer is chosen {best[0]['chosen_by']}."
+    lines += ["", markdown_table([{k: _fmt(v) for k, v in row.items() if k != "chosen_by"} for row in best]), ""]
     within = [b for b in best if b["train_domain"] == b["domain"]]
     cross = [b for b in best if b["train_domain"] != b["domain"]]
     if within:

@@ -242,6 +242,7 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
                             "accuracy": results["accuracy"],
                             "balanced_accuracy": results["balanced_accuracy"],
                             "macro_f1": results["macro_f1"],
+                            "validation": results.get("validation"),
                             "model": results["best_model"],
                         }
                     )
@@ -249,12 +250,15 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
 
 
 def best_models(rows: list[dict]) -> dict[str, dict]:
-    """The best run (by UA) per task."""
+    """The run to publish per task: the best mean validation score (the runs' metric_for_best_model),
+    never a test score; runs without validation rank last."""
     best: dict[str, dict] = {}
     for row in rows:
-        if row["task"] not in best or row["balanced_accuracy"] > best[row["task"]]["balanced_accuracy"]:
-            best[row["task"]] = row
-    return best
+        score = row.get("validation")
+        score = float("-inf") if score is None else score
+        if row["task"] not in best or score > best[row["task"]][0]:
+            best[row["task"]] = (score, row)
+    return {task: row for task, (_, row) in best.items()}
 
 
 def _hub_env(endpoint: str, token: str | None, home: Path) -> dict:

@@ -57,7 +57,8 @@ def clean_results(raw: dict) -> dict:
     """Metric values, ``dataset``, ``strategy`` (and a few more) from a run's results dict.
 
     Trainer-style prefixes (``eval_``, ``test_``) are dropped; non-numeric or non-finite
-    metric values are ignored rather than trusted.
+    metric values are ignored rather than trusted. A cross-validated run adds ``std`` (per
+    metric, over folds), ``cv_folds`` and ``selection`` (how the published fold was chosen).
     """
     out: dict[str, Any] = {}
     for key, value in raw.items():
@@ -65,7 +66,12 @@ def clean_results(raw: dict) -> dict:
         if name in METRICS:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 out[name] = float(value)
-        elif name in ("dataset", "strategy", "split", "license", "domain"):
+        elif name in ("dataset", "strategy", "split", "license", "domain", "selection"):
+            out[name] = value
+        elif name == "std" and isinstance(value, dict):
+            out[name] = {k: float(v) for k, v in value.items()
+                         if k in METRICS and isinstance(v, (int, float)) and math.isfinite(v)}
+        elif name == "cv_folds" and isinstance(value, int):
             out[name] = value
         elif name == "synthetic":
             out[name] = bool(value)
@@ -209,6 +215,9 @@ def render_model_card(
         aggregation_repr=repr(about["aggregation"]),
         sampling_rate=sampling_rate,
         synthetic=bool(results.get("synthetic")),
+        std={METRICS[k][1]: v for k, v in (results.get("std") or {}).items()},
+        cv_folds=results.get("cv_folds"),
+        selection=results.get("selection"),
         **{k: v for k, v in about.items() if k not in ("base_model",)},
     )
     return ModelCard(str(card))  # parse back: invalid metadata raises here

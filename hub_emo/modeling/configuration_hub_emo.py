@@ -67,16 +67,18 @@ class EmoConfig(PretrainedConfig):
             Allow a backbone whose code lives in its repository (MERT: `m-a-p/MERT-v1-95M`).
         aggregation (`str` or `int`, defaults to `"weighted_sum"`):
             How hidden states become one sequence: `"last"` (the last layer), an integer layer
-            index into the hidden states (0 = the CNN/projection output, L = the last
-            transformer layer; negative counts from the end), or `"weighted_sum"` (learned
+            index into the hidden states (0 = the first transformer layer's input: the projected
+            CNN features plus their positional-convolution embedding, LayerNorm-ed in post-norm
+            models; L = the last transformer layer; negative counts from the end), or `"weighted_sum"` (learned
             softmax weights over all L + 1 hidden states, as SUPERB/s3prl do).
         pooling (`str`, defaults to `"mean"`):
             `"mean"` (masked mean over frames) or `"attentive_stats"` (attentive statistics
             pooling: attention-weighted mean and standard deviation).
         attention_pool_size (`int`, defaults to 128): hidden size of the attentive pooling scorer.
         head_hidden_sizes (`list[int]`, defaults to `[128, 16]`):
-            Hidden sizes of the MLP head; `[]` gives a linear head. The default is the paper
-            group's probe head (768→128→16→C).
+            Hidden sizes of the MLP head; `[]` gives a linear head. The default has the sizes
+            of the paper group's probe head (768→128→16→C); unlike that probe, this head also
+            standardises its input (`head_standardize`) and uses dropout (`head_dropout`).
         head_standardize (`bool`, defaults to `True`):
             Standardise each pooled dimension with running statistics (BatchNorm without
             affine parameters) before the MLP, as probes standardise their features: SSL
@@ -210,7 +212,7 @@ class EmoConfig(PretrainedConfig):
             if not -n <= self.aggregation < n:
                 raise ValueError(
                     f"layer index {self.aggregation} out of range: the backbone has {n} hidden "
-                    f"states (0 = CNN output, {n - 1} = last layer)"
+                    f"states (0 = the first layer's input, {n - 1} = last layer)"
                 )
         if self.aggregates_layers and getattr(self.backbone_config, "add_adapter", False):
             out = getattr(self.backbone_config, "output_hidden_size", self.backbone_config.hidden_size)

@@ -10,6 +10,7 @@ import copy
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -320,15 +321,24 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         return self.config.pooling == "mean" and not self.backbone_needs_grad
 
     def _encode(self, input_values, attention_mask, need_all: bool):
-        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask)."""
-        backbone_mask = attention_mask
-        if getattr(self.config.backbone_config, "feat_extract_norm", None) == "group":
-            backbone_mask = None
+        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask).
+
+        A group-norm backbone (``feat_extract_norm="group"``: wav2vec2-base, HuBERT-base) was
+        pretrained without attention masks, so it gets none; zero padding then changes every
+        frame (the first GroupNorm normalises over the padded length, attention sees the
+        padding), and a clip's output would depend on its batch. Whenever the backbone runs in
+        eval mode (evaluation, inference, a frozen backbone), clips of one length therefore run
+        together and each length alone, unpadded: the output is the clip's own. A backbone that
+        trains keeps the padded batch (one pass; as transformers' recipe does).
+        """
+        group_norm = getattr(self.config.backbone_config, "feat_extract_norm", None) == "group"
         grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
         with grad:
-            out = self.backbone(
-                input_values, attention_mask=backbone_mask, output_hidden_states=need_all, return_dict=True
-            )
+            if group_norm and attention_mask is not None and not self.backbone.training:
+                out = self._run_by_length(input_values, attention_mask, need_all)
+            else:
+                out = self.backbone(input_values, attention_mask=None if group_norm else attention_mask,
+                                    output_hidden_states=need_all, return_dict=True)
         hidden_states = out.hidden_states
         if need_all and len(hidden_states) != self.config.num_hidden_states:
             raise RuntimeError(
@@ -337,6 +347,25 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             )
         last = out.last_hidden_state
         return hidden_states, last, self._frame_mask(last, attention_mask)
+
+    def _run_by_length(self, input_values, attention_mask, need_all: bool) -> SimpleNamespace:
+        """The backbone on each group of equal-length (right-padded) clips, unpadded; frames past a
+        clip's end are zero, as the frame mask that pooling uses leaves them out."""
+        lengths = attention_mask.sum(-1)
+        parts = []
+        for length in torch.unique(lengths).tolist():
+            rows = torch.nonzero(lengths == length).squeeze(1)
+            out = self.backbone(input_values[rows, : int(length)], output_hidden_states=need_all, return_dict=True)
+            parts.append((rows, (out.last_hidden_state, *(out.hidden_states or ()))))
+        frames = max(tensors[0].shape[1] for _, tensors in parts)
+        merged = []
+        for position in range(len(parts[0][1])):
+            like = parts[0][1][position]
+            full = like.new_zeros(input_values.shape[0], frames, like.shape[-1])
+            for rows, tensors in parts:
+                full[rows, : tensors[position].shape[1]] = tensors[position]
+            merged.append(full)
+        return SimpleNamespace(last_hidden_state=merged[0], hidden_states=tuple(merged[1:]) if need_all else None)
 
     @staticmethod
     def _pool_layers(hidden_states, last, frame_mask) -> torch.Tensor:

@@ -518,7 +518,7 @@ def _plots(result: dict, folder: Path) -> None:
         weights = result["layer_weights"]
         fig, ax = plt.subplots(figsize=(max(3, 0.35 * len(weights)), 2.5))
         ax.bar(range(len(weights)), weights)
-        ax.set_xlabel("hidden state (0 = CNN output)")
+        ax.set_xlabel("hidden state (0 = first layer's input)")
         ax.set_ylabel("softmax weight")
         fig.tight_layout()
         fig.savefig(folder / "layer_weights.png", dpi=120)
@@ -562,7 +562,7 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
             **({"stage1": fold_results["stage1"]} if "stage1" in fold_results else {}),
         }
     two_stage = any(len(stages) == 2 for stages in plan_.folds)
-    best_fold = max(per_fold, key=lambda f: per_fold[f].get(args.metric_for_best_model, -1.0))
+    best_fold, chosen_by = choose_fold(per_fold, args.metric_for_best_model)
     results = {
         "dataset": plan_.dataset_name,
         "label_set": args.label_set,
@@ -577,7 +577,9 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
         ),
         **summarize(per_fold),
         "folds": per_fold,
+        "validation": _mean_validation(per_fold),
         "best_fold": best_fold,
+        "best_fold_chosen_by": chosen_by,
         "best_model": per_fold[best_fold]["model"],
         "arguments": args.to_dict(),
     }
@@ -590,13 +592,36 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
     return results
 
 
+def _mean_validation(per_fold: dict[str, dict]) -> float | None:
+    """Mean over folds of the best checkpoints' validation scores: what a choice between runs may use."""
+    scores = [r.get("best_validation") for r in per_fold.values()]
+    return None if not scores or any(v is None for v in scores) else float(np.mean(scores))
+
+
+def choose_fold(per_fold: dict[str, dict], metric: str) -> tuple[str, str]:
+    """(fold whose model to publish, how it was chosen): the best *validation* score of its best
+    checkpoint, never a test score; the first fold when a fold has no validation split."""
+    scores = {f: r.get("best_validation") for f, r in per_fold.items()}
+    if any(v is None for v in scores.values()):
+        first = next(iter(per_fold))
+        return first, f"fold {first}, the first fold: without a validation split no fold is chosen by a score"
+    best = max(scores, key=lambda f: scores[f])  # first maximum in fold order
+    return best, (f"fold {best}: the best validation {metric} ({scores[best]:.4f}) of the {len(scores)} folds' "
+                  "best checkpoints (speaker-disjoint validation split; test folds unseen)")
+
+
 def push_best(results: dict, repo_id: str, private: bool = False) -> str:
-    """Push the best fold's model with its card and evaluation results; returns the commit URL."""
+    """Push the fold model chosen on validation (`choose_fold`) with a card giving the cross-validated
+    test scores (mean ± std over folds) and how the model was chosen; returns the commit URL."""
     from hub_emo.hub.publish import push_model  # the Hub stage; imported only when pushing
 
-    fold = results["folds"][results["best_fold"]]
-    eval_results = {k: fold[k] for k in SUMMARY_METRICS if k in fold}
-    eval_results.update(dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"])
+    eval_results = {k: results[k] for k in SUMMARY_METRICS if k in results}
+    eval_results.update(
+        dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"],
+        std={k: v for k, v in results.get("std", {}).items() if k in eval_results},
+        cv_folds=len(results["folds"]), split=f"test, {len(results['folds'])}-fold cross-validation",
+        selection=results["best_fold_chosen_by"],
+    )
     info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
     return str(getattr(info, "commit_url", info))
 

@@ -1,9 +1,15 @@
 """hub_emo's evaluation metrics as an `evaluate` module, loaded by local path (offline).
 
 ``evaluate.load("<path to this file>")`` (classification, the default config) returns
-accuracy (WA), balanced accuracy (UA: mean recall over the classes present in the
-references), macro-F1 and per-class F1 (over ``labels``, default: the classes present in
-references or predictions, as scikit-learn does) and the confusion matrix.
+accuracy (WA), balanced accuracy (UA), macro-F1, per-class F1 and the confusion matrix.
+
+Every reference counts. ``labels`` (default: the classes in the references) must hold every
+reference class; a prediction outside ``labels`` (a speech-trained probe predicting
+"disgust" on song, say) is a miss for its reference class, never a dropped row. UA (mean
+recall) and macro-F1 average over one class set: the classes of ``labels`` that occur in
+the references (a class no reference has has no recall; the predictions made for it still
+count as misses of their reference classes). ``per_class_f1`` lists every class of
+``labels`` (0 for one absent from the references).
 ``evaluate.load(path, "regression")`` returns the concordance correlation coefficient
 (CCC), Pearson's r and the MSE for valence/arousal predictions.
 
@@ -22,21 +28,31 @@ _KWARGS_DESCRIPTION = """
 Args:
     predictions: predicted class ids (classification) or values (regression).
     references: true class ids or values.
-    labels (list[int], optional): the classes to report (classification); default: those seen.
+    labels (list[int], optional): the classes to report (classification), a superset of the
+        reference classes; default: the classes in the references.
 Returns:
-    classification: accuracy, balanced_accuracy, macro_f1, per_class_f1 (list, in `labels`
-    order), labels, confusion_matrix (rows = reference, columns = prediction).
+    classification: accuracy, balanced_accuracy, macro_f1 (both over the classes of `labels`
+    present in the references), per_class_f1 (list, in `labels` order), labels,
+    confusion_matrix (rows = reference, columns = prediction, over `labels`),
+    unlisted_predictions (per reference class: predictions outside `labels`).
     regression: ccc, pearson, mse.
 """
 
 
-def confusion(references: np.ndarray, predictions: np.ndarray, labels: list[int]) -> np.ndarray:
+def confusion(references: np.ndarray, predictions: np.ndarray, labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix over ``labels``, per reference class the predictions outside ``labels``)."""
     index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted(set(references.tolist()) - set(index))
+    if unknown:
+        raise ValueError(f"references hold classes {unknown} that labels {labels} lack; every reference must count")
     matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    unlisted = np.zeros(len(labels), dtype=np.int64)
     for r, p in zip(references.tolist(), predictions.tolist()):
-        if r in index and p in index:
+        if p in index:
             matrix[index[r], index[p]] += 1
-    return matrix
+        else:
+            unlisted[index[r]] += 1
+    return matrix, unlisted
 
 
 def classification(predictions, references, labels=None) -> dict:
@@ -45,23 +61,25 @@ def classification(predictions, references, labels=None) -> dict:
     if predictions.shape != references.shape or predictions.size == 0:
         raise ValueError(f"need equal, non-empty predictions and references, got {predictions.shape} and {references.shape}")
     if labels is None:
-        labels = sorted(set(references.tolist()) | set(predictions.tolist()))
+        labels = sorted(set(references.tolist()))
     labels = [int(x) for x in labels]
-    matrix = confusion(references, predictions, labels)
-    true = matrix.sum(axis=1).astype(float)
-    predicted = matrix.sum(axis=0).astype(float)
+    matrix, unlisted = confusion(references, predictions, labels)
+    true = matrix.sum(axis=1) + unlisted  # every reference row, whatever it was predicted as
+    predicted = matrix.sum(axis=0)
     hits = np.diag(matrix).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(true > 0, hits / true, 0.0)
         precision = np.where(predicted > 0, hits / predicted, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = true > 0
     return {
         "accuracy": float((predictions == references).mean()),
-        "balanced_accuracy": float(recall[true > 0].mean()) if (true > 0).any() else 0.0,
-        "macro_f1": float(f1.mean()),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
         "per_class_f1": [float(x) for x in f1],
         "labels": labels,
         "confusion_matrix": matrix.tolist(),
+        "unlisted_predictions": unlisted.tolist(),
     }
 
 

@@ -44,6 +44,10 @@ def backbone(tmp_path_factory):
     return str(folder)
 
 
+def _flags(options: dict, **more) -> list[str]:
+    return [item for key, value in {**options, **more}.items() for item in (f"--{key}", str(value))]
+
+
 def _train(tmp_path, corpus, backbone, name="run", **options):
     from hub_emo.training import train
 
@@ -224,9 +228,13 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
 
     import hub_emo  # noqa: F401 - registers the Auto classes
 
-    result = _train(tmp_path, corpus, backbone, strategy="weighted_sum", max_steps=3,
-                    push_to_hub="hub-emo/train-push-test")
-    assert "pushed" in result
+    from hub_emo.cli import main
+
+    out = tmp_path / "pushed"
+    assert main(["train", "--dataset", str(corpus[0]), "--backbone", backbone, "--strategy", "weighted_sum",
+                 "--max_steps", "3", "--output_dir", str(out), "--push_to_hub", "hub-emo/train-push-test",
+                 *_flags(FAST, domain="speech", folds="1")]) == 0
+    result = json.loads((out / "results.json").read_text())
     pulled = AutoModelForAudioClassification.from_pretrained("hub-emo/train-push-test").eval()
     local = AutoModelForAudioClassification.from_pretrained(result["best_model"]).eval()
     wave = torch.randn(1, 6400)

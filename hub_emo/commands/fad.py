@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from hub_emo.commands.probe import add_common_arguments, common_inputs
+from hub_emo.cli import add_common_arguments, common_inputs
 
 HELP = "per-emotion Fréchet Audio Distance between speech and music, per model and layer"
 

@@ -42,6 +42,10 @@ def run(args) -> int:
     try:
         options = arguments.parse(args.config, argv)
         results = train(options)
+        if options.push_to_hub:
+            from hub_emo.hub.publish import push_training_run
+
+            results["pushed"] = push_training_run(results, options.push_to_hub, private=options.hub_private)
     except ValueError as error:  # bad input: found before training starts
         print(f"hub-emo train: {error}", file=sys.stderr)
         return 2

@@ -268,6 +268,21 @@ def push_model(
         return api.create_commit(repo.repo_id, operations, commit_message=message)
 
 
+def push_training_run(results: dict, repo_id: str, private: bool = False) -> str:
+    """Push the best fold's model of a `hub_emo.training.train` run with its evaluation results.
+
+    Training never pushes (it comes before the Hub stage); its caller does, with this.
+    Returns the commit URL.
+    """
+    from hub_emo.metric import SUMMARY_METRICS
+
+    fold = results["folds"][results["best_fold"]]
+    eval_results = {k: fold[k] for k in SUMMARY_METRICS if k in fold}
+    eval_results.update(dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"])
+    info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
+    return str(getattr(info, "commit_url", info))
+
+
 def _export_adapter(model_dir: Path, config: dict, out: Path) -> Path:
     """The LoRA adapter + head of a hub_emo model, as a peft folder (``save_adapter``)."""
     if config.get("model_type") != "hub_emo" or config.get("adapter") != "lora":

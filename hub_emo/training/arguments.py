@@ -112,7 +112,11 @@ class TrainArguments:
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | trackio | none."})
     use_cpu: bool = False
     resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in output_dir."})
-    push_to_hub: str | None = field(default=None, metadata={"help": "Repo id to push the best model to."})
+    push_to_hub: str | None = field(
+        default=None,
+        metadata={"help": "Repo id `hub-emo train` pushes the best model to once training ends (in Python: "
+                          "hub_emo.hub.publish.push_training_run(results, repo_id))."},
+    )
     hub_private: bool = False
 
     def __post_init__(self):

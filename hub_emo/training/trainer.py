@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hub_emo.data import load_prepared
+from hub_emo.metric import SUMMARY_METRICS, load_metric
 
 from . import data as train_data
 from . import feature_cache
@@ -46,17 +47,6 @@ from .arguments import TrainArguments, parse
 from .strategies import get_strategy, strategy_config, trainable_share
 
 logger = logging.getLogger(__name__)
-
-METRIC_PATH = Path(__file__).resolve().parent / "metric" / "hub_emo_metrics.py"
-SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-
-
-def load_metric(config_name: str = "default"):
-    """The project's `evaluate` module, loaded by path (works offline), kept in memory (DDP-safe)."""
-    import evaluate
-
-    return evaluate.load(str(METRIC_PATH), config_name, keep_in_memory=True)
-
 
 # ---------------------------------------------------------------------- planning (pre-flight)
 @dataclass
@@ -584,21 +574,8 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
     if state.is_main_process:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(args.output_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        if args.push_to_hub:
-            results["pushed"] = push_best(results, args.push_to_hub, private=args.hub_private)
     state.wait_for_everyone()
     return results
-
-
-def push_best(results: dict, repo_id: str, private: bool = False) -> str:
-    """Push the best fold's model with its card and evaluation results; returns the commit URL."""
-    from hub_emo.hub.publish import push_model  # the Hub stage; imported only when pushing
-
-    fold = results["folds"][results["best_fold"]]
-    eval_results = {k: fold[k] for k in SUMMARY_METRICS if k in fold}
-    eval_results.update(dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"])
-    info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
-    return str(getattr(info, "commit_url", info))
 
 
 def train_two_stage(args: TrainArguments | None = None, dataset=None, *, source_domain: str | None = None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from hub_emo.cli import add_common_arguments, common_inputs
 
 HELP = "layerwise probing: which layer of which model carries emotion, per domain"
@@ -27,17 +25,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from hub_emo.analysis import run_probing
 
-    try:
-        backbones, dataset, label_set = common_inputs(args)
-        result = run_probing(
-            backbones, dataset, label_set, args.out, probe=args.probe, layers=args.layers,
-            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
-            cross_domain=not args.no_cross_domain, select_by=args.select_by,
-            frames_per_clip=args.frames_per_clip, trust_remote_code=args.trust_remote_code,
-            progress=not args.quiet,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    backbones, dataset, label_set = common_inputs(args)
+    result = run_probing(
+        backbones, dataset, label_set, args.out, probe=args.probe, layers=args.layers,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+        cross_domain=not args.no_cross_domain, select_by=args.select_by,
+        frames_per_clip=args.frames_per_clip, trust_remote_code=args.trust_remote_code,
+        progress=not args.quiet,
+    )
     print(result.summary())
     return 0

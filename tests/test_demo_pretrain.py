@@ -97,6 +97,7 @@ def test_cli_pretrain_picks_the_domain_of_a_synth_corpus(speech, tmp_path, capsy
     printed = capsys.readouterr().out
     log = json.loads((tmp_path / "bb" / pretrain.LOG_FILE).read_text())
     assert "NOT wav2vec2" in printed and f"loss {log['curve']['loss'][0]:.3f} -> {log['curve']['loss'][-1]:.3f}" in printed
+    assert f"+ {pretrain.TINY_CONFIG['diversity_loss_weight']} x codebook diversity" in log["objective"]
     assert len(log["settings"]["files"]) == 10 and all("03-01-" in f for f in log["settings"]["files"])
     with pytest.raises(ValueError, match="no .*music clips|no audio"):
         pretrain.pretrain_backbone(synth.corpus_files(corpus, "music"), tmp_path / "m", "music", steps=1)

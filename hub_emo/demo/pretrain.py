@@ -284,7 +284,8 @@ def pretrain_backbone(
     seconds = sum(w.size for w in waves) / SAMPLING_RATE
     log = {
         "note": STAND_IN_NOTE,
-        "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + 0.1 x codebook diversity, per masked frame",
+        "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + "
+                     f"{config.diversity_loss_weight} x codebook diversity, per masked frame",
         "settings": settings,
         "audio_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in backbone.parameters()),

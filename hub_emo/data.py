@@ -278,65 +278,47 @@ def _fingerprint(rows: list[dict], schema) -> str:
 def _decode(rows: list[dict], schema, num_proc: int):
     """The rows as a Dataset (cached by `_fingerprint`), decoded in ``num_proc`` processes.
 
-    Each process writes its own contiguous share of the rows with ``from_generator`` and
-    the shares are concatenated (memory-mapped, no copy). This is not
-    ``from_generator(num_proc=...)``: that path starts a manager process, pickles the whole
-    builder with every row for each job and polls its queue every 50 ms, about 0.1 s of fixed
-    cost, as long as decoding a few hundred short WAV files in one process.
+    Each process of a `ProcessPoolExecutor` writes its own contiguous share of the rows
+    with ``from_generator`` and the shares are concatenated (memory-mapped, no copy).
+    This is not ``from_generator(num_proc=...)``: that path starts a manager process,
+    pickles the whole builder with every row for each job and polls its queue every 50 ms,
+    about 0.1 s of fixed cost, as long as decoding a few hundred short WAV files in one
+    process. A worker that dies breaks the pool, which `result()` reports (no hang).
     """
     import datasets
-    from datasets.utils.tqdm import tqdm
 
     fingerprint = _fingerprint(rows, schema)
     if num_proc == 1:
         return _decode_share(rows, schema, fingerprint)
     import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from datasets.utils.tqdm import tqdm
 
     bounds = [len(rows) * i // num_proc for i in range(num_proc + 1)]
     context = multiprocessing.get_context()
-    queue = context.SimpleQueue()
-    workers = [
-        context.Process(target=_decode_worker, daemon=True,
-                        args=(job, rows[bounds[job]:bounds[job + 1]], schema,
-                              f"{fingerprint}-{job}-of-{num_proc}", queue, datasets.config.HF_DATASETS_CACHE))
-        for job in range(num_proc)
-    ]
-    for worker in workers:
-        worker.start()
-    files: dict[int, list[str]] = {}
-    try:
-        with tqdm(total=len(rows), unit=" clips", desc=f"Decoding ({num_proc} processes)") as bar:
-            while len(files) < num_proc:
-                kind, job, content = _next_message(queue, workers)
-                if kind == "progress":
-                    bar.update(content)
-                elif kind == "done":
-                    files[job] = content
-                else:
-                    raise RuntimeError(f"decoding worker {job} failed:\n{content}")
-    finally:
-        for worker in workers:
-            worker.join(timeout=5)
-            if worker.is_alive():
-                worker.terminate()
-    shares = [datasets.Dataset.from_file(file) for job in range(num_proc) for file in files[job]]
+    progress = context.SimpleQueue()
+    with tqdm(total=len(rows), unit=" clips", desc=f"Decoding ({num_proc} processes)") as bar:
+        counter = threading.Thread(target=_count_progress, args=(progress, bar), daemon=True)
+        counter.start()
+        try:
+            with ProcessPoolExecutor(num_proc, mp_context=context, initializer=_start_worker,
+                                     initargs=(progress, datasets.config.HF_DATASETS_CACHE)) as pool:
+                jobs = [pool.submit(_decode_job, rows[bounds[job]:bounds[job + 1]], schema,
+                                    f"{fingerprint}-{job}-of-{num_proc}") for job in range(num_proc)]
+                files = [job.result() for job in jobs]
+        finally:
+            progress.put(None)
+            counter.join()
+    shares = [datasets.Dataset.from_file(file) for share in files for file in share]
     return datasets.concatenate_datasets(shares)
 
 
-def _next_message(queue, workers) -> tuple:
-    """The next worker message; a worker that died without a word is an error, not a hang."""
-    from multiprocessing.connection import wait
-
-    while True:
-        if not queue.empty():
-            return queue.get()
-        ready = wait([queue._reader] + [w.sentinel for w in workers])
-        if queue._reader not in ready and queue.empty():
-            dead = [w for w in workers if w.sentinel in ready and w.exitcode not in (0, None)]
-            if dead:
-                raise RuntimeError(f"a decoding worker died (exit code {dead[0].exitcode})")
-            if all(not w.is_alive() for w in workers) and queue.empty():
-                raise RuntimeError("decoding workers exited before reporting their results")
+def _count_progress(progress, bar) -> None:
+    """In the parent: advance the one progress bar for every clip a worker reports."""
+    while progress.get() is not None:
+        bar.update(1)
 
 
 def _decode_share(rows: list[dict], schema, fingerprint: str):
@@ -349,21 +331,18 @@ def _decode_share(rows: list[dict], schema, fingerprint: str):
 _progress = None  # in a decoding worker: the queue that `_encode` reports each clip to
 
 
-def _decode_worker(job: int, rows: list[dict], schema, fingerprint: str, queue, cache) -> None:
-    """One process's share: decode into the datasets cache, report the Arrow files' paths."""
+def _start_worker(progress, cache) -> None:
     global _progress
-    import traceback
-
     import datasets
 
-    try:
-        datasets.config.HF_DATASETS_CACHE = cache  # as the parent has it (set at run time, too)
-        datasets.disable_progress_bars()  # the parent shows one bar for all
-        _progress = queue
-        share = _decode_share(rows, schema, fingerprint)
-        queue.put(("done", job, [f["filename"] for f in share.cache_files]))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
-        queue.put(("error", job, traceback.format_exc()))
+    datasets.config.HF_DATASETS_CACHE = cache  # as the parent has it (set at run time, too)
+    datasets.disable_progress_bars()  # the parent shows one bar for all
+    _progress = progress
+
+
+def _decode_job(rows: list[dict], schema, fingerprint: str) -> list[str]:
+    """One process's share: decode into the datasets cache; the Arrow files' paths."""
+    return [f["filename"] for f in _decode_share(rows, schema, fingerprint).cache_files]
 
 
 def _encode(rows: list[dict]):
@@ -378,7 +357,7 @@ def _encode(rows: list[dict]):
         except Exception as error:  # noqa: BLE001 - a renderer's or reader's failure is a skip
             example[_ERROR] = f"cannot read: {type(error).__name__}: {error}"
         if _progress is not None:
-            _progress.put(("progress", 0, 1))
+            _progress.put(1)
         yield example
 
 

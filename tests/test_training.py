@@ -1,7 +1,6 @@
 """Fine-tuning: strategies train what they say, loss falls, two-stage transfer, resume, bad input, CLI, push.
 
-A tiny RAVDESS (4 actors = 4 folds, 4 emotions, speech + song, 0.4 s tones whose pitch
-follows the emotion) prepared by hub_emo.data, and a tiny random wav2vec2 backbone.
+The tiny RAVDESS and tiny random wav2vec2 of tests/training_setup.py.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, TrainerCallback, Wav2Vec2FeatureExtractor
+from transformers import AutoModel, TrainerCallback
 
-from corpora import make_ravdess
-from tiny import tiny_backbone_config
+from training_setup import prepared_ravdess, tiny_backbone_folder
 
 torch.set_num_threads(1)
 
@@ -26,22 +24,12 @@ FAST = dict(report_to="none", per_device_train_batch_size=4, per_device_eval_bat
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """(prepared Parquet folder, the same rows as a Dataset)."""
-    import hub_emo.data
-
-    root = tmp_path_factory.mktemp("ravdess")
-    make_ravdess(root / "raw", actors=(1, 2, 4, 5), emotions=(1, 3, 4, 5), seconds=0.4)
-    prepared = hub_emo.data.prepare_with_report(["ravdess_speech", "ravdess_song"], root / "raw",
-                                                out=root / "prepared")
-    return root / "prepared", prepared.dataset
+    return prepared_ravdess(tmp_path_factory.mktemp("ravdess"))
 
 
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("backbone")
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_backbone_config()).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder)
-    return str(folder)
+    return tiny_backbone_folder(tmp_path_factory.mktemp("backbone"), seed=0)
 
 
 def _flags(options: dict, **more) -> list[str]:

@@ -27,6 +27,7 @@ STAGES = {
     "dataset_scripts": "corpora",
     "hub_emo.data": "data",
     "hub_emo.inference": "inference",
+    "hub_emo.features": "features",  # issue 14.1: one backbone loader, identity, extraction and cache
     "hub_emo.training": "training",
     "hub_emo.analysis": "analysis",
     "hub_emo.hub.server": "hub_server",
@@ -41,7 +42,7 @@ STAGES = {
     "hub_emo": "package",  # hub_emo/__init__.py: public names, Auto-class registration
 }
 
-_BELOW_TRAINING = {"base", "corpora", "data", "modeling", "inference", "package"}
+_BELOW_TRAINING = {"base", "corpora", "data", "modeling", "inference", "package", "features"}
 #: Stage -> the stages it may import (its own stage is always allowed).
 ALLOWED = {
     "modeling": set(),  # shipped as remote code: relative imports only
@@ -50,6 +51,7 @@ ALLOWED = {
     "corpora": {"base"},
     "data": {"base", "corpora"},
     "inference": {"base", "modeling", "package"},
+    "features": {"base", "corpora", "data", "modeling", "inference", "package"},
     "training": _BELOW_TRAINING,
     "analysis": _BELOW_TRAINING,
     "hub_server": set(),

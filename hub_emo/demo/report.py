@@ -195,7 +195,7 @@ def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, t
         "in Emotional Speech and Music via Self-Supervised Representations* (ICASSP 2025)."
     )
     lines += [""]
-    if not settings.backbones:
+    if not settings["backbones"]:
         lines += [f"**Stand-in backbones** (one speech, one music). {STAND_IN_NOTE}", ""]
     if corpus.get("generated"):
         lines += [SYNTHETIC_NOTE, ""]

@@ -71,7 +71,8 @@ def main():
     import numpy as np
 
     from hub_emo.analysis.features import extract_features
-    from hub_emo.analysis.probing import clip_metadata, probe_scores, rows_for
+    from hub_emo.analysis.clips import clip_metadata, rows_for
+    from hub_emo.analysis.probing import probe_scores
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset, backbone = build(args, Path(tmp))

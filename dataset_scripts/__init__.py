@@ -180,7 +180,7 @@ def rating(value: str | float, field: str) -> float:
 
 
 def index_by_stem(paths: Iterable[Path]) -> dict[str, Path]:
-    """Map file stem -> path (first in sorted order wins; duplicates are reported by data.py)."""
+    """Map file stem -> path (first in sorted order wins; duplicates are reported by hub_emo.data)."""
     out: dict[str, Path] = {}
     for path in sorted(paths):
         out.setdefault(path.stem, path)

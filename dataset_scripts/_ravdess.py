@@ -38,7 +38,7 @@ EMOTION_CODES = {
 }
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
 
-#: The paper's 4 actor-independent folds (../shared/notes/paper.md), by integer actor id.
+#: The paper's 4 actor-independent folds, by integer actor id.
 FOLDS: tuple[tuple[int, ...], ...] = (
     (2, 8, 10, 16, 18, 24),
     (1, 3, 9, 11, 19, 23),

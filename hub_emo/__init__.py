@@ -2,7 +2,8 @@
 
 ``import hub_emo`` registers `EmoConfig`, `EmoForAudioClassification` and the feature
 extractor with the transformers Auto classes, so ``AutoModelForAudioClassification`` and
-``pipeline("audio-classification")`` load hub_emo checkpoints without remote code. Saved
+``pipeline("audio-classification")`` load hub_emo checkpoints without remote code; that
+pipeline then preprocesses a hub_emo model's input as `hub-emo predict` does (one path). Saved
 models also carry their code (``auto_map``), so a process without hub_emo loads them with
 ``trust_remote_code=True``.
 
@@ -36,10 +37,10 @@ def __getattr__(name: str):
 
 
 def _register_now() -> None:
-    modeling = sys.modules.get("hub_emo.modeling")
-    if modeling is not None and getattr(modeling.__spec__, "_initializing", False):
-        return  # hub_emo.modeling is being imported; it registers itself when done
-    importlib.import_module("hub_emo.modeling")
+    for name in ("hub_emo.modeling", "hub_emo.inference"):  # each registers itself when imported
+        module = sys.modules.get(name)
+        if module is None or not getattr(module.__spec__, "_initializing", False):
+            importlib.import_module(name)
 
 
 class _RegisterAfterTransformers:

@@ -159,6 +159,54 @@ class EmoAudioClassificationPipeline(AudioClassificationPipeline):
         return [{"label": id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
 
 
+class _AudioClassificationPipeline(EmoAudioClassificationPipeline):
+    """What ``transformers.pipeline("audio-classification")`` builds once hub_emo is imported.
+
+    A hub_emo model gets hub_emo's preprocessing (hub_emo.audio's decoding, downmix and
+    soxr resampling, as in data preparation and `hub-emo predict`), so both entry points
+    score a file alike; the stock pipeline would decode and resample it with ffmpeg.
+    Any other model keeps the stock pipeline's behaviour unchanged.
+    """
+
+    def _stock(self) -> bool:
+        return getattr(self.model.config, "model_type", None) != "hub_emo"
+
+    def _sanitize_parameters(self, **kwargs):
+        if self._stock():
+            return AudioClassificationPipeline._sanitize_parameters(self, **kwargs)
+        return super()._sanitize_parameters(**kwargs)
+
+    def preprocess(self, inputs, **kwargs):
+        if self._stock():
+            return AudioClassificationPipeline.preprocess(self, inputs, **kwargs)
+        return super().preprocess(inputs, **kwargs)
+
+    def _forward(self, model_inputs, **kwargs):
+        if self._stock():
+            return AudioClassificationPipeline._forward(self, model_inputs, **kwargs)
+        return super()._forward(model_inputs, **kwargs)
+
+    def postprocess(self, model_outputs, **kwargs):
+        if self._stock():
+            return AudioClassificationPipeline.postprocess(self, model_outputs, **kwargs)
+        return super().postprocess(model_outputs, **kwargs)
+
+
+def register_pipeline() -> None:
+    """Make ``transformers.pipeline("audio-classification")`` take hub_emo's one inference path."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    task = "audio-classification"
+    _, current, _ = PIPELINE_REGISTRY.check_task(task)
+    if current["impl"] is _AudioClassificationPipeline:
+        return
+    PIPELINE_REGISTRY.supported_tasks.pop(task)  # replaced, not overwritten with a warning
+    PIPELINE_REGISTRY.register_pipeline(
+        task, _AudioClassificationPipeline, pt_model=current["pt"], default=current.get("default"),
+        type=current.get("type"),
+    )
+
+
 def pipeline(model, **kwargs) -> EmoAudioClassificationPipeline:
     """``transformers.pipeline("audio-classification")`` with hub_emo's robust input handling."""
     from transformers import pipeline as hf_pipeline
@@ -174,3 +222,6 @@ def predict(model, inputs, top_k: int | None = None, **kwargs) -> list[list[dict
     """Class scores for each input (a path, array, dict or AudioDecoder)."""
     classifier = model if isinstance(model, AudioClassificationPipeline) else pipeline(model, **kwargs)
     return [classifier(item, top_k=top_k) for item in inputs]
+
+
+register_pipeline()

@@ -2,7 +2,7 @@
 
 Every builder writes short generated clips (a sine whose pitch depends on the emotion,
 plus a little noise, so a classifier can learn them) under the official file names and
-metadata formats (see ../shared/notes/corpora.md), and returns the corpus root.
+metadata formats, and returns the corpus root.
 Builders are deterministic: the same arguments write the same bytes.
 
 For training and probing tests, `make_ravdess` is the one to use::

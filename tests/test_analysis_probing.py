@@ -135,7 +135,7 @@ def test_cli_probe_and_fad(corpus, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "most alike" in out and (tmp_path / "f" / "report.md").is_file()
     code = main(["probe", "-m", str(w2v), "-d", str(tmp_path / "nowhere"), "--quiet"])
-    assert code == 2 and "nowhere" in capsys.readouterr().err
+    assert code == 1 and "nowhere" in capsys.readouterr().err
 
 
 def test_cli_reads_model_and_dataset_from_the_hub(corpus, hub, tmp_path, capsys):

@@ -219,7 +219,9 @@ def test_existing_output_is_kept_unless_overwrite_and_replaced_atomically(writte
     def broken_card(*args, **kwargs):
         raise RuntimeError("card template failed")
 
-    monkeypatch.setattr(data, "dataset_card", broken_card)
+    from hub_emo.data import parquet
+
+    monkeypatch.setattr(parquet, "dataset_card", broken_card)
     with pytest.raises(RuntimeError, match="card template failed"):
         data.prepare("ravdess_song", ravdess, out=written.out, overwrite=True)
     assert sorted(p.name for p in written.out.rglob("*")) == before

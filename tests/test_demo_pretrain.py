@@ -29,7 +29,7 @@ def speech(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def trained(speech, tmp_path_factory) -> Path:
-    return pretrain.pretrain_backbone(speech, tmp_path_factory.mktemp("pt") / "a", "speech", seed=0, **RUN)
+    return pretrain.pretrain_backbone(speech, tmp_path_factory.mktemp("pt") / "a", "speech", seed=0, **RUN).path
 
 
 def test_loss_goes_down(trained):
@@ -65,7 +65,7 @@ def test_saved_as_a_plain_wav2vec2_backbone(trained):
 def test_deterministic_for_a_seed_and_reused(speech, trained, tmp_path):
     from safetensors.torch import load_file
 
-    again = pretrain.pretrain_backbone(speech, tmp_path / "b", "speech", seed=0, **RUN)
+    again = pretrain.pretrain_backbone(speech, tmp_path / "b", "speech", seed=0, **RUN).path
     first, second = load_file(trained / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -73,10 +73,11 @@ def test_deterministic_for_a_seed_and_reused(speech, trained, tmp_path):
     assert curve(trained) == curve(again)
 
     stamp = (again / "model.safetensors").stat().st_mtime_ns
-    pretrain.pretrain_backbone(speech, again, "speech", seed=0, **RUN)
+    reused = pretrain.pretrain_backbone(speech, again, "speech", seed=0, **RUN)
     assert (again / "model.safetensors").stat().st_mtime_ns == stamp, "same settings: reused"
+    assert reused.log["curve"]["loss"] == curve(trained)
 
-    other = pretrain.pretrain_backbone(speech, tmp_path / "c", "speech", seed=1, **{**RUN, "steps": 3})
+    other = pretrain.pretrain_backbone(speech, tmp_path / "c", "speech", seed=1, **{**RUN, "steps": 3}).path
     assert not torch.equal(load_file(other / "model.safetensors")["encoder.layers.0.attention.q_proj.weight"],
                            first["encoder.layers.0.attention.q_proj.weight"])
 
@@ -93,8 +94,10 @@ def test_cli_pretrain_picks_the_domain_of_a_synth_corpus(speech, tmp_path, capsy
     corpus = speech[0].parent.parent
     code = main(["pretrain", str(corpus), str(tmp_path / "bb"), "--domain", "speech", "--steps", "2", "--threads", "1"])
     assert code == 0
-    assert "NOT wav2vec2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
     log = json.loads((tmp_path / "bb" / pretrain.LOG_FILE).read_text())
+    assert "NOT wav2vec2" in printed and f"loss {log['curve']['loss'][0]:.3f} -> {log['curve']['loss'][-1]:.3f}" in printed
+    assert f"+ {pretrain.TINY_CONFIG['diversity_loss_weight']} x codebook diversity" in log["objective"]
     assert len(log["settings"]["files"]) == 10 and all("03-01-" in f for f in log["settings"]["files"])
     with pytest.raises(ValueError, match="no .*music clips|no audio"):
         pretrain.pretrain_backbone(synth.corpus_files(corpus, "music"), tmp_path / "m", "music", steps=1)

@@ -114,6 +114,36 @@ def test_stock_transformers_pipeline_loads_the_model(model_dir):
     assert len(out) == 2 and out[0]["label"] in LABELS
 
 
+def test_hub_emo_predict_and_the_stock_pipeline_score_a_file_alike(model_dir, stereo_file, capsys):
+    """One inference path: a 44.1 kHz stereo file (which ffmpeg would resample otherwise)
+    gets the same scores from `hub-emo predict` and transformers.pipeline("audio-classification")."""
+    from transformers import pipeline as hf_pipeline
+
+    from hub_emo.cli import main
+
+    assert main(["predict", str(model_dir), str(stereo_file), "--json", "--top-k", str(len(LABELS))]) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scores"]
+    stock = hf_pipeline("audio-classification", model=str(model_dir))(str(stereo_file), top_k=None)
+    assert [s["label"] for s in stock] == [s["label"] for s in cli]
+    assert [s["score"] for s in stock] == [s["score"] for s in cli]
+
+
+def test_other_models_keep_the_stock_pipeline(tmp_path):
+    from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+    from transformers import pipeline as hf_pipeline
+    from transformers.pipelines import AudioClassificationPipeline
+
+    torch.manual_seed(0)
+    AutoModelForAudioClassification.from_config(tiny_backbone_config(num_labels=3)).save_pretrained(tmp_path)
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path)
+    stock = hf_pipeline("audio-classification", model=str(tmp_path))
+    wave = 0.1 * np.sin(np.arange(8000, dtype=np.float32) / 7)
+    expected = AudioClassificationPipeline(model=stock.model, feature_extractor=stock.feature_extractor)
+    assert stock(wave, top_k=None) == expected(wave, top_k=None)
+    with pytest.raises(Exception):  # the stock pipeline refuses what only hub_emo's accepts
+        stock({"array": np.stack([wave, wave]), "sampling_rate": 16000})
+
+
 @pytest.mark.parametrize(
     "wave,problem",
     [

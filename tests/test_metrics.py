@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
-from hub_emo.training.trainer import load_metric
+from hub_emo.metric import load_metric
 
 
 @pytest.fixture(scope="module")

@@ -110,8 +110,10 @@ def test_layerdrop_is_forced_off_when_aggregating_and_training_mode_keeps_all_la
     for _ in range(10):  # with layerdrop 0.1 some of these would drop a layer
         out = model(values, attention_mask=mask, output_hidden_states=True)
         assert len(out.hidden_states) == model.config.num_hidden_states
-    assert make_model("wav2vec2", "last").config.backbone_config.layerdrop == 0.0  # test helper set it
-    assert EmoConfig(backbone_config=tiny_backbone_config(), aggregation="last").backbone_config.layerdrop == 0.1
+    # The config itself decides, from the backbone's default of 0.1: off wherever layers are aggregated.
+    for aggregation, expected in (("weighted_sum", 0.0), (1, 0.0), (-1, 0.0), ("last", 0.1)):
+        config = EmoConfig(backbone_config=tiny_backbone_config(), aggregation=aggregation)
+        assert config.backbone_config.layerdrop == expected, aggregation
 
 
 def test_layer_index_reads_the_right_hidden_state():

@@ -1,7 +1,6 @@
 """Fine-tuning: strategies train what they say, loss falls, two-stage transfer, resume, bad input, CLI, push.
 
-A tiny RAVDESS (4 actors = 4 folds, 4 emotions, speech + song, 0.4 s tones whose pitch
-follows the emotion) prepared by hub_emo.data, and a tiny random wav2vec2 backbone.
+The tiny RAVDESS and tiny random wav2vec2 of tests/training_setup.py.
 """
 
 from __future__ import annotations
@@ -12,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, TrainerCallback, Wav2Vec2FeatureExtractor
+from transformers import AutoModel, TrainerCallback
 
-from corpora import make_ravdess
-from tiny import tiny_backbone_config
+from training_setup import prepared_ravdess, tiny_backbone_folder
 
 torch.set_num_threads(1)
 
@@ -26,22 +24,16 @@ FAST = dict(report_to="none", per_device_train_batch_size=4, per_device_eval_bat
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """(prepared Parquet folder, the same rows as a Dataset)."""
-    import hub_emo.data
-
-    root = tmp_path_factory.mktemp("ravdess")
-    make_ravdess(root / "raw", actors=(1, 2, 4, 5), emotions=(1, 3, 4, 5), seconds=0.4)
-    prepared = hub_emo.data.prepare_with_report(["ravdess_speech", "ravdess_song"], root / "raw",
-                                                out=root / "prepared")
-    return root / "prepared", prepared.dataset
+    return prepared_ravdess(tmp_path_factory.mktemp("ravdess"))
 
 
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("backbone")
-    torch.manual_seed(0)
-    AutoModel.from_config(tiny_backbone_config()).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder)
-    return str(folder)
+    return tiny_backbone_folder(tmp_path_factory.mktemp("backbone"), seed=0)
+
+
+def _flags(options: dict, **more) -> list[str]:
+    return [item for key, value in {**options, **more}.items() for item in (f"--{key}", str(value))]
 
 
 def _train(tmp_path, corpus, backbone, name="run", **options):
@@ -224,9 +216,13 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
 
     import hub_emo  # noqa: F401 - registers the Auto classes
 
-    result = _train(tmp_path, corpus, backbone, strategy="weighted_sum", max_steps=3,
-                    push_to_hub="hub-emo/train-push-test")
-    assert "pushed" in result
+    from hub_emo.cli import main
+
+    out = tmp_path / "pushed"
+    assert main(["train", "--dataset", str(corpus[0]), "--backbone", backbone, "--strategy", "weighted_sum",
+                 "--max_steps", "3", "--output_dir", str(out), "--push_to_hub", "hub-emo/train-push-test",
+                 *_flags(FAST, domain="speech", folds="1")]) == 0
+    result = json.loads((out / "results.json").read_text())
     pulled = AutoModelForAudioClassification.from_pretrained("hub-emo/train-push-test").eval()
     local = AutoModelForAudioClassification.from_pretrained(result["best_model"]).eval()
     wave = torch.randn(1, 6400)

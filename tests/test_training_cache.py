@@ -1,7 +1,7 @@
 """Feature caching for frozen backbones: exact model input, same training, cache hits, two-stage source.
 
-Same tiny RAVDESS and tiny wav2vec2 as test_training.py (0.4 s clips: every crop is the
-whole clip, so cached and uncached runs see the same audio).
+The tiny RAVDESS and tiny wav2vec2 of tests/training_setup.py (0.4 s clips: every crop is
+the whole clip, so cached and uncached runs see the same audio).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, Wav2Vec2FeatureExtractor
+from transformers import Wav2Vec2FeatureExtractor
 
-from corpora import make_ravdess
 from tiny import tiny_backbone_config
+from training_setup import prepared_ravdess, tiny_backbone_folder
 
 torch.set_num_threads(1)
 
@@ -26,20 +26,12 @@ FAST = dict(report_to="none", per_device_train_batch_size=4, per_device_eval_bat
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    import hub_emo.data
-
-    root = tmp_path_factory.mktemp("ravdess_cache")
-    make_ravdess(root / "raw", actors=(1, 2, 4, 5), emotions=(1, 3, 4, 5), seconds=0.4)
-    return hub_emo.data.prepare_with_report(["ravdess_speech", "ravdess_song"], root / "raw").dataset
+    return prepared_ravdess(tmp_path_factory.mktemp("ravdess_cache"))[1]
 
 
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("backbone_cache")
-    torch.manual_seed(1)
-    AutoModel.from_config(tiny_backbone_config()).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(return_attention_mask=False).save_pretrained(folder)
-    return str(folder)
+    return tiny_backbone_folder(tmp_path_factory.mktemp("backbone_cache"), seed=1)
 
 
 class BackboneCalls:

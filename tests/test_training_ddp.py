@@ -17,6 +17,7 @@ from corpora import make_ravdess
 from tiny import tiny_backbone_config
 
 
+@pytest.mark.slow  # two torchrun processes training
 @pytest.mark.timeout(300)
 def test_two_processes_agree_with_one(tmp_path):
     import hub_emo.data

@@ -334,7 +334,7 @@ def run_fad(
     from hub_emo import schema
     from hub_emo.analysis import features as feats
     from hub_emo.analysis import plots, report
-    from hub_emo.analysis.probing import clip_metadata, rows_for
+    from hub_emo.analysis.clips import clip_metadata, rows_for
 
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")

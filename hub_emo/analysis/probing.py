@@ -22,7 +22,7 @@ Probes:
 * ``"logistic"``: scikit-learn's multinomial logistic regression.
 Features are standardised with the training fold's mean and std.
 
-Metrics (``hub_emo.training.metric``, the same definitions as training): WA = accuracy,
+Metrics (``hub_emo.metric``, the same definitions as training): WA = accuracy,
 UA = balanced accuracy (mean recall), macro-F1, both over the classes present in the scored
 domain; every scored clip counts, so a cross-domain probe predicting a class the domain
 lacks (speech's disgust on song) scores a miss.
@@ -54,6 +54,7 @@ from typing import Sequence
 import numpy as np
 
 from hub_emo import schema
+from hub_emo.analysis.clips import clip_metadata, rows_for
 
 PROBES = ("mlp", "logistic")
 METRICS = ("WA", "UA", "macro_F1")
@@ -140,8 +141,8 @@ def _fit_predict_logistic(train, y_train, test, *, seed, **_):
 
 
 def _scores(y_true, y_pred, labels) -> dict:
-    """WA, UA, macro-F1 with the project's one metric definition (the training metric module)."""
-    from hub_emo.training.metric.hub_emo_metrics import classification
+    """WA, UA, macro-F1 with the project's one metric definition (hub_emo.metric, as training logs them)."""
+    from hub_emo.metric.hub_emo_metrics import classification
 
     scores = classification(y_pred, y_true, labels=labels)
     return {"WA": scores["accuracy"], "UA": scores["balanced_accuracy"], "macro_F1": scores["macro_f1"]}
@@ -312,31 +313,6 @@ def summarise(rows: list[dict], select_by: str = "UA") -> tuple[list[dict], list
             entry[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         best.append(entry)
     return means, best
-
-
-def clip_metadata(dataset, label_set) -> tuple[list[str], dict[str, np.ndarray], tuple[str, ...]]:
-    """(ids, {label, domain, fold} arrays, class names) after applying a label set; no audio decoded."""
-    meta = dataset.select_columns(["id", "label", "domain", "fold"])
-    meta = schema.apply_label_set(meta, label_set)
-    if len(meta) == 0:
-        raise ValueError(f"no clip of the dataset belongs to label set {schema.get_label_set(label_set).name!r}")
-    domain_names = meta.features["domain"].names
-    columns = meta.to_dict()
-    arrays = {
-        "label": np.asarray(columns["label"]),
-        "domain": np.asarray([domain_names[d] for d in columns["domain"]]),
-        "fold": np.asarray([str(f) for f in columns["fold"]]),
-    }
-    return [str(i) for i in columns["id"]], arrays, tuple(meta.features["label"].names)
-
-
-def rows_for(feature_ids: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
-    """Positions of ``wanted`` ids in a feature set."""
-    position = {clip: i for i, clip in enumerate(feature_ids)}
-    missing = [w for w in wanted if w not in position]
-    if missing:
-        raise ValueError(f"{len(missing)} clips lack features (e.g. {missing[:3]}); was the cache built on another dataset?")
-    return np.asarray([position[w] for w in wanted], dtype=np.int64)
 
 
 def run_probing(

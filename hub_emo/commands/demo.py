@@ -32,14 +32,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from hub_emo.cli import named
     from hub_emo.demo.run import DemoSettings, run_demo
 
-    backbones = {}
-    for item in args.backbone:
-        name, sep, value = item.partition("=")
-        if not sep or not name or not value:
-            raise SystemExit(f"--backbone wants NAME=ID, got {item!r}")
-        backbones[name] = value
+    backbones = named(args.backbone, "--backbone")
     settings = DemoSettings(
         out_dir=args.out,
         quick=args.quick,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from hub_emo.commands.probe import add_common_arguments, common_inputs
+from hub_emo.cli import add_common_arguments, common_inputs
 
 HELP = "per-emotion Fréchet Audio Distance between speech and music, per model and layer"
 
@@ -29,17 +27,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from hub_emo.analysis import run_fad
 
-    try:
-        backbones, dataset, label_set = common_inputs(args)
-        result = run_fad(
-            backbones, dataset, label_set, args.layers, args.out, frames_per_clip=args.frames_per_clip,
-            n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
-            min_clips=args.min_clips, report_layer=args.report_layer, within_domain=not args.no_within,
-            bootstrap_all_layers=args.bootstrap_all_layers,
-            seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    backbones, dataset, label_set = common_inputs(args)
+    result = run_fad(
+        backbones, dataset, label_set, args.layers, args.out, frames_per_clip=args.frames_per_clip,
+        n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
+        min_clips=args.min_clips, report_layer=args.report_layer, within_domain=not args.no_within,
+        bootstrap_all_layers=args.bootstrap_all_layers,
+        seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
+    )
     print(result.summary())
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 HELP = "classify audio files (any format, rate, channels or length) with a model"
 
@@ -20,13 +19,13 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from hub_emo.audio import AudioError
+    from hub_emo.cli import FAILURE, complain
     from hub_emo.inference import pipeline
 
     try:
         classifier = pipeline(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
     except OSError as error:
-        print(f"error: cannot load model {args.model!r}: {error}", file=sys.stderr)
-        return 2
+        raise OSError(f"cannot load model {args.model!r}: {error}") from None
     failed = 0
     if not args.json:
         print(f"{'file':40s}  prediction")
@@ -35,11 +34,11 @@ def run(args) -> int:
             scores = classifier(path, top_k=args.top_k, chunk_seconds=args.chunk_seconds)
         except (AudioError, ValueError) as error:
             failed += 1
-            print(f"error: {error}", file=sys.stderr)
+            complain("predict", error)
             continue
         if args.json:
             print(json.dumps({"file": path, "label": scores[0]["label"], "scores": scores}))
         else:
             shown = ", ".join(f"{s['label']} {s['score']:.2f}" for s in scores)
             print(f"{path:40s}  {shown}")
-    return 1 if failed else 0
+    return FAILURE if failed else 0

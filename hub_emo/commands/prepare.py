@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 HELP = "prepare emotion corpora into one dataset schema (Parquet shards + dataset card)"
 DESCRIPTION = (
     "Read published emotion corpora as unzipped, validate every clip, and write one dataset "
@@ -30,52 +28,44 @@ def add_arguments(parser):
                         help="a corpus option, e.g. emopia.audio_dir=/data/emopia_audio (repeat)")
 
 
-def _roots(values: list[str], names: list[str]):
-    per_corpus = {}
-    common = None
-    for value in values:
-        name, sep, folder = value.partition("=")
-        if sep and name in names:
-            per_corpus[name] = folder
-        else:
-            common = value
-    missing = [n for n in names if n not in per_corpus and common is None]
+def _roots(values: list[str], names: list[str]) -> dict:
+    from hub_emo.cli import UsageError, named
+
+    roots = named(values, "--root", known=names)
+    missing = [n for n in names if n not in roots and None not in roots]
     if missing:
-        raise ValueError(f"no --root for {', '.join(missing)}")
-    return {n: per_corpus.get(n, common) for n in names}
+        raise UsageError(f"no --root for {', '.join(missing)}")
+    return {n: roots.get(n, roots.get(None)) for n in names}
 
 
 def _options(values: list[str]) -> dict:
     import yaml
 
+    from hub_emo.cli import UsageError, named
+
     options: dict = {}
-    for value in values:
-        key, sep, raw = value.partition("=")
+    for key, raw in named(values, "--option").items():
         name, dot, option = key.partition(".")
-        if not (sep and dot and option):
-            raise ValueError(f"--option {value!r} is not NAME.KEY=VALUE")
-        options.setdefault(name, {})[option] = yaml.safe_load(raw) if raw else raw
+        if not (dot and option):
+            raise UsageError(f"--option {key}={raw} is not NAME.KEY=VALUE")
+        options.setdefault(name, {})[option] = yaml.safe_load(raw)
     return options
 
 
 def run(args) -> int:
-    from hub_emo.data import PrepareError, prepare_with_report
+    from hub_emo.data import prepare_with_report
 
-    try:
-        result = prepare_with_report(
-            args.names,
-            _roots(args.root, args.names),
-            out=args.out,
-            overwrite=args.overwrite,
-            label_set=args.label_set,
-            push_to_hub=args.push_to_hub,
-            private=args.private,
-            strict=args.strict,
-            num_proc=args.num_proc,
-            corpus_options=_options(args.option),
-        )
-    except (PrepareError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    result = prepare_with_report(
+        args.names,
+        _roots(args.root, args.names),
+        out=args.out,
+        overwrite=args.overwrite,
+        label_set=args.label_set,
+        push_to_hub=args.push_to_hub,
+        private=args.private,
+        strict=args.strict,
+        num_proc=args.num_proc,
+        corpus_options=_options(args.option),
+    )
     print(result.summary())
     return 0

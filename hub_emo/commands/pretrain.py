@@ -31,17 +31,10 @@ def run(args) -> int:
     if (Path(audio) / synth.METADATA_FILE).is_file():
         audio = synth.corpus_files(audio, args.domain)
     steps = args.steps or pretrain.PRESETS["quick" if args.quick else "default"]["steps"]
-    out = pretrain.pretrain_backbone(
+    result = pretrain.pretrain_backbone(
         audio, args.out_dir, args.domain, steps=steps, seed=args.seed,
         threads=args.threads, overwrite=args.overwrite,
     )
-    import json
-
-    log = json.loads((out / pretrain.LOG_FILE).read_text())
-    loss = log["curve"]["loss"]
-    print(
-        f"{out}: {args.domain} backbone, {log['parameters']:,} parameters, {len(loss)} steps, "
-        f"loss {loss[0]:.3f} -> {loss[-1]:.3f} ({log['elapsed_s']:.1f} s)"
-    )
+    print(result.summary())
     print(pretrain.STAND_IN_NOTE)
     return 0

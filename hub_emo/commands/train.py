@@ -11,39 +11,45 @@ DESCRIPTION = (
 )
 
 
+def make_parser(**kwargs):
+    from hub_emo.training.arguments import parser
+
+    return parser(**kwargs)
+
+
 def add_arguments(parser) -> None:
     parser.usage = "hub-emo train [CONFIG] [--OPTION VALUE ...]"
-    parser.add_argument("config", nargs="?", help="YAML or JSON file of options (flags override it)")
-    # Every TrainArguments option, shown in --help; parsed again by HfArgumentParser in run().
-    parser.set_defaults(_accepts_extra=True)
-    from hub_emo.training.arguments import TrainArguments
-    import dataclasses
+    parser.add_argument("config", nargs="?", metavar="CONFIG", help="YAML or JSON file of these options (flags override it)")
 
-    group = parser.add_argument_group("options (also accepted in CONFIG)")
-    for f in dataclasses.fields(TrainArguments):
-        text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        flags = dict.fromkeys([f"--{f.name}", f"--{f.name.replace('_', '-')}"])
-        group.add_argument(*flags, dest=f"_opt_{f.name}", metavar="VALUE", nargs="*",
-                           help=f"{text} (default: {default})")
+
+def load_defaults(parser, argv) -> None:
+    """CONFIG's values become the defaults, so that flags override them."""
+    from hub_emo.cli import UsageError
+    from hub_emo.training.arguments import read_config_file
+
+    config = parser.parse_known_args(argv)[0].config
+    if config:
+        try:
+            parser.set_defaults(**read_config_file(config))
+        except ValueError as error:
+            raise UsageError(error) from None
 
 
 def run(args) -> int:
     import json
-    import sys
 
-    from hub_emo.training import arguments
+    from hub_emo.cli import UsageError
+    from hub_emo.training.arguments import from_namespace
     from hub_emo.training.trainer import train
 
-    argv = list(args._extra)
-    for key, value in vars(args).items():
-        if key.startswith("_opt_") and value is not None:
-            argv += [f"--{key[5:]}", *value]
     try:
-        options = arguments.parse(args.config, argv)
-        results = train(options)
-    except ValueError as error:  # bad input: found before training starts
-        print(f"hub-emo train: {error}", file=sys.stderr)
-        return 2
+        options = from_namespace(args)
+    except ValueError as error:
+        raise UsageError(error) from None
+    results = train(options)
+    if options.push_to_hub:
+        from hub_emo.hub.publish import push_training_run
+
+        results["pushed"] = push_training_run(results, options.push_to_hub, private=options.hub_private)
     print(json.dumps({"output_dir": options.output_dir, **results.get("summary", {})}, ensure_ascii=False))
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -68,6 +69,21 @@ STAND_IN_NOTE = (
     "hundred thousand parameters trained for about a minute on CPU, so that the studies "
     "run offline. Results obtained with it say nothing about the real models."
 )
+
+
+@dataclass
+class Pretrained:
+    """A pretrained stand-in: its folder and its log (what ``pretraining.json`` holds)."""
+
+    path: Path
+    log: dict
+
+    def summary(self) -> str:
+        loss = self.log["curve"]["loss"]
+        return (
+            f"{self.path}: {self.log['settings']['domain']} backbone, {self.log['parameters']:,} parameters, "
+            f"{len(loss)} steps, loss {loss[0]:.3f} -> {loss[-1]:.3f} ({self.log['elapsed_s']:.1f} s)"
+        )
 
 
 def backbone_config(**overrides):
@@ -146,7 +162,7 @@ def pretrain_backbone(
     threads: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
-) -> Path:
+) -> Pretrained:
     """Pretrain a tiny wav2vec2 on ``audio`` (a folder, a file, or a list of files).
 
     Each step takes ``batch_size`` random crops of ``crop_seconds``, masks spans of
@@ -156,7 +172,7 @@ def pretrain_backbone(
     linear warm-up and decay, and an annealed Gumbel temperature. ``domain`` names what
     the audio is ("speech" or "music"), for the log and card. Deterministic for a seed
     and thread count. A folder already trained with the same settings is reused unless
-    ``overwrite``. Returns ``out_dir``.
+    ``overwrite``. Returns the folder and the log.
 
     Settings that a tiny model learns with inside the budget (measured on the default
     corpus): the paper's masking (p=0.65, spans of 10, on 15-s crops) kept it at chance
@@ -192,7 +208,7 @@ def pretrain_backbone(
     if log_path.is_file() and not overwrite:
         previous = json.loads(log_path.read_text())
         if previous.get("settings") == settings and (out / "model.safetensors").is_file():
-            return out
+            return Pretrained(out, previous)
 
     started = time.perf_counter()
     waves = [load(f, SAMPLING_RATE)[0] for f in files]
@@ -268,7 +284,8 @@ def pretrain_backbone(
     seconds = sum(w.size for w in waves) / SAMPLING_RATE
     log = {
         "note": STAND_IN_NOTE,
-        "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + 0.1 x codebook diversity, per masked frame",
+        "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + "
+                     f"{config.diversity_loss_weight} x codebook diversity, per masked frame",
         "settings": settings,
         "audio_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in backbone.parameters()),
@@ -282,4 +299,4 @@ def pretrain_backbone(
         f"Pretrained for {steps} steps on {len(files)} {domain} clips ({seconds:.0f} s); "
         f"loss {curve['loss'][0]:.3f} -> {curve['loss'][-1]:.3f}. See `{LOG_FILE}`.\n"
     )
-    return out
+    return Pretrained(out, log)

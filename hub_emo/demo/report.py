@@ -12,14 +12,13 @@ import os
 from pathlib import Path
 
 from hub_emo.analysis.report import markdown_table
+from hub_emo.demo.pretrain import STAND_IN_NOTE
 from hub_emo.schema import get_label_set
 
-STAND_IN_NOTE = (
-    "**These backbones are tiny stand-ins** pretrained here for about a minute with "
-    "wav2vec 2.0's self-supervised objective on the generated corpus (one on speech, one "
-    "on music), and the corpus is synthetic (espeak-ng speech, FluidSynth music). The "
-    "numbers show that the workflow runs end to end; they say nothing about wav2vec 2.0, "
-    "HuBERT or MERT. Run `hub-emo demo --root RAVDESS --backbone NAME=ID ...` for real results."
+SYNTHETIC_NOTE = (
+    "**The corpus is synthetic** (espeak-ng speech, FluidSynth music): the numbers show that "
+    "the workflow runs end to end. Run `hub-emo demo --root RAVDESS --backbone NAME=ID ...` "
+    "for real results."
 )
 
 
@@ -198,8 +197,10 @@ def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, t
         "in Emotional Speech and Music via Self-Supervised Representations* (ICASSP 2025)."
     )
     lines += [""]
+    if not settings["backbones"]:
+        lines += [f"**Stand-in backbones** (one speech, one music). {STAND_IN_NOTE}", ""]
     if corpus.get("generated"):
-        lines += [STAND_IN_NOTE, ""]
+        lines += [SYNTHETIC_NOTE, ""]
     lines += ["## Setup", ""]
     lines.append(f"- data: {prepared.summary()}")
     if corpus.get("generated"):

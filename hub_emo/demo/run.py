@@ -148,7 +148,7 @@ def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[
         if not files:
             raise ValueError(f"{corpus}: no {domain} clips named {RAVDESS_PATTERNS[domain]} to pretrain on")
         paths[name] = str(
-            pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed)
+            pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed).path
         )
     return paths
 

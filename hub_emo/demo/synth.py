@@ -82,11 +82,19 @@ class SpeechStyle:
     drive: float = 0.0  # soft-clipping drive (harsh, pressed voice)
 
 
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)
+PHRYGIAN = (0, 1, 3, 5, 7, 8, 10)
+DIMINISHED = (0, 2, 3, 5, 6, 8, 9)
+LYDIAN = (0, 2, 4, 6, 7, 9, 11)
+LOCRIAN = (0, 1, 3, 5, 6, 8, 10)
+
+
 @dataclass(frozen=True)
 class MusicStyle:
     """Musical cues of one emotion (Juslin & Laukka's cue table, simplified)."""
 
-    scale: tuple[int, ...] = (0, 2, 4, 5, 7, 9, 11)
+    scale: tuple[int, ...] = MAJOR
     tempo: float = 100.0  # beats per minute
     register: float = 0.0  # semitones from the performer's tonic
     velocity: float = 70.0  # MIDI velocity (loudness)
@@ -97,13 +105,6 @@ class MusicStyle:
     vibrato_rate: float = 5.0  # Hz
     timing_jitter: float = 0.0  # random onset shift, fraction of a beat
 
-
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10)
-PHRYGIAN = (0, 1, 3, 5, 7, 8, 10)
-DIMINISHED = (0, 2, 3, 5, 6, 8, 9)
-LYDIAN = (0, 2, 4, 6, 7, 9, 11)
-LOCRIAN = (0, 1, 3, 5, 6, 8, 10)
 
 SPEECH_STYLES: dict[str, SpeechStyle] = {
     "neutral": SpeechStyle(),

@@ -277,6 +277,26 @@ def push_model(
         return api.create_commit(repo.repo_id, operations, commit_message=message)
 
 
+def push_training_run(results: dict, repo_id: str, private: bool = False) -> str:
+    """Push the fold model a `hub_emo.training.train` run chose on validation (``best_fold``) with a
+    card giving the cross-validated test scores (mean ± std over folds) and how the model was chosen.
+
+    Training never pushes (it comes before the Hub stage); its caller does, with this.
+    Returns the commit URL.
+    """
+    from hub_emo.metric import SUMMARY_METRICS
+
+    eval_results = {k: results[k] for k in SUMMARY_METRICS if k in results}
+    eval_results.update(
+        dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"],
+        std={k: v for k, v in results.get("std", {}).items() if k in eval_results},
+        cv_folds=len(results["folds"]), split=f"test, {len(results['folds'])}-fold cross-validation",
+        selection=results["best_fold_chosen_by"],
+    )
+    info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
+    return str(getattr(info, "commit_url", info))
+
+
 def _export_adapter(model_dir: Path, config: dict, out: Path) -> Path:
     """The LoRA adapter + head of a hub_emo model, as a peft folder (``save_adapter``)."""
     if config.get("model_type") != "hub_emo" or config.get("adapter") != "lora":

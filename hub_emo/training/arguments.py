@@ -112,7 +112,11 @@ class TrainArguments:
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | trackio | none."})
     use_cpu: bool = False
     resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in output_dir."})
-    push_to_hub: str | None = field(default=None, metadata={"help": "Repo id to push the best model to."})
+    push_to_hub: str | None = field(
+        default=None,
+        metadata={"help": "Repo id `hub-emo train` pushes the best model to once training ends (in Python: "
+                          "hub_emo.hub.publish.push_training_run(results, repo_id))."},
+    )
     hub_private: bool = False
 
     def __post_init__(self):
@@ -173,32 +177,34 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def parser():
+def parser(**kwargs):
+    """The `HfArgumentParser` of `TrainArguments`: every field is one ``--flag`` (also spelt with dashes)."""
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(TrainArguments)
+    return HfArgumentParser(TrainArguments, **kwargs)
+
+
+def from_namespace(namespace, **overrides) -> TrainArguments:
+    """`TrainArguments` from parsed flags (other attributes, such as a CONFIG path, are ignored)."""
+    known = {f.name for f in dataclasses.fields(TrainArguments)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown options {unknown}")
+    values = {k: v for k, v in vars(namespace).items() if k in known}
+    return TrainArguments(**{**values, **overrides})
 
 
 def parse(config_file: str | Path | None = None, argv: Sequence[str] | None = None, **overrides) -> TrainArguments:
-    """Build `TrainArguments` from a config file, then flags (``argv``), then keyword overrides."""
-    values: dict[str, Any] = read_config_file(config_file) if config_file else {}
-    if argv:
-        flags = cli_values(argv)
-        values.update(flags)
-    values.update(overrides)
-    (args,) = parser().parse_dict(values, allow_extra_keys=False)
-    return args
-
-
-def cli_values(argv: Sequence[str]) -> dict[str, Any]:
-    """Only the options the command line actually gives (so they override a file, nothing else)."""
+    """`TrainArguments` from a config file, then flags (``argv``), then keyword overrides."""
     import argparse
 
-    p = parser()
-    for action in p._actions:
-        if action.dest != "help":
-            action.default = argparse.SUPPRESS
-    namespace, rest = p.parse_known_args(list(argv))
+    p = parser(exit_on_error=False)
+    if config_file:
+        p.set_defaults(**read_config_file(config_file))
+    try:
+        namespace, rest = p.parse_known_args(list(argv or []))
+    except argparse.ArgumentError as error:
+        raise ValueError(str(error)) from None
     if rest:
         raise ValueError(f"unknown options: {' '.join(rest)}")
-    return vars(namespace)
+    return from_namespace(namespace, **overrides)

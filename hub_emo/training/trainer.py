@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hub_emo.data import load_prepared
+from hub_emo.metric import SUMMARY_METRICS, load_metric
 
 from . import data as train_data
 from . import feature_cache
@@ -46,17 +47,6 @@ from .arguments import TrainArguments, parse
 from .strategies import get_strategy, strategy_config, trainable_share
 
 logger = logging.getLogger(__name__)
-
-METRIC_PATH = Path(__file__).resolve().parent / "metric" / "hub_emo_metrics.py"
-SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
-
-
-def load_metric(config_name: str = "default"):
-    """The project's `evaluate` module, loaded by path (works offline), kept in memory (DDP-safe)."""
-    import evaluate
-
-    return evaluate.load(str(METRIC_PATH), config_name, keep_in_memory=True)
-
 
 # ---------------------------------------------------------------------- planning (pre-flight)
 @dataclass
@@ -586,8 +576,6 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
     if state.is_main_process:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(args.output_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        if args.push_to_hub:
-            results["pushed"] = push_best(results, args.push_to_hub, private=args.hub_private)
     state.wait_for_everyone()
     return results
 
@@ -608,22 +596,6 @@ def choose_fold(per_fold: dict[str, dict], metric: str) -> tuple[str, str]:
     best = max(scores, key=lambda f: scores[f])  # first maximum in fold order
     return best, (f"fold {best}: the best validation {metric} ({scores[best]:.4f}) of the {len(scores)} folds' "
                   "best checkpoints (speaker-disjoint validation split; test folds unseen)")
-
-
-def push_best(results: dict, repo_id: str, private: bool = False) -> str:
-    """Push the fold model chosen on validation (`choose_fold`) with a card giving the cross-validated
-    test scores (mean ± std over folds) and how the model was chosen; returns the commit URL."""
-    from hub_emo.hub.publish import push_model  # the Hub stage; imported only when pushing
-
-    eval_results = {k: results[k] for k in SUMMARY_METRICS if k in results}
-    eval_results.update(
-        dataset=results["dataset"], strategy=results["strategy"], domain=results["domain"],
-        std={k: v for k, v in results.get("std", {}).items() if k in eval_results},
-        cv_folds=len(results["folds"]), split=f"test, {len(results['folds'])}-fold cross-validation",
-        selection=results["best_fold_chosen_by"],
-    )
-    info = push_model(results["best_model"], repo_id, private=private, eval_results=eval_results)
-    return str(getattr(info, "commit_url", info))
 
 
 def train_two_stage(args: TrainArguments | None = None, dataset=None, *, source_domain: str | None = None,

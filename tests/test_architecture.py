@@ -32,6 +32,7 @@ STAGES = {
     "hub_emo.analysis": "analysis",
     "hub_emo.hub.server": "hub_server",
     "hub_emo.hub.storage": "hub_server",
+    "hub_emo.hub.xet": "hub_server",
     "hub_emo.hub": "hub",
     "hub_emo.app": "app",
     "hub_emo.demo": "demo",

@@ -22,6 +22,8 @@ COMMANDS = {
     "fad": "fad",
     "predict": "predict",
     "push": "push",
+    "app": "app",
+    "space": "space",
     "hub": "hub",
 }
 

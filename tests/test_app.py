@@ -176,3 +176,14 @@ def test_source_from_a_demo_folder(model_dir, tmp_path):
     assert [p.name for p in source.examples] == ["03-01-01-01-01-01-01.wav", "03-01-03-01-01-01-01.wav"]
     with pytest.raises(ValueError, match="no MER model"):
         resolve(demo, task="MER")
+
+
+def test_app_and_space_commands_name_a_bad_model_and_exit_2(tmp_path, capsys):
+    from hub_emo import cli
+
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    assert cli.main(["app", str(not_a_model)]) == 2
+    assert f"{not_a_model}: not a model folder" in capsys.readouterr().err
+    assert cli.main(["space", str(tmp_path), str(tmp_path / "space")]) == 2
+    assert "no config.json" in capsys.readouterr().err and not (tmp_path / "space").exists()

@@ -72,6 +72,8 @@ def resolve(model: str | os.PathLike, *, task: str = "SER", report=None, revisio
     if path.is_dir() and (path / "summary.json").is_file():
         source = from_demo(path, task)
     elif path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"{path}: not a model folder (no config.json)")
         source = AppSource(model=str(path), examples=_audio_files(path / "examples"), title=path.name)
     elif path.exists():
         raise ValueError(f"{path}: not a model folder (expected a folder with config.json)")

@@ -133,27 +133,7 @@ def card(title: str, model: str | None, has_report: bool, examples: int) -> str:
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
 
 
-def write_space(
-    model: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    task: str = "SER",
-    report: str | os.PathLike | None = None,
-    revision: str | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write the Space folder for ``model`` (folder, Hub id or demo output) into ``out_dir``."""
-    source: AppSource = resolve(model, task=task, report=report, revision=revision)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{out}: exists and is not empty (choose another folder, or overwrite)")
-        shutil.rmtree(out)
-    lines = requirements()
-    staging = out.with_name(out.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+def _fill(staging: Path, source: AppSource, lines: list[str]) -> None:
     linked = source.model if _is_hub_id(source.model) else None
     if linked is None:
         _copy_model(Path(source.model), staging / "model")
@@ -176,8 +156,34 @@ def write_space(
     (staging / "requirements.txt").write_text("\n".join(lines) + "\n")
     (staging / "packages.txt").write_text("\n".join(SPACE_PACKAGES) + "\n")
     (staging / "README.md").write_text(card(title, linked, report_name is not None, len(source.examples)))
+
+
+def write_space(
+    model: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    task: str = "SER",
+    report: str | os.PathLike | None = None,
+    revision: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the Space folder for ``model`` (folder, Hub id or demo output) into ``out_dir``."""
+    source: AppSource = resolve(model, task=task, report=report, revision=revision)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out}: exists and is not empty (choose another folder, or overwrite)")
+    lines = requirements()
+    staging = out.with_name(out.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        _fill(staging, source, lines)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out.exists():
-        out.rmdir()
+        shutil.rmtree(out)  # only now: a failed write leaves the old folder as it was
     staging.rename(out)
     return out
 

@@ -30,8 +30,11 @@ def run(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from hub_emo.app.ui import launch
-
+    try:
+        from hub_emo.app.ui import launch
+    except ModuleNotFoundError as error:
+        print(f"error: the app needs {error.name}: pip install 'hub_emo[app]'", file=sys.stderr)
+        return 2
     try:
         print(f"hub-emo app: loading {source.model}", flush=True)
         launch(source, port=args.port, host=args.host, revision=args.revision, trust_remote_code=args.trust_remote_code)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+from pathlib import Path
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -98,8 +99,6 @@ def describe(config, model_name: str) -> str:
 
 def report_frame(path) -> str:
     """A report (HTML, or Markdown made into HTML) in an isolated frame: its style stays its own."""
-    from pathlib import Path
-
     path = Path(path)
     if path.suffix.lower() in (".html", ".htm"):
         document = path.read_text(encoding="utf-8")

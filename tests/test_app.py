@@ -187,3 +187,31 @@ def test_app_and_space_commands_name_a_bad_model_and_exit_2(tmp_path, capsys):
     assert f"{not_a_model}: not a model folder" in capsys.readouterr().err
     assert cli.main(["space", str(tmp_path), str(tmp_path / "space")]) == 2
     assert "no config.json" in capsys.readouterr().err and not (tmp_path / "space").exists()
+
+
+@pytest.mark.slow
+def test_hub_emo_app_serves_the_model_on_the_given_port(model_dir):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub_emo", "app", str(model_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        page = None
+        while page is None and process.poll() is None and time.monotonic() < deadline:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+            except OSError:
+                time.sleep(1)
+        assert page is not None, process.stdout.read() if process.poll() is not None else "no answer"
+        assert f"hub_emo · {model_dir.name}" in page and "neutral, happy, sad, angry" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

@@ -35,6 +35,7 @@ def test_import_hub_emo_and_help_load_no_web_stack():
         "        cli.main(['--help'])\n"
         "    except SystemExit:\n"
         "        pass\n"
+        "import hub_emo.app.space, hub_emo.app.source\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'gradio', 'fastapi', 'uvicorn', 'torch', 'transformers'})\n"
         "print(heavy, ' app ' in out.getvalue(), ' space ' in out.getvalue())\n"
     )

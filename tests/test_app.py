@@ -175,6 +175,7 @@ def test_source_from_a_demo_folder(model_dir, tmp_path):
     assert source.model == str(model_dir) and source.report == demo / "report.html"
     # one speech clip (channel 01) per emotion: codes 01 and 03
     assert [p.name for p in source.examples] == ["03-01-01-01-01-01-01.wav", "03-01-03-01-01-01-01.wav"]
+    assert source.example_labels == ["neutral (03-01-01-01-01-01-01.wav)", "happy (03-01-03-01-01-01-01.wav)"]
     with pytest.raises(ValueError, match="no MER model"):
         resolve(demo, task="MER")
 

@@ -24,20 +24,25 @@ class AppSource:
     report: Path | None = None
     examples: list[Path] = field(default_factory=list)
     title: str = ""
+    #: What each example is (e.g. its true emotion), shown instead of its file name.
+    example_labels: list[str] = field(default_factory=list)
 
 
 def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES)[:MAX_EXAMPLES]
 
 
-def _demo_examples(corpus: Path, task: str) -> list[Path]:
-    """One clip per emotion of the task's domain from the demo corpus (RAVDESS layout)."""
+def _demo_examples(corpus: Path, task: str) -> tuple[list[Path], list[str]]:
+    """One clip per emotion of the task's domain from the demo corpus (RAVDESS layout), and its emotion."""
+    from dataset_scripts._ravdess import EMOTION_CODES
+
     chosen: dict[str, Path] = {}
     for clip in sorted(corpus.glob("Actor_*/*.wav")):
         parts = clip.stem.split("-")
         if len(parts) == 7 and parts[1] == DEMO_CHANNEL[task]:
             chosen.setdefault(parts[2], clip)
-    return [chosen[code] for code in sorted(chosen)][:MAX_EXAMPLES]
+    codes = sorted(chosen)[:MAX_EXAMPLES]
+    return [chosen[code] for code in codes], [f"{EMOTION_CODES.get(code, code)} ({chosen[code].name})" for code in codes]
 
 
 def from_demo(folder: Path, task: str = "SER") -> AppSource:
@@ -50,10 +55,12 @@ def from_demo(folder: Path, task: str = "SER") -> AppSource:
     report = Path(summary.get("report_html") or folder / "report.html")
     if not report.is_file():
         report = Path(summary["report"])
+    examples, labels = _demo_examples(folder / "corpus", task)
     return AppSource(
         model=best["model"],
         report=report if report.is_file() else None,
-        examples=_demo_examples(folder / "corpus", task),
+        examples=examples,
+        example_labels=labels,
         title=f"hub_emo demo · best {task} model ({best['strategy']}, {best['stages']})",
     )
 

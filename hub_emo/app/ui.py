@@ -165,7 +165,11 @@ def build_app(source: AppSource, *, revision: str | None = None, trust_remote_co
                             label="Chunk length for long recordings (s)", elem_id="chunk-seconds",
                         )
                         if source.examples:
-                            gr.Examples([[str(p)] for p in source.examples], inputs=[audio], label="Example clips")
+                            labels = source.example_labels if len(source.example_labels) == len(source.examples) else None
+                            gr.Examples(
+                                [[str(p)] for p in source.examples], inputs=[audio], label="Example clips",
+                                example_labels=labels,
+                            )
                     with gr.Column():
                         status = gr.HTML("Upload or record a clip to see its emotions.", elem_id="status")
                         scores = gr.Label(label="Emotion scores", num_top_classes=len(config.id2label), elem_id="scores")

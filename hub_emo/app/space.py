@@ -45,10 +45,13 @@ from hub_emo.app.ui import launch
 HERE = Path(__file__).resolve().parent
 MODEL = {model!r}
 REPORT = {report!r}
+EXAMPLE_LABELS = {labels!r}
 
 source = resolve(MODEL if "/" in MODEL else HERE / MODEL, report=REPORT and HERE / REPORT)
 source.title = {title!r}
-source.examples = source.examples or sorted(p for p in (HERE / "examples").glob("*") if p.suffix in AUDIO_SUFFIXES)
+if not source.examples:
+    source.examples = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in AUDIO_SUFFIXES)
+    source.example_labels = [EXAMPLE_LABELS.get(p.name, p.name) for p in source.examples]
 
 if __name__ == "__main__":
     launch(source, host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -152,7 +155,10 @@ def _fill(staging: Path, source: AppSource, lines: list[str]) -> None:
             shutil.copy2(clip, staging / "examples" / clip.name)
     _copy_package(staging)
     title = source.title if linked is None else linked
-    (staging / "app.py").write_text(APP_PY.format(title=title, model=linked or "model", report=report_name))
+    labels = dict(zip((p.name for p in source.examples), source.example_labels))
+    (staging / "app.py").write_text(
+        APP_PY.format(title=title, model=linked or "model", report=report_name, labels=labels)
+    )
     (staging / "requirements.txt").write_text("\n".join(lines) + "\n")
     (staging / "packages.txt").write_text("\n".join(SPACE_PACKAGES) + "\n")
     (staging / "README.md").write_text(card(title, linked, report_name is not None, len(source.examples)))

@@ -56,13 +56,13 @@ def test_report_has_every_section_and_finite_numbers(demo):
 def test_report_html_is_one_page_with_every_plot_inside(demo):
     out, stdout = demo
     page = (out / "report.html").read_text()
-    assert f"as one web page: {out / 'report.html'}" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"as one web page: {summary['report_html']}" in stdout
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (out / "report.md").read_text())
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert images and len(sources) == len(images)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert "<table>" in page and "## " not in page and "tiny stand-ins" in page
-    summary = json.loads((out / "summary.json").read_text())
     assert all(os.path.isfile(os.path.join(best["model"], "config.json")) for best in summary["best"].values())
 
 

@@ -30,6 +30,8 @@ COMMANDS = {
     "fad": "fad",
     "predict": "predict",
     "push": "push",
+    "app": "app",
+    "space": "space",
     "hub": "hub",
 }
 

@@ -131,10 +131,12 @@ class EmoAudioClassificationPipeline(AudioClassificationPipeline):
         if self.dtype is not None:
             processed["input_values"] = processed["input_values"].to(dtype=self.dtype)
         processed["chunk_lengths"] = torch.tensor([e - s for s, e in bounds], dtype=torch.float32)
+        processed["chunk_starts"] = torch.tensor([s for s, _ in bounds], dtype=torch.long)
         return processed
 
     def _forward(self, model_inputs, chunk_batch_size: int = 8):
         lengths = model_inputs.pop("chunk_lengths")
+        starts = model_inputs.pop("chunk_starts")
         values, mask = model_inputs["input_values"], model_inputs.get("attention_mask")
         logits = []
         for start in range(0, values.shape[0], chunk_batch_size):
@@ -142,7 +144,7 @@ class EmoAudioClassificationPipeline(AudioClassificationPipeline):
             if mask is not None:
                 batch["attention_mask"] = mask[start : start + chunk_batch_size]
             logits.append(self.model(**batch).logits)
-        return {"logits": torch.cat(logits), "chunk_lengths": lengths}
+        return {"logits": torch.cat(logits), "chunk_lengths": lengths, "chunk_starts": starts}
 
     def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
         logits = model_outputs["logits"].float()
@@ -157,6 +159,25 @@ class EmoAudioClassificationPipeline(AudioClassificationPipeline):
         scores, ids = mean.topk(top_k)
         id2label = self.model.config.id2label
         return [{"label": id2label[i], "score": s} for s, i in zip(scores.tolist(), ids.tolist())]
+
+    def timeline(self, inputs, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, chunk_overlap: float = 0.0) -> dict:
+        """The recording's scores (exactly what ``__call__`` returns, every class) and each chunk's.
+
+        ``{"scores": [{"label", "score"}, ...], "chunks": [{"start", "end", "scores": {label: p}}]}``,
+        times in seconds: how the emotion moves through a long recording.
+        """
+        outputs = self.forward(self.preprocess(inputs, chunk_seconds=chunk_seconds, chunk_overlap=chunk_overlap))
+        labels = self.model.config.id2label
+        scores = self.postprocess(outputs, top_k=len(labels))
+        sr = self.feature_extractor.sampling_rate
+        probs = outputs["logits"].float().softmax(-1).tolist()
+        chunks = [
+            {"start": start / sr, "end": (start + length) / sr, "scores": {labels[i]: p for i, p in enumerate(row)}}
+            for start, length, row in zip(
+                outputs["chunk_starts"].tolist(), outputs["chunk_lengths"].tolist(), probs
+            )
+        ]
+        return {"scores": scores, "chunks": chunks}
 
 
 class _AudioClassificationPipeline(EmoAudioClassificationPipeline):

@@ -54,6 +54,19 @@ def test_report_has_every_section_and_finite_numbers(demo):
     assert all(math.isfinite(r["fad"]) and r["fad"] >= 0 for r in fad_rows)
 
 
+def test_report_html_is_one_page_with_every_plot_inside(demo):
+    out, stdout = demo
+    page = (out / "report.html").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert f"as one web page: {summary['report_html']}" in stdout
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (out / "report.md").read_text())
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert images and len(sources) == len(images)
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert "<table>" in page and "## " not in page and "tiny stand-ins" in page
+    assert all(os.path.isfile(os.path.join(best["model"], "config.json")) for best in summary["best"].values())
+
+
 def test_pipeline_predictions_use_the_label_set(demo):
     out, _ = demo
     hub = json.loads((out / "summary.json").read_text())["hub"]

@@ -53,6 +53,7 @@ def run(args) -> int:
     )
     summary = run_demo(settings)
     print(f"done in {summary['seconds']:.0f} s; report: {summary['report']}")
+    print(f"  as one web page: {summary['report_html']}")
     for task, best in summary["best"].items():
         print(f"  best {task}: {best['strategy']} ({best['stages']}) UA {best['balanced_accuracy']:.3f}")
     return 0

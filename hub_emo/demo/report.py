@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from hub_emo.analysis.html import write_html_report
 from hub_emo.analysis.report import markdown_table
 from hub_emo.demo.pretrain import STAND_IN_NOTE
 from hub_emo.schema import get_label_set
@@ -191,6 +192,7 @@ def pretraining_lines(backbones: dict[str, str]) -> list[str]:
 
 
 def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, transfer, fad, hub, timings) -> Path:
+    """``report.md`` and, beside it, the same as one self-contained ``report.html``."""
     lines = ["# hub_emo demo: emotional speech and music through SSL representations", ""]
     lines.append(
         "Reproduces the three studies of Sun, Zhao, Richmond & Li, *Exploring Acoustic Similarity "
@@ -218,4 +220,5 @@ def write_report(out: Path, *, settings, corpus, prepared, backbones, probing, t
     lines += ["## Time per step", "", markdown_table([{"step": k, "seconds": f"{v:.1f}"} for k, v in timings.items()]), ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
+    write_html_report(path)
     return path

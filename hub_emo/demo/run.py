@@ -392,9 +392,10 @@ def run_demo(settings: DemoSettings | None = None, echo: Callable[[str], None] =
     )
     summary = {
         "report": str(report),
+        "report_html": str(report.with_suffix(".html")),
         "seconds": round(time.perf_counter() - started, 1),
         "timings": {k: round(v, 1) for k, v in progress.timings.items()},
-        "best": {task: {k: row[k] for k in ("backbone", "strategy", "stages", "balanced_accuracy")} for task, row in best.items()},
+        "best": {task: {k: row[k] for k in ("backbone", "strategy", "stages", "balanced_accuracy", "model")} for task, row in best.items()},
         "hub": hub,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -143,6 +143,8 @@ def test_clip_level_fad_infinity_is_closer_to_the_truth_than_plain_and_frame_lev
     error = {k: abs(np.mean(v) - truth) for k, v in (("plain", plain), ("frames", frame_level), ("clips", clip_level))}
     assert error["plain"] > 1.0 and error["frames"] > 0.6 * error["plain"]  # subsampling frames barely helps
     assert error["clips"] < error["plain"] / 4
+    two = clips_a < 2  # two clips a side: every subset is both clips, nothing to extrapolate
+    assert np.isnan(fad_infinity(a[two], b[two], clips_a=clips_a[two], clips_b=clips_b[two])).all()
 
 
 def test_identical_distributions_with_2_to_1_clip_counts_are_not_ranked_apart():
@@ -321,13 +323,14 @@ def test_run_fad_bad_inputs(study, tmp_path):
     assert "sad/music has 1 clip" in result.report.read_text()
 
 
-def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path):
+def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path, capsys):
     from hub_emo.analysis import run_fad
 
     dataset, model = study
     result = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [1, 2], tmp_path, report_layer=1,
                      bootstrap_all_layers=True, n_boot=5, frames_per_clip=16, within_domain=False,
-                     progress=False)
+                     progress=True)
+    assert "FAD (model × layer)" not in capsys.readouterr().err  # the progress bar is for terminals only
     assert result.bias[0]["layer"] == 1 and not result.within
     assert all(0 <= r["ci_low"] <= r["ci_high"] for r in result.rows)
     moved = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [2], tmp_path, report_layer=0,

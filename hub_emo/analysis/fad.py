@@ -155,10 +155,6 @@ def _draw_clips(clip: np.ndarray, count: int, rng, multiplicity: np.ndarray | No
     return np.bincount(picked, minlength=ids.size)[inverse]
 
 
-def _cluster_weights(cell: Cell, counts: np.ndarray) -> np.ndarray:
-    return counts[cell.cluster]
-
-
 def _clip_multiplicity(cell: Cell, counts: np.ndarray) -> np.ndarray:
     ids, first = np.unique(cell.clip, return_index=True)
     return counts[cell.cluster[first]]
@@ -225,9 +221,10 @@ def _bootstrap(frames, speech: Cell, music: Cell, value: float, plan: LayerPlan,
     a, b = frames[speech.frames], frames[music.frames]
     plain, equal = [], []
     for counts in plan.counts:
-        w_a, w_b = _cluster_weights(speech, counts), _cluster_weights(music, counts)
-        if w_a.sum() < 2 or w_b.sum() < 2:
-            continue  # the resample dropped every performer of this cell
+        w_a, w_b = counts[speech.cluster], counts[music.cluster]
+        if w_a.sum() < 2 or w_b.sum() < 2:  # the resample dropped every performer of a cell
+            equal.append(np.nan)  # keeps replicate i aligned across emotions and models
+            continue
         plain.append(gaussian_distance(fit_gaussian(a, w_a), fit_gaussian(b, w_b)))
         draws = [_draw_clips(cell.clip, plan.equal_clips, rng, _clip_multiplicity(cell, counts))
                  for cell in (speech, music)]
@@ -341,9 +338,9 @@ def run_fad(
         raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
                          f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
     cluster_of_row = _performer_of(dataset, ids, cluster)
-    counts = (np.random.default_rng(seed).multinomial(cluster_of_row.max() + 1,
-                                                      np.full(cluster_of_row.max() + 1, 1 / (cluster_of_row.max() + 1)),
-                                                      size=n_boot) if n_boot else None)
+    clusters = int(cluster_of_row.max()) + 1
+    counts = np.random.default_rng(seed).multinomial(clusters, np.full(clusters, 1 / clusters), size=n_boot) \
+        if n_boot else None
     problems: list[str] = []
     extracted, cells, chosen, report_at = {}, {}, {}, {}
     for name, source in backbones.items():
@@ -362,17 +359,19 @@ def run_fad(
                          + "; ".join(dict.fromkeys(problems)))
     equal_clips = min(cells[n][(e, d)].clips for n in cells for e in paired[n] for d in DOMAINS)
     by_model, replicates, rows, within = _score_models(
-        extracted, cells, chosen, report_at, classes, counts, progress=progress, bootstrap_all_layers=bootstrap_all_layers,
-        plan=dict(equal_clips=equal_clips, rank_draws=rank_draws, inf_steps=inf_steps,
-                  inf_min_fraction=inf_min_fraction, confidence=confidence, seed=seed, within_domain=within_domain))
-    shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else 0
+        extracted, cells, chosen, report_at, classes, counts, progress=progress,
+        bootstrap_all_layers=bootstrap_all_layers,
+        plan=dict(equal_clips=equal_clips, rank_draws=rank_draws, inf_steps=inf_steps, inf_min_fraction=inf_min_fraction,
+                  confidence=confidence, seed=seed, within_domain=within_domain))
+    shared = (f" ({_shared_performers(meta, cluster_of_row)} shared by speech and music, drawn once for both)"
+              if cluster == "performer" else "")
     method = {
         "confidence": confidence,
         "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "
                      "(the smallest cell), so every emotion carries the same finite-sample bias",
         "interval": (f"{confidence:.0%} basic (reflected) cluster-bootstrap interval for the true distance, "
                      f"{n_boot} resamples of {'performers' if cluster == 'performer' else 'clips'}"
-                     + (f" ({shared} shared by speech and music, drawn once for both)" if cluster == "performer" else "")
+                     + shared
                      if n_boot else "none (--bootstrap 0)"),
         "rank agreement": "Kendall τ-b with an exact permutation p-value (every ordering, up to 8 emotions) and a "
                           "percentile bootstrap interval from the same resamples",
@@ -380,9 +379,11 @@ def run_fad(
     settings = {
         "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
-        "bootstrap": f"{n_boot} resamples, " + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
+        "bootstrap": f"{n_boot} resamples, "
+                     + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
         **method,
-        "FAD∞": f"clip subsets at {inf_steps} fractions from {inf_min_fraction} to 1, both domains, without replacement",
+        "FAD∞": f"clip subsets at {inf_steps} fractions from {inf_min_fraction} to 1, both domains, "
+                "without replacement",
         "Fréchet distance": "exact: frame-space singular values when a set has ≤ dims frames, else Cholesky + "
                             "symmetric eigenvalues",
         "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
@@ -450,8 +451,8 @@ def rank_agreement(by_model, replicates, report_at, confidence: float, seed: int
             if label == "report" and all(e in replicates.get(m, {}) for m in (first, second) for e in shared):
                 ra = np.array([replicates[first][e] for e in shared]).T
                 rb = np.array([replicates[second][e] for e in shared]).T
-                taus = np.array([_kendall(x, y) for x, y in zip(ra, rb) if np.isfinite(x).all() and np.isfinite(y).all()])
-                taus = taus[np.isfinite(taus)]
+                taus = np.array([_kendall(x, y) for x, y in zip(ra, rb)])
+                taus = taus[np.isfinite(taus)]  # a resample that lost a cell or tied every value
                 if taus.size >= 2:
                     low, high = (float(q) for q in np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2]))
             rho = scistats.spearmanr(a, b).statistic if len(shared) > 2 else np.nan
@@ -465,7 +466,8 @@ def _ranks(values: dict[str, float]) -> dict[str, int]:
     return {k: i + 1 for i, (_, k) in enumerate(sorted((v, k) for k, v in values.items()))}
 
 
-def _write_fad(out: Path, rows, within, by_model, replicates, classes, report_at, problems, settings, method) -> FADResult:
+def _write_fad(out: Path, rows, within, by_model, replicates, classes, report_at, problems, settings,
+               method) -> FADResult:
     from hub_emo.analysis import plots, report
 
     out.mkdir(parents=True, exist_ok=True)

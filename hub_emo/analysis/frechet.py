@@ -290,7 +290,8 @@ def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, clips_a=None, clips_b=
     (``clips_*``: each frame's clip or performer id), because frames of one clip are
     correlated: the bias falls with the number of clips, which subsampling frames inside
     every clip would not change. N ∝ f, so the intercept at 1/f → 0 is the one at 1/N → 0.
-    Without ids every frame is its own clip. Returns (FAD∞, r² of the fit).
+    Without ids every frame is its own clip. Returns (FAD∞, r² of the fit); (NaN, NaN) when
+    the sets have too few clips for the subset size to vary.
     """
     if steps < 2 or not 0 < min_fraction < 1:
         raise ValueError(f"FAD∞ needs steps ≥ 2 and 0 < min_fraction < 1, got {steps} and {min_fraction}")
@@ -307,6 +308,8 @@ def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, clips_a=None, clips_b=
         x.append(inverse_size)
         y.append(gaussian_distance(*fits))
     x, y = np.asarray(x), np.asarray(y)
+    if np.ptp(x) == 0:  # too few clips for the subset size to vary: nothing to extrapolate
+        return float("nan"), float("nan")
     slope, intercept = np.polyfit(x, y, 1)
     total = ((y - y.mean()) ** 2).sum()
     r2 = 1.0 - ((y - slope * x - intercept) ** 2).sum() / total if total > 0 else 1.0

@@ -21,6 +21,7 @@ import argparse
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful")
@@ -64,7 +65,9 @@ def fadtk_distance(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
     from scipy import linalg
 
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # scipy 1.16 deprecates disp=, which fadtk passes
+        covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma1.shape[0]) * eps
         covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))

@@ -363,19 +363,8 @@ def run_fad(
         bootstrap_all_layers=bootstrap_all_layers,
         plan=dict(equal_clips=equal_clips, rank_draws=rank_draws, inf_steps=inf_steps, inf_min_fraction=inf_min_fraction,
                   confidence=confidence, seed=seed, within_domain=within_domain))
-    shared = (f" ({_shared_performers(meta, cluster_of_row)} shared by speech and music, drawn once for both)"
-              if cluster == "performer" else "")
-    method = {
-        "confidence": confidence,
-        "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "
-                     "(the smallest cell), so every emotion carries the same finite-sample bias",
-        "interval": (f"{confidence:.0%} basic (reflected) cluster-bootstrap interval for the true distance, "
-                     f"{n_boot} resamples of {'performers' if cluster == 'performer' else 'clips'}"
-                     + shared
-                     if n_boot else "none (--bootstrap 0)"),
-        "rank agreement": "Kendall τ-b with an exact permutation p-value (every ordering, up to 8 emotions) and a "
-                          "percentile bootstrap interval from the same resamples",
-    }
+    shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
+    method = _method(confidence, rank_draws, equal_clips, n_boot, shared)
     settings = {
         "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
@@ -389,6 +378,21 @@ def run_fad(
         "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
     }
     return _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings, method)
+
+
+def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:
+    """How the ranked value, the intervals and the agreement were computed, in words for the reports."""
+    unit = (f"performers ({shared_performers} shared by speech and music, drawn once for both)"
+            if shared_performers is not None else "clips")
+    return {
+        "confidence": confidence,
+        "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "
+                     "(the smallest cell), so every emotion carries the same finite-sample bias",
+        "interval": (f"{confidence:.0%} basic (reflected) cluster-bootstrap interval for the true distance, "
+                     f"{n_boot} resamples of {unit}" if n_boot else "none (--bootstrap 0)"),
+        "rank agreement": "Kendall τ-b with an exact permutation p-value (every ordering, up to 8 emotions) and a "
+                          "percentile bootstrap interval from the same resamples",
+    }
 
 
 def _report_layer(report_layer, chosen: list[int], num_hidden_states, name, problems) -> int:

@@ -382,8 +382,12 @@ def run_fad(
 
 def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:
     """How the ranked value, the intervals and the agreement were computed, in words for the reports."""
-    unit = (f"performers ({shared_performers} shared by speech and music, drawn once for both)"
-            if shared_performers is not None else "clips")
+    if shared_performers is None:
+        unit = "clips"
+    elif shared_performers:
+        unit = f"performers ({shared_performers} shared by speech and music, drawn once for both)"
+    else:
+        unit = "performers (none shared by speech and music)"
     return {
         "confidence": confidence,
         "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "

@@ -132,17 +132,22 @@ def frechet_distance_from_stats(
     return max(value, 0.0)
 
 
+def _clean(emb) -> np.ndarray:
+    emb = np.asarray(emb, dtype=np.float64)
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings must be a (frames, dims) array, got shape {emb.shape}")
+    if not np.isfinite(emb).all():
+        raise ValueError("embeddings contain NaN or infinite values")
+    return emb
+
+
 def gaussian_stats(emb: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of (frames × dims) embeddings, optionally frame-weighted.
 
     Integer ``weights`` (counts, as in a bootstrap resample) give the statistics of the
     set with each frame repeated that many times.
     """
-    emb = np.asarray(emb, dtype=np.float64)
-    if emb.ndim != 2:
-        raise ValueError(f"embeddings must be a (frames, dims) array, got shape {emb.shape}")
-    if not np.isfinite(emb).all():
-        raise ValueError("embeddings contain NaN or infinite values")
+    emb = _clean(emb)
     if weights is None:
         n = emb.shape[0]
         if n < 2:
@@ -254,15 +259,6 @@ def gaussian_distance(a: Gaussian, b: Gaussian) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def _clean(emb) -> np.ndarray:
-    emb = np.asarray(emb, dtype=np.float64)
-    if emb.ndim != 2:
-        raise ValueError(f"embeddings must be a (frames, dims) array, got shape {emb.shape}")
-    if not np.isfinite(emb).all():
-        raise ValueError("embeddings contain NaN or infinite values")
-    return emb
-
-
 def _groups(clips, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """(unique ids, each frame's index into them); no ids: every frame is its own clip."""
     if clips is None:
@@ -337,12 +333,6 @@ def equal_count_distance(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b,
                 for emb, ids, inverse in sets]
         values.append(gaussian_distance(*fits))
     return float(np.mean(values))
-
-
-def cluster_counts(ids: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot × clusters) bootstrap counts: each row draws len(ids) clusters with replacement."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=n_boot)
 
 
 def bootstrap_distances(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b, *, n_boot: int = 100,

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from hub_emo.analysis.fad import frechet_distance_from_stats, frechet_distance_reference, gaussian_stats
+from hub_emo.analysis.frechet import frechet_distance_from_stats, frechet_distance_reference, gaussian_stats
 
 GOALS = {768: 7.0, 1024: 10.0}
 

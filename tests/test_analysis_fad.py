@@ -7,13 +7,17 @@ import warnings
 import numpy as np
 import pytest
 
-from hub_emo.analysis import FrechetWarning, frechet_distance, frechet_distance_from_stats
-from hub_emo.analysis.fad import (
-    bootstrap_ci,
-    fad_infinity,
+from hub_emo.analysis import FrechetWarning, bootstrap_ci, fad_infinity, frechet_distance, frechet_distance_from_stats
+from hub_emo.analysis.fad import Cell, LayerPlan, kendall_tau_test, score_layer
+from hub_emo.analysis.frechet import (
+    bootstrap_distances,
+    equal_count_distance,
+    fit_gaussian,
     frechet_distance_reference,
+    gaussian_distance,
     gaussian_stats,
 )
+from hub_emo.demo.report import fad_section
 from test_analysis_data import make_backbone_folder, make_dataset
 
 
@@ -104,22 +108,139 @@ def test_bad_inputs_raise_clear_errors():
         frechet_distance_from_stats(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))
 
 
-def test_bootstrap_interval_contains_full_value_and_shrinks_with_data():
-    rng = np.random.default_rng(5)
+def test_frame_space_distance_matches_the_dense_one():
+    """Sets with fewer frames than dims (and bootstrap weights) take the frames × frames route."""
+    rng = np.random.default_rng(7)
+    small, other_small = rng.normal(size=(10, 32)), rng.normal(size=(14, 32)) * 1.3
+    large = rng.normal(size=(90, 32)) + 0.2
+    weights = rng.integers(0, 3, size=10)
+    for a, w, b in ((small, None, other_small), (small, weights, large), (large, None, small), (large, None, 2 * large)):
+        fitted = gaussian_distance(fit_gaussian(a, w), fit_gaussian(b))
+        assert fitted == pytest.approx(frechet_distance_reference(*gaussian_stats(a, w), *gaussian_stats(b)), rel=1e-6)
 
-    def sets(clips):
-        a = rng.normal(size=(clips * 20, 4))
-        b = rng.normal(loc=0.5, size=(clips * 20, 4))
-        ids = np.repeat(np.arange(clips), 20)
-        return a, ids, b, ids
 
-    small = sets(10)
-    full = frechet_distance(small[0], small[2])
-    low, high = bootstrap_ci(*small, n_boot=60, seed=0)
-    assert low <= full <= high and high > low
-    large = sets(80)
-    low_l, high_l = bootstrap_ci(*large, n_boot=60, seed=0)
-    assert high_l - low_l < high - low
+# ---- estimators against simulations of known truth ----------------------------------------
+#
+# Frames x = clip effect u + frame noise e, u ~ N(0, clip_sd² I), e ~ N(0, I): frames of a clip
+# are correlated, as in real audio. Music is shifted by ``shift`` along one axis, so the true
+# distance between the domains' frame distributions is shift².
+
+
+def simulate(rng, clips, shift, *, dim=8, frames=10, clip_sd=1.0):
+    x = np.repeat(rng.normal(size=(clips, dim)) * clip_sd, frames, axis=0) + rng.normal(size=(clips * frames, dim))
+    x[:, 0] += shift
+    return x, np.repeat(np.arange(clips), frames)
+
+
+def test_clip_level_fad_infinity_is_closer_to_the_truth_than_plain_and_frame_level_fad():
+    truth, plain, frame_level, clip_level = 1.5**2, [], [], []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        (a, clips_a), (b, clips_b) = simulate(rng, 24, 0.0, frames=20), simulate(rng, 24, 1.5, frames=20)
+        plain.append(frechet_distance(a, b))
+        frame_level.append(fad_infinity(a, b, seed=seed)[0])
+        clip_level.append(fad_infinity(a, b, clips_a=clips_a, clips_b=clips_b, seed=seed)[0])
+    error = {k: abs(np.mean(v) - truth) for k, v in (("plain", plain), ("frames", frame_level), ("clips", clip_level))}
+    assert error["plain"] > 1.0 and error["frames"] > 0.6 * error["plain"]  # subsampling frames barely helps
+    assert error["clips"] < error["plain"] / 4
+    two = clips_a < 2  # two clips a side: every subset is both clips, nothing to extrapolate
+    assert np.isnan(fad_infinity(a[two], b[two], clips_a=clips_a[two], clips_b=clips_b[two])).all()
+
+
+def test_identical_distributions_with_2_to_1_clip_counts_are_not_ranked_apart():
+    """Two emotions, same speech–music distance, 20 vs 10 clips per domain: the plain estimate
+    puts the smaller one farther apart; at equal clip counts the difference is noise."""
+    raw, equal = [], []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        (a1, c1), (b1, d1) = simulate(rng, 20, 0.0), simulate(rng, 20, 1.5)
+        (a2, c2), (b2, d2) = simulate(rng, 10, 0.0), simulate(rng, 10, 1.5)
+        raw.append(frechet_distance(a2, b2) - frechet_distance(a1, b1))
+        equal.append(equal_count_distance(a2, c2, b2, d2, clips=10, seed=seed)
+                     - equal_count_distance(a1, c1, b1, d1, clips=10, seed=seed))
+
+    def standard_error(values):
+        return np.std(values, ddof=1) / np.sqrt(len(values))
+
+    assert np.mean(raw) > 3 * standard_error(raw)  # the confound: ranked apart
+    assert abs(np.mean(equal)) < 2 * standard_error(equal)  # corrected: no difference beyond noise
+
+
+def _study(rng, counts: dict, shifts: dict, performers=5):
+    """Stacked frames and emotion × domain cells; performers shared by speech and music."""
+    parts, cells, offset = [], {}, 0
+    total = sum(2 * c * 10 for c in counts.values())
+    for emotion, count in counts.items():
+        for domain, shift in (("speech", 0.0), ("music", shifts[emotion])):
+            x, clip = simulate(rng, count, shift)
+            mask = np.zeros(total, dtype=bool)
+            mask[offset:offset + len(x)] = True
+            cells[(emotion, domain)] = Cell(mask, clip + offset, clip % performers)
+            parts.append(x)
+            offset += len(x)
+    return np.concatenate(parts), cells
+
+
+@pytest.mark.parametrize("counts", [{"happy": 8, "sad": 16, "angry": 32}, {"happy": 32, "sad": 16, "angry": 8}])
+def test_the_ranking_does_not_move_with_sample_size(counts):
+    """True distances 1 < 4 < 9; with the closest emotion given the fewest clips the plain FAD
+    misorders them, the equal-count ranking keeps the true order whichever way counts go."""
+    shifts, right_raw, right_equal = {"happy": 1.0, "sad": 2.0, "angry": 3.0}, 0, 0
+    for seed in range(12):
+        frames, cells = _study(np.random.default_rng(seed), counts, shifts)
+        plan = LayerPlan(classes=tuple(shifts), equal_clips=8, rank_draws=8, inf_steps=3, inf_min_fraction=0.5,
+                         confidence=0.95, seed=seed, within_domain=False)
+        rows, _, _ = score_layer(frames, cells, plan)
+        right_raw += sorted(rows, key=lambda e: rows[e]["fad"]) == list(shifts)
+        right_equal += sorted(rows, key=lambda e: rows[e]["fad_equal"]) == list(shifts)
+        assert all(r["equal_clips"] == 8 for r in rows.values())
+    assert right_equal >= 10
+    if counts["happy"] < counts["angry"]:
+        assert right_raw <= 8
+
+
+def test_basic_cluster_bootstrap_interval_covers_at_its_nominal_rate():
+    """95 % intervals over 40 simulated studies (8 dims, 16 performers shared by speech and
+    music, 60 resamples: small on purpose, the coverage is the point). The shifted percentile
+    interval it replaces is computed from the same resamples and under-covers."""
+    truth, covered, covered_shifted = 1.5**2, 0, 0
+    for seed in range(40):
+        rng = np.random.default_rng(1000 + seed)
+        (a, performers), (b, _) = simulate(rng, 16, 0.0), simulate(rng, 16, 1.5)
+        low, high = bootstrap_ci(a, performers, b, performers, n_boot=60, seed=seed)
+        covered += low <= truth <= high
+        full, replicates = bootstrap_distances(a, performers, b, performers, n_boot=60, seed=seed)
+        q_lo, median, q_hi = np.quantile(replicates, [0.025, 0.5, 0.975])
+        covered_shifted += q_lo - (median - full) <= truth <= q_hi - (median - full)
+    assert covered >= 34  # ≥ 85 %
+    assert covered_shifted < covered
+
+
+def test_bootstrap_resamples_shared_performers_jointly_and_clips_apart():
+    rng = np.random.default_rng(8)
+    (a, ids), (b, _) = simulate(rng, 6, 0.0, dim=3), simulate(rng, 6, 1.0, dim=3)
+    full, replicates = bootstrap_distances(a, ids, b, ids, n_boot=30, seed=0)
+    assert full == pytest.approx(frechet_distance(a, b)) and replicates.shape == (30,)
+    assert bootstrap_ci(a, ids, b, ids + 100, n_boot=30, seed=0) != bootstrap_ci(a, ids, b, ids, n_boot=30, seed=0)
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(a, ids, b, ids, n_boot=10, confidence=95)
+    with pytest.raises(ValueError, match="one id per frame"):
+        bootstrap_ci(a, ids[:-1], b, ids, n_boot=10)
+
+
+def test_kendall_tau_exact_permutation_p_value():
+    from scipy import stats
+
+    same = [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert kendall_tau_test(same, same) == pytest.approx((1.0, 2 / 720))  # identity and reversal of 720 orders
+    one_swap = [0.5, 2.0, 1.0, 3.0, 4.0, 5.0]
+    tau, p = kendall_tau_test(same, one_swap)
+    assert tau == pytest.approx(13 / 15) and p == pytest.approx(12 / 720)  # 1 + 5 orders per side at |τ| ≥ 13/15
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        a, b = rng.normal(size=6), rng.normal(size=6)
+        expected = stats.kendalltau(a, b, method="exact")
+        assert kendall_tau_test(a, b) == pytest.approx((expected.statistic, expected.pvalue))
 
 
 def test_fad_infinity_removes_small_sample_bias():
@@ -150,24 +271,37 @@ def test_run_fad_writes_report_tables_and_plots(study, tmp_path):
     from hub_emo.analysis import run_fad
 
     dataset, model = study
-    result = run_fad({"tiny": str(model)}, dataset, ["happy", "sad", "angry"], [0, -1], tmp_path,
-                     n_boot=10, frames_per_clip=16, progress=False)
-    assert {(r["layer"], r["emotion"]) for r in result.rows} == {
-        (k, e) for k in (0, 2) for e in ("happy", "sad", "angry")}
+    result = run_fad({"tiny": str(model), "twin": str(model)}, dataset, ["happy", "sad", "angry"], [0, -1],
+                     tmp_path, n_boot=10, frames_per_clip=16, progress=False)
+    assert {(r["model"], r["layer"], r["emotion"]) for r in result.rows} == {
+        (m, k, e) for m in ("tiny", "twin") for k in (0, 2) for e in ("happy", "sad", "angry")}
     for row in result.rows:
-        assert np.isfinite(row["fad"]) and row["speech_clips"] == row["music_clips"] == 4
+        assert np.isfinite(row["fad"]) and row["speech_clips"] == row["music_clips"] == row["equal_clips"] == 4
+        assert row["fad_equal"] == pytest.approx(row["fad"])  # every cell already has the common count
         if row["layer"] == 2:  # the report layer: bootstrapped
-            assert row["ci_low"] <= row["fad"] <= row["ci_high"]
+            assert 0 <= row["ci_low"] <= row["ci_high"]
         else:
             assert row["ci_low"] is None and row["ci_high"] is None
     assert sorted(v for k, v in result.bias[0].items() if k not in ("model", "layer")) == [1, 2, 3]
+    assert [r["rank"] for r in result.ranking if r["model"] == "tiny"] == [1, 2, 3]
+    # the same model twice: the same order, τ = 1, exact p = 2 of 3! orderings, interval [1, 1]
+    report_agreement = [a for a in result.rank_agreement if a["layer"] == "report"][0]
+    assert report_agreement["kendall_tau"] == pytest.approx(1.0)
+    assert report_agreement["kendall_p"] == pytest.approx(2 / 6)
+    assert report_agreement["tau_low"] == report_agreement["tau_high"] == pytest.approx(1.0)
     assert {w["domain"] for w in result.within} == {"speech", "music"}
     text = result.report.read_text()
-    assert "Emotion bias" in text and "fad_heatmap_tiny.png" in text
+    for expected in ("Emotion bias", "fad_heatmap_tiny.png", "basic (reflected) cluster-bootstrap", "kendall_p",
+                     "speech_clips", "2 shared by speech and music", "at the report layer only"):
+        assert expected in text
     for name in ("fad_heatmap_tiny.png", "fad_by_emotion.png", "fad.csv", "fad_within_tiny_music.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "best" not in result.summary() and "tiny" in result.summary()
-    assert "at the report layer only" in text
+    section = "\n".join(fad_section(result, tmp_path))  # the demo report's FAD section
+    for expected in ("happy", "at 4 clips per emotion × domain", "exact permutation p = 0.333",
+                     "bootstrap interval [1.00, 1.00]", "basic (reflected) cluster-bootstrap", "; 4/4)"):
+        assert expected in section
+    summary = result.summary()
+    assert "best" not in summary and "clips: speech 4, music 4" in summary and "exact permutation p = 0.333" in summary
 
 
 def test_run_fad_bad_inputs(study, tmp_path):
@@ -189,15 +323,16 @@ def test_run_fad_bad_inputs(study, tmp_path):
     assert "sad/music has 1 clip" in result.report.read_text()
 
 
-def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path):
+def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path, capsys):
     from hub_emo.analysis import run_fad
 
     dataset, model = study
     result = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [1, 2], tmp_path, report_layer=1,
                      bootstrap_all_layers=True, n_boot=5, frames_per_clip=16, within_domain=False,
-                     progress=False)
+                     progress=True)
+    assert "FAD (model × layer)" not in capsys.readouterr().err  # the progress bar is for terminals only
     assert result.bias[0]["layer"] == 1 and not result.within
-    assert all(r["ci_low"] <= r["fad"] <= r["ci_high"] for r in result.rows)
+    assert all(0 <= r["ci_low"] <= r["ci_high"] for r in result.rows)
     moved = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [2], tmp_path, report_layer=0,
                     n_boot=0, frames_per_clip=16, progress=False)
     assert moved.bias[0]["layer"] == 2

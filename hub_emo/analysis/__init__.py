@@ -6,6 +6,8 @@ Both read one cached extraction of every hidden state (`features.extract_feature
     run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", ...) -> FADResult
     frechet_distance(emb_a, emb_b) -> float            # (frames × dims) arrays
     frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float
+    fad_infinity(emb_a, emb_b, *, clips_a=None, clips_b=None, ...) -> (FAD∞, r²)
+    bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot, confidence, seed) -> (low, high)
 
 ``backbones`` maps a display name to a local folder, a Hub id, a model object or a
 (model, feature extractor) pair; results carry ``.rows`` (list of dicts), ``.report``
@@ -14,12 +16,13 @@ Both read one cached extraction of every hidden state (`features.extract_feature
 
 from __future__ import annotations
 
-from hub_emo.analysis.fad import (
-    FADResult,
+from hub_emo.analysis.fad import FADResult, run_fad
+from hub_emo.analysis.frechet import (
     FrechetWarning,
+    bootstrap_ci,
+    fad_infinity,
     frechet_distance,
     frechet_distance_from_stats,
-    run_fad,
 )
 from hub_emo.analysis.features import FeatureSet, extract_features, load_backbone
 from hub_emo.analysis.probing import ProbingResult, run_probing
@@ -29,7 +32,9 @@ __all__ = [
     "FeatureSet",
     "FrechetWarning",
     "ProbingResult",
+    "bootstrap_ci",
     "extract_features",
+    "fad_infinity",
     "frechet_distance",
     "frechet_distance_from_stats",
     "load_backbone",

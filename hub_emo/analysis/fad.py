@@ -1,275 +1,244 @@
-"""The Fréchet distance between two Gaussians, fast and exact for PSD covariances.
+"""The per-emotion FAD study: how alike speech and music of each emotion are, per model and layer.
 
-    FD = ||mu_a - mu_b||² + Tr(S_a) + Tr(S_b) - 2 Tr((S_a S_b)^½)
+For each model, layer and emotion: the Fréchet distance (`frechet`) between the Gaussians
+of speech frames and of music frames of that emotion (frame-level embeddings stacked over
+clips, as fadtk), with
 
-fadtk and frechet-audio-distance take ``scipy.linalg.sqrtm(S_a @ S_b)``: a general
-(non-symmetric) Schur decomposition, about 1.4 s at 1024 dims, that can turn complex or
-fail on singular covariances. Here the trace term uses that S_a S_b is similar to the
-symmetric PSD matrix L^T S_b L (S_a = L L^T), so
+- ``fad``: the plain estimate from every clip; biased upwards by about c/N;
+- ``fad_equal``: the mean over draws of the distance at one clip count for every emotion
+  × domain (the smallest); the emotion-bias ranking, the heatmap and the rank agreement
+  use it, so an emotion with fewer clips (RAVDESS neutral: half) is not ranked apart for
+  its sample size;
+- ``fad_inf``: clip-level FAD∞ (bias extrapolated away);
+- ``ci_low``/``ci_high``: a basic cluster-bootstrap interval for the true distance,
+  resampling performers (shared by speech and music in RAVDESS) by default, or clips.
 
-    Tr((S_a S_b)^½) = Σ sqrt(eigvalsh(L^T S_b L))
+Between models: Kendall τ (and Spearman ρ) of the ranked values with an exact
+permutation p-value and a bootstrap interval (the same performer resamples for every
+emotion and model). Within a domain: distances between emotions.
 
-— one Cholesky factorisation, one symmetric congruence (LAPACK sygst) and the
-eigenvalues of a symmetric matrix (tridiagonalisation, then the root-free QR iteration).
-
-Near-singular covariances (fewer frames than dims) are handled exactly, without an
-``eps·I`` offset: when S_a has no Cholesky factor, S_b is factored instead (the two
-products share eigenvalues); when neither has one, L = V Λ^½ from ``eigh`` of S_a with
-its eigenvalues clipped at 0, and negative round-off eigenvalues of the product are
-clipped at 0 too. The number is then well defined, but the estimate from so
-few frames is biased and noisy, so `frechet_distance` warns (`FrechetWarning`).
-
-The per-emotion study (the paper's third): for each model, layer and emotion, the
-distance between the Gaussians of speech frames and of music frames of that emotion
-(frame-level embeddings stacked over clips, as fadtk), with FAD∞ and a clip-level
-bootstrap interval; the emotion-bias ranking per model, Kendall τ / Spearman ρ between
-models' rankings, heatmaps (emotion × layer), and within-domain distances between emotions.
-
-Entry points::
-
-    frechet_distance(emb_a, emb_b) -> float                       # (frames × dims) arrays
-    frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float
-    fad_infinity(emb_a, emb_b, *, steps=8, min_fraction=0.25, seed=0) -> (FAD∞, r²)
-    bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot=100, confidence=0.95) -> (low, high)
-    run_fad(backbones: dict[str, path | model | (model, extractor)], dataset,
-            label_set="ravdess6", layers=None, out_dir="fad_report", *,
-            frames_per_clip=32, n_boot=100, confidence=0.95, inf_steps=8,
-            inf_min_fraction=0.25, min_clips=2, report_layer=None, within_domain=True,
-            bootstrap_all_layers=False, seed=0, trust_remote_code=False,
+    run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", *,
+            frames_per_clip=32, n_boot=100, confidence=0.95, inf_steps=8, inf_min_fraction=0.5,
+            rank_draws=8, cluster="performer", min_clips=2, report_layer=None,
+            within_domain=True, bootstrap_all_layers=False, seed=0, trust_remote_code=False,
             progress=True) -> FADResult
-        FADResult.rows            list of dicts: model, layer, emotion, fad, ci_low, ci_high,
-                                  fad_inf, fad_inf_r2, speech/music clips and frames
-        FADResult.bias            per model: emotion -> rank (1 = speech and music most alike)
-        FADResult.rank_agreement  per model pair and layer: kendall_tau, spearman_rho
-        FADResult.within          per model, layer, domain: distance between two emotions
-        FADResult.report / .csv / .json / .warnings / .summary()
 """
 
 from __future__ import annotations
 
-import warnings
+import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from hub_emo.analysis.frechet import (  # noqa: F401  (re-exported: the study's public maths)
+    FrechetWarning,
+    basic_interval,
+    bootstrap_ci,
+    equal_count_distance,
+    fad_infinity,
+    fit_gaussian,
+    frechet_distance,
+    frechet_distance_from_stats,
+    frechet_distance_reference,
+    gaussian_distance,
+    gaussian_stats,
+)
 
-class FrechetWarning(UserWarning):
-    """A Fréchet distance was computed from a rank-deficient covariance."""
-
-
-def _as_stats_matrix(cov: np.ndarray, name: str, dim: int) -> np.ndarray:
-    cov = np.asarray(cov, dtype=np.float64)
-    if cov.shape != (dim, dim):
-        raise ValueError(f"{name} must be a ({dim}, {dim}) covariance, got shape {cov.shape}")
-    if not np.isfinite(cov).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return cov
-
-
-def _fortran_view(cov: np.ndarray) -> np.ndarray:
-    """A Fortran-ordered view of a symmetric matrix without copying (its transpose, if C-ordered).
-
-    LAPACK wrappers copy C-ordered input into Fortran order; for a symmetric matrix the
-    transpose is the same matrix and already in Fortran order.
-    """
-    return cov if cov.flags.f_contiguous else cov.T if cov.T.flags.f_contiguous else np.asfortranarray(cov)
-
-
-def _congruent_product(cov_a: np.ndarray, cov_b: np.ndarray) -> np.ndarray:
-    """A symmetric matrix (lower triangle) whose eigenvalues are those of S_a S_b (plus zeros).
-
-    S_a = L L^T (Cholesky) gives L^T S_b L via LAPACK sygst, one factorisation and one
-    symmetric congruence (about n³ flops, against 2n³ for forming L_b^T L_a and its Gram
-    matrix). Either factor may be the Cholesky one (S_a S_b and S_b S_a share eigenvalues);
-    when neither is positive definite, S_a = F F^T with F = V Λ₊^½ from ``eigh``, eigenvalues
-    clipped at 0 and only the positive ones' columns kept.
-    """
-    from scipy.linalg import lapack
-
-    a, b = _fortran_view(cov_a), _fortran_view(cov_b)
-    for first, second in ((a, b), (b, a)):
-        factor, info = lapack.dpotrf(first, lower=1, clean=0)
-        if info == 0:
-            product, info = lapack.dsygst(second, factor, itype=3, lower=1)  # L^T S L
-            if info != 0:
-                raise np.linalg.LinAlgError(f"LAPACK dsygst failed (info={info})")
-            return product
-    values, vectors = np.linalg.eigh(cov_a)
-    keep = values > 0
-    factor = vectors[:, keep] * np.sqrt(values[keep])
-    return np.asfortranarray(factor.T @ (cov_b @ factor))
-
-
-def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
-    """Tr((S_a S_b)^½) for symmetric PSD S_a, S_b.
-
-    S_a S_b is similar to the symmetric PSD matrix G = L^T S_b L (S_a = L L^T), so the trace
-    is the sum of the square roots of G's eigenvalues: Householder tridiagonalisation
-    (sytrd) and the root-free QR eigenvalue iteration (sterf), the two steps of LAPACK's
-    eigenvalues-only symmetric solver without its extra copies.
-    """
-    from scipy.linalg import lapack
-
-    gram = _congruent_product(cov_a, cov_b)
-    if gram.shape[0] <= 1:  # 1-D, or S_a = 0 (no positive eigenvalue): sytrd/sterf need n ≥ 2
-        return float(np.sqrt(max(gram[0, 0], 0.0))) if gram.size else 0.0
-    lwork, info = lapack.dsytrd_lwork(gram.shape[0], lower=1)
-    _, diagonal, offdiagonal, _, info = lapack.dsytrd(gram, lower=1, lwork=int(lwork), overwrite_a=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"LAPACK dsytrd failed (info={info})")
-    eigenvalues, info = lapack.dsterf(diagonal, offdiagonal, overwrite_d=1, overwrite_e=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"symmetric eigenvalues did not converge (LAPACK dsterf info={info})")
-    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
-
-
-def frechet_distance_from_stats(
-    mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray
-) -> float:
-    """Fréchet distance between N(mu_a, cov_a) and N(mu_b, cov_b).
-
-    Raises ValueError on mismatched shapes or non-finite input: never a silent NaN.
-    Round-off below zero (identical sets) is returned as 0.
-    """
-    mu_a = np.asarray(mu_a, dtype=np.float64).reshape(-1)
-    mu_b = np.asarray(mu_b, dtype=np.float64).reshape(-1)
-    if mu_a.shape != mu_b.shape:
-        raise ValueError(f"means have different dims: {mu_a.shape[0]} vs {mu_b.shape[0]}")
-    if not (np.isfinite(mu_a).all() and np.isfinite(mu_b).all()):
-        raise ValueError("a mean contains NaN or infinite values")
-    dim = mu_a.shape[0]
-    cov_a = _as_stats_matrix(cov_a, "cov_a", dim)
-    cov_b = _as_stats_matrix(cov_b, "cov_b", dim)
-    diff = mu_a - mu_b
-    value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt_product(cov_a, cov_b))
-    return max(value, 0.0)
-
-
-def gaussian_stats(emb: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and unbiased covariance of (frames × dims) embeddings, optionally frame-weighted.
-
-    Integer ``weights`` (counts, as in a bootstrap resample) give the statistics of the
-    set with each frame repeated that many times.
-    """
-    emb = np.asarray(emb, dtype=np.float64)
-    if emb.ndim != 2:
-        raise ValueError(f"embeddings must be a (frames, dims) array, got shape {emb.shape}")
-    if not np.isfinite(emb).all():
-        raise ValueError("embeddings contain NaN or infinite values")
-    if weights is None:
-        n = emb.shape[0]
-        if n < 2:
-            raise ValueError(f"a covariance needs at least 2 frames, got {n}")
-        mu = emb.mean(axis=0)
-        centred = emb - mu
-        return mu, centred.T @ centred / (n - 1)
-    weights = np.asarray(weights, dtype=np.float64)
-    n = weights.sum()
-    if n < 2:
-        raise ValueError(f"a covariance needs at least 2 frames, got {n:g}")
-    mu = weights @ emb / n
-    centred = emb - mu
-    return mu, (centred * weights[:, None]).T @ centred / (n - 1)
-
-
-def frechet_distance(emb_a: np.ndarray, emb_b: np.ndarray) -> float:
-    """Fréchet distance between the Gaussians fitted to two (frames × dims) embedding sets.
-
-    Warns (`FrechetWarning`) when a set has no more frames than dims: its covariance is
-    singular; the distance is still computed exactly for it (see the module docstring),
-    but it is a biased, high-variance estimate.
-    """
-    emb_a = np.asarray(emb_a)
-    emb_b = np.asarray(emb_b)
-    if emb_a.ndim != 2 or emb_b.ndim != 2:
-        raise ValueError(f"embeddings must be (frames, dims) arrays, got {emb_a.shape} and {emb_b.shape}")
-    if emb_a.shape[1] != emb_b.shape[1]:
-        raise ValueError(f"embeddings have different dims: {emb_a.shape[1]} vs {emb_b.shape[1]}")
-    dim = emb_a.shape[1]
-    for name, emb in (("emb_a", emb_a), ("emb_b", emb_b)):
-        if emb.shape[0] <= dim:
-            warnings.warn(
-                f"{name} has {emb.shape[0]} frames for {dim} dims: its covariance is singular "
-                f"(needs at least {dim + 1} frames for full rank); using clipped PSD square roots",
-                FrechetWarning,
-                stacklevel=2,
-            )
-    return frechet_distance_from_stats(*gaussian_stats(emb_a), *gaussian_stats(emb_b))
-
-
-def frechet_distance_reference(mu_a, cov_a, mu_b, cov_b) -> float:
-    """The formula as fadtk computes it, with ``scipy.linalg.sqrtm`` (slow; for tests and benchmarks)."""
-    from scipy import linalg
-
-    diff = np.asarray(mu_a, dtype=np.float64) - np.asarray(mu_b, dtype=np.float64)
-    covmean = linalg.sqrtm(np.asarray(cov_a, dtype=np.float64) @ np.asarray(cov_b, dtype=np.float64))
-    covmean = np.real(covmean)
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+DOMAINS = ("speech", "music")
+EXACT_PERMUTATIONS_UP_TO = 8  # 8! = 40 320 orderings; beyond, 20 000 random ones
 
 
 # --------------------------------------------------------------------------------------
-# The per-emotion study: speech vs music of the same emotion, per model and layer.
+# Rank agreement with uncertainty.
 # --------------------------------------------------------------------------------------
 
 
-def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, steps: int = 8, min_fraction: float = 0.25,
-                 seed: int = 0) -> tuple[float, float]:
-    """FAD∞ (fadtk): FAD on random subsets of growing size, a line fit in 1/N, its intercept.
+def _pair_signs(values: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(values.shape[-1], 1)
+    return np.sign(values[..., i] - values[..., j])
 
-    Both sets are subsampled (frames, without replacement) to the same fraction f of their
-    size, so N ∝ f; the intercept at 1/f → 0 is the same as at 1/N → 0. Returns
-    (FAD∞, r² of the fit).
+
+def kendall_tau_test(a: Sequence[float], b: Sequence[float], *, seed: int = 0) -> tuple[float, float]:
+    """Kendall τ-b and its two-sided permutation p-value.
+
+    Exact (every ordering of ``b`` against ``a``) up to 8 items: with 6 emotions the
+    normal approximation is poor and |τ| must reach 0.867 for p < 0.05. Beyond, 20 000
+    random orderings, p = (1 + hits) / (1 + draws).
     """
-    rng = np.random.default_rng(seed)
-    fractions = np.linspace(min_fraction, 1.0, steps)
-    scores = []
-    for fraction in fractions:
-        picked = []
-        for emb in (emb_a, emb_b):
-            n = max(2, int(round(fraction * emb.shape[0])))
-            picked.append(emb[rng.choice(emb.shape[0], size=n, replace=False)])
-        scores.append(frechet_distance_from_stats(*gaussian_stats(picked[0]), *gaussian_stats(picked[1])))
-    x, y = 1.0 / fractions, np.asarray(scores)
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    total = ((y - y.mean()) ** 2).sum()
-    r2 = 1.0 - (residual**2).sum() / total if total > 0 else 1.0
-    return float(intercept), float(r2)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.size < 2:
+        raise ValueError(f"Kendall τ needs two rankings of the same ≥ 2 items, got {a.size} and {b.size}")
+    sa, sb = _pair_signs(a), _pair_signs(b)
+    denominator = math.sqrt(np.count_nonzero(sa) * np.count_nonzero(sb))
+    if denominator == 0:
+        return float("nan"), float("nan")
+    tau = float(sa @ sb) / denominator
+    n = a.size
+    if n <= EXACT_PERMUTATIONS_UP_TO:
+        orders = np.array(list(itertools.permutations(range(n))))
+        exact = True
+    else:
+        rng = np.random.default_rng(seed)
+        orders = np.array([rng.permutation(n) for _ in range(20_000)])
+        exact = False
+    taus = _pair_signs(b[orders]) @ sa / denominator
+    hits = int(np.count_nonzero(np.abs(taus) >= abs(tau) - 1e-12))
+    p = hits / len(orders) if exact else (1 + hits) / (1 + len(orders))
+    return tau, float(p)
 
 
-def bootstrap_ci(emb_a: np.ndarray, clips_a: np.ndarray, emb_b: np.ndarray, clips_b: np.ndarray, *,
-                 n_boot: int = 100, confidence: float = 0.95, seed: int = 0,
-                 full: float | None = None) -> tuple[float, float]:
-    """Clip-level bootstrap interval of the Fréchet distance.
+def _kendall(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = _pair_signs(a), _pair_signs(b)
+    denominator = math.sqrt(np.count_nonzero(sa) * np.count_nonzero(sb))
+    return float(sa @ sb) / denominator if denominator else float("nan")
 
-    Clips (not frames: frames of one clip are correlated) are resampled with replacement in
-    each set, as integer frame weights. A resample repeats clips, so its distance is biased
-    upwards; the interval is the bootstrap percentile interval shifted by that bias
-    (resample median − full-sample value), which keeps its width and centres it on the
-    full-sample estimate.
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    emb_a, emb_b = np.asarray(emb_a, dtype=np.float64), np.asarray(emb_b, dtype=np.float64)
-    groups = []
-    for clips in (clips_a, clips_b):
-        unique, inverse = np.unique(clips, return_inverse=True)
-        groups.append((len(unique), inverse))
-    if full is None:
-        full = frechet_distance_from_stats(*gaussian_stats(emb_a), *gaussian_stats(emb_b))
-    samples = []
-    for _ in range(n_boot):
-        stats = []
-        for emb, (count, inverse) in zip((emb_a, emb_b), groups):
-            weights = rng.multinomial(count, np.full(count, 1.0 / count))[inverse]
-            stats += gaussian_stats(emb, weights)
-        samples.append(frechet_distance_from_stats(*stats))
-    low, median, high = np.quantile(samples, [(1 - confidence) / 2, 0.5, (1 + confidence) / 2])
-    shift = median - full
-    return float(max(low - shift, 0.0)), float(high - shift)
+
+# --------------------------------------------------------------------------------------
+# The cells of the study: emotion × domain, their frames, clips and performers.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One emotion × domain: which frames, each frame's clip and cluster (bootstrap unit)."""
+
+    frames: np.ndarray  # boolean mask over the extraction's frames
+    clip: np.ndarray  # each selected frame's clip (row in the metadata)
+    cluster: np.ndarray  # each selected frame's resampling unit (index into the study's clusters)
+
+    @property
+    def clips(self) -> int:
+        return int(np.unique(self.clip).size)
+
+
+def find_cells(meta: dict, classes, frame_row: np.ndarray, cluster_of_row: np.ndarray, *, name: str,
+               dim: int, frames_per_clip: int, min_clips: int, problems: list[str]) -> dict[tuple[str, str], Cell]:
+    """Emotion × domain cells with at least ``min_clips`` clips; what is skipped or weak goes to ``problems``."""
+    cells = {}
+    needed = -(-(dim + 1) // max(frames_per_clip, 1))
+    known = frame_row >= 0
+    for e, emotion in enumerate(classes):
+        for domain in DOMAINS:
+            clip_ok = (meta["label"] == e) & (meta["domain"] == domain)
+            clips = int(clip_ok.sum())
+            if clips == 0:
+                continue
+            if clips < min_clips:
+                problems.append(f"{name}: {emotion}/{domain} has {clips} clip(s); needs at least {min_clips}: skipped")
+                continue
+            mask = np.zeros(len(frame_row), dtype=bool)
+            mask[known] = clip_ok[frame_row[known]]
+            if mask.sum() <= dim:
+                problems.append(
+                    f"{name}: {emotion}/{domain} has {int(mask.sum())} frames from {clips} clips for "
+                    f"{dim} dims: singular covariance (full rank needs ≥ {needed} clips at "
+                    f"{frames_per_clip} frames per clip); scored exactly in frame space, but biased")
+            rows = frame_row[mask]
+            cells[(emotion, domain)] = Cell(mask, rows, cluster_of_row[rows])
+    for emotion in classes:
+        have = [d for d in DOMAINS if (emotion, d) in cells]
+        if len(have) == 1:
+            problems.append(f"{name}: {emotion} is usable only in {have[0]}: no speech–music distance")
+    return cells
+
+
+def _draw_clips(clip: np.ndarray, count: int, rng, multiplicity: np.ndarray | None = None) -> np.ndarray:
+    """Frame weights that keep ``count`` clips drawn without replacement (from the clips
+    repeated by ``multiplicity`` — a bootstrap resample — when given)."""
+    ids, inverse = np.unique(clip, return_inverse=True)
+    pool = np.arange(ids.size) if multiplicity is None else np.repeat(np.arange(ids.size), multiplicity)
+    picked = rng.choice(pool, size=min(count, pool.size), replace=False)
+    return np.bincount(picked, minlength=ids.size)[inverse]
+
+
+def _clip_multiplicity(cell: Cell, counts: np.ndarray) -> np.ndarray:
+    ids, first = np.unique(cell.clip, return_index=True)
+    return counts[cell.cluster[first]]
+
+
+# --------------------------------------------------------------------------------------
+# One layer of one model.
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerPlan:
+    """What to compute at a layer (the settings of `run_fad`, resolved)."""
+
+    classes: tuple
+    equal_clips: int
+    rank_draws: int
+    inf_steps: int
+    inf_min_fraction: float
+    confidence: float
+    seed: int
+    counts: np.ndarray | None = None  # (n_boot × clusters) shared resamples; None: no bootstrap
+    within_domain: bool = True
+
+
+def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: LayerPlan
+                ) -> tuple[dict[str, dict], dict[str, np.ndarray], list[dict]]:
+    """Per emotion: the row of numbers; the bootstrap replicates of ``fad_equal`` (for τ's
+    interval; empty without a bootstrap); within-domain distances between emotions."""
+    fits = {key: fit_gaussian(frames[cell.frames]) for key, cell in cells.items()}
+    rows, replicates = {}, {}
+    for e, emotion in enumerate(plan.classes):
+        if (emotion, "speech") not in cells or (emotion, "music") not in cells:
+            continue
+        speech, music = cells[(emotion, "speech")], cells[(emotion, "music")]
+        rng = np.random.default_rng([plan.seed, e])
+        value = gaussian_distance(fits[(emotion, "speech")], fits[(emotion, "music")])
+        row = {"emotion": emotion, "fad": value,
+               "fad_equal": equal_count_distance(frames[speech.frames], speech.clip, frames[music.frames], music.clip,
+                                                 clips=plan.equal_clips, draws=plan.rank_draws, seed=[plan.seed, e]),
+               "equal_clips": plan.equal_clips, "ci_low": None, "ci_high": None}
+        if plan.counts is not None:
+            row["ci_low"], row["ci_high"], replicates[emotion] = _bootstrap(frames, speech, music, value, plan, rng)
+        row["fad_inf"], row["fad_inf_r2"] = fad_infinity(
+            frames[speech.frames], frames[music.frames], clips_a=speech.clip, clips_b=music.clip,
+            steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=plan.seed + e)
+        row.update(speech_clips=speech.clips, music_clips=music.clips,
+                   speech_frames=int(speech.frames.sum()), music_frames=int(music.frames.sum()))
+        rows[emotion] = row
+    within = []
+    if plan.within_domain:
+        for domain in DOMAINS:
+            usable = [e for e in plan.classes if (e, domain) in fits]
+            for first, second in itertools.combinations(usable, 2):
+                within.append({"domain": domain, "emotion_a": first, "emotion_b": second,
+                               "fad": gaussian_distance(fits[(first, domain)], fits[(second, domain)]),
+                               "clips_a": cells[(first, domain)].clips, "clips_b": cells[(second, domain)].clips})
+    return rows, replicates, within
+
+
+def _bootstrap(frames, speech: Cell, music: Cell, value: float, plan: LayerPlan, rng):
+    """(low, high) of the basic interval for the true distance, and the replicates of the
+    equal-count distance (one draw per resample) that τ's interval is built from."""
+    a, b = frames[speech.frames], frames[music.frames]
+    plain, equal = [], []
+    for counts in plan.counts:
+        w_a, w_b = counts[speech.cluster], counts[music.cluster]
+        if w_a.sum() < 2 or w_b.sum() < 2:  # the resample dropped every performer of a cell
+            equal.append(np.nan)  # keeps replicate i aligned across emotions and models
+            continue
+        plain.append(gaussian_distance(fit_gaussian(a, w_a), fit_gaussian(b, w_b)))
+        draws = [_draw_clips(cell.clip, plan.equal_clips, rng, _clip_multiplicity(cell, counts))
+                 for cell in (speech, music)]
+        equal.append(gaussian_distance(fit_gaussian(a, draws[0]), fit_gaussian(b, draws[1]))
+                     if draws[0].sum() >= 2 and draws[1].sum() >= 2 else np.nan)
+    if len(plain) < 2:
+        return None, None, np.full(len(plan.counts), np.nan)
+    low, high = basic_interval(value, np.asarray(plain), plan.confidence)
+    return low, high, np.asarray(equal)
+
+
+# --------------------------------------------------------------------------------------
+# The study.
+# --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -278,27 +247,47 @@ class FADResult:
     bias: list[dict]
     rank_agreement: list[dict]
     within: list[dict]
+    ranking: list[dict] = field(default_factory=list)
     report: Path | None = None
     csv: Path | None = None
     json: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    method: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} speech–music distances; report: {self.report}"]
         for entry in self.bias:
-            order = sorted((v, k) for k, v in entry.items() if k not in ("model", "layer"))
-            lines.append(f"  {entry['model']:<16} layer {entry['layer']:>2}: most alike → least: "
-                         + " < ".join(k for _, k in order))
-        for agreement in self.rank_agreement:
-            if agreement["layer"] == "report":
-                lines.append(f"  {agreement['model_a']} vs {agreement['model_b']}: Kendall τ "
-                             f"{agreement['kendall_tau']:.2f}, Spearman ρ {agreement['spearman_rho']:.2f}")
+            shown = [r for r in self.ranking if r["model"] == entry["model"]]
+            lines.append(f"  {entry['model']:<16} layer {entry['layer']:>2}, ranked at {shown[0]['equal_clips']} "
+                         f"clips per emotion × domain: most alike → least:")
+            lines += [f"    {r['rank']}. {r['emotion']:<10} FAD {r['fad_equal']:.3g} "
+                      f"(clips: speech {r['speech_clips']}, music {r['music_clips']})" for r in shown]
+        for a in self.rank_agreement:
+            if a["layer"] == "report":
+                interval = ("" if a["tau_low"] is None else
+                            f", {self.method.get('confidence', 0.95):.0%} bootstrap interval "
+                            f"[{a['tau_low']:.2f}, {a['tau_high']:.2f}]")
+                lines.append(f"  {a['model_a']} vs {a['model_b']}: Kendall τ {a['kendall_tau']:.2f} "
+                             f"(exact permutation p = {a['kendall_p']:.3g}{interval}), "
+                             f"Spearman ρ {a['spearman_rho']:.2f}")
+        if self.method.get("interval"):
+            lines.append(f"  intervals: {self.method['interval']}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
-def _ranks(values: dict[str, float]) -> dict[str, int]:
-    return {k: i + 1 for i, (_, k) in enumerate(sorted((v, k) for k, v in values.items()))}
+def _performer_of(dataset, ids: list[str], cluster: str) -> np.ndarray:
+    """Each clip's resampling unit: its performer (the ``speaker`` column) or itself."""
+    if cluster == "clip":
+        return np.arange(len(ids))
+    if cluster != "performer":
+        raise ValueError(f"cluster must be 'performer' or 'clip', got {cluster!r}")
+    if "speaker" not in dataset.column_names:
+        raise ValueError("the dataset has no 'speaker' column for a performer bootstrap; use cluster='clip'")
+    columns = dataset.select_columns(["id", "speaker"]).to_dict()
+    speaker = dict(zip(map(str, columns["id"]), map(str, columns["speaker"])))
+    _, index = np.unique([speaker[i] for i in ids], return_inverse=True)
+    return index
 
 
 def run_fad(
@@ -312,7 +301,9 @@ def run_fad(
     n_boot: int = 100,
     confidence: float = 0.95,
     inf_steps: int = 8,
-    inf_min_fraction: float = 0.25,
+    inf_min_fraction: float = 0.5,
+    rank_draws: int = 8,
+    cluster: str = "performer",
     min_clips: int = 2,
     report_layer: int | None = None,
     within_domain: bool = True,
@@ -325,185 +316,222 @@ def run_fad(
 
     Extraction covers every hidden state (the same cache entry as `run_probing`), then
     ``layers`` (default all; negative counts from the end) are scored. ``report_layer``
-    (default the last of ``layers``) is the layer of the emotion-bias ranking and bars, and
-    the only layer bootstrapped unless ``bootstrap_all_layers`` (a bootstrap costs
-    ``n_boot`` covariances and distances per emotion and layer).
-    An emotion needs ``min_clips`` clips (>= 2) in each domain; one with no more frames
-    than dims is scored with a warning (singular covariance).
+    (default the last of ``layers``) is the layer of the emotion-bias ranking, bars and
+    τ, and the only layer bootstrapped unless ``bootstrap_all_layers``. ``cluster``: the
+    bootstrap's resampling unit, ``"performer"`` (the dataset's ``speaker``; one draw for
+    speech and music when they share performers) or ``"clip"``. Progress with an ETA goes
+    to a terminal only.
     """
     from hub_emo import schema
     from hub_emo.analysis import features as feats
-    from hub_emo.analysis import plots, report
     from hub_emo.analysis.clips import clip_metadata, rows_for
 
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
     if min_clips < 2:
         raise ValueError("min_clips must be at least 2 (a covariance needs two frames and a bootstrap two clips)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     ids, meta, classes = clip_metadata(dataset, label_set)
-    present = set(meta["domain"])
-    missing = [d for d in ("speech", "music") if d not in present]
+    missing = [d for d in DOMAINS if d not in set(meta["domain"])]
     if missing:
         raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
                          f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
+    cluster_of_row = _performer_of(dataset, ids, cluster)
+    clusters = int(cluster_of_row.max()) + 1
+    counts = np.random.default_rng(seed).multinomial(clusters, np.full(clusters, 1 / clusters), size=n_boot) \
+        if n_boot else None
     problems: list[str] = []
-    rows: list[dict] = []
-    within: list[dict] = []
-    by_model: dict[str, dict[int, dict[str, dict]]] = {}
-    report_layers: dict[str, int] = {}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    extracted, cells, chosen, report_at = {}, {}, {}, {}
     for name, source in backbones.items():
-        extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
-                                           trust_remote_code=trust_remote_code, progress=progress)
-        chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
-        positions = rows_for(extracted.ids, ids)
-        # each frame's row in `meta` (or -1 when its clip is outside the label set)
-        meta_row = np.full(len(extracted.ids), -1, dtype=np.int64)
-        meta_row[positions] = np.arange(len(ids))
-        frame_row = meta_row[extracted.frame_clip]
-        dim = extracted.dim
-        needed = -(-(dim + 1) // max(frames_per_clip, 1))
-        masks: dict[tuple[str, str], np.ndarray] = {}
-        for e, emotion in enumerate(classes):
-            for domain in ("speech", "music"):
-                clip_ok = (meta["label"] == e) & (meta["domain"] == domain)
-                clips = int(clip_ok.sum())
-                if clips == 0:
-                    continue
-                if clips < min_clips:
-                    problems.append(f"{name}: {emotion}/{domain} has {clips} clip(s); needs at least "
-                                    f"{min_clips}: skipped")
-                    continue
-                mask = np.zeros(len(frame_row), dtype=bool)
-                mask[frame_row >= 0] = clip_ok[frame_row[frame_row >= 0]]
-                if mask.sum() <= dim:
-                    problems.append(
-                        f"{name}: {emotion}/{domain} has {int(mask.sum())} frames from {clips} clips for "
-                        f"{dim} dims: singular covariance (full rank needs ≥ {needed} clips at "
-                        f"{frames_per_clip} frames per clip); scored with clipped PSD square roots, biased")
-                masks[(emotion, domain)] = mask
-        for emotion in classes:
-            have = [d for d in ("speech", "music") if (emotion, d) in masks]
-            if len(have) == 1:
-                problems.append(f"{name}: {emotion} is usable only in {have[0]}: no speech–music distance")
-        report_at = chosen[-1] if report_layer is None else feats.resolve_layers(
-            [report_layer], extracted.num_hidden_states, name)[0]
-        if report_at not in chosen:
-            problems.append(f"{name}: report layer {report_at} is not among the scored layers {chosen}; "
-                            f"using {chosen[-1]}")
-            report_at = chosen[-1]
-        report_layers[name] = report_at
-        by_model[name] = {}
-        for layer in chosen:
-            frames = extracted.layer_frames(layer).astype(np.float64)
-            stats = {key: gaussian_stats(frames[mask]) for key, mask in masks.items()}
-            by_model[name][layer] = {}
-            for emotion in classes:
-                if (emotion, "speech") not in masks or (emotion, "music") not in masks:
-                    continue
-                sm, mm = masks[(emotion, "speech")], masks[(emotion, "music")]
-                value = frechet_distance_from_stats(*stats[(emotion, "speech")], *stats[(emotion, "music")])
-                low = high = None  # not bootstrapped (stated in the report settings)
-                if n_boot and (bootstrap_all_layers or layer == report_at):
-                    low, high = bootstrap_ci(frames[sm], frame_row[sm], frames[mm], frame_row[mm], n_boot=n_boot,
-                                             confidence=confidence, seed=seed, full=value)
-                infinity, r2 = fad_infinity(frames[sm], frames[mm], steps=inf_steps,
-                                            min_fraction=inf_min_fraction, seed=seed)
-                row = {"model": name, "layer": int(layer), "emotion": emotion, "fad": value,
-                       "ci_low": low, "ci_high": high, "fad_inf": infinity, "fad_inf_r2": r2,
-                       "speech_clips": int(len(np.unique(frame_row[sm]))),
-                       "music_clips": int(len(np.unique(frame_row[mm]))),
-                       "speech_frames": int(sm.sum()), "music_frames": int(mm.sum())}
-                rows.append(row)
-                by_model[name][layer][emotion] = row
-            if within_domain:
-                for domain in ("speech", "music"):
-                    usable = [e for e in classes if (e, domain) in stats]
-                    for i, first in enumerate(usable):
-                        for second in usable[i + 1:]:
-                            within.append({"model": name, "layer": int(layer), "domain": domain,
-                                           "emotion_a": first, "emotion_b": second,
-                                           "fad": frechet_distance_from_stats(*stats[(first, domain)],
-                                                                              *stats[(second, domain)])})
-    if not rows:
+        fs = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
+                                    trust_remote_code=trust_remote_code, progress=progress)
+        chosen[name] = feats.resolve_layers(layers, fs.num_hidden_states, name) or fs.layers
+        report_at[name] = _report_layer(report_layer, chosen[name], fs.num_hidden_states, name, problems)
+        meta_row = np.full(len(fs.ids), -1, dtype=np.int64)
+        meta_row[rows_for(fs.ids, ids)] = np.arange(len(ids))
+        cells[name] = find_cells(meta, classes, meta_row[fs.frame_clip], cluster_of_row, name=name, dim=fs.dim,
+                                 frames_per_clip=frames_per_clip, min_clips=min_clips, problems=problems)
+        extracted[name] = fs
+    paired = {name: [e for e in classes if (e, "speech") in c and (e, "music") in c] for name, c in cells.items()}
+    if not any(paired.values()):
         raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
                          + "; ".join(dict.fromkeys(problems)))
-    return _write_fad(out, rows, within, by_model, classes, report_layers, problems, report, plots, {
+    equal_clips = min(cells[n][(e, d)].clips for n in cells for e in paired[n] for d in DOMAINS)
+    by_model, replicates, rows, within = _score_models(
+        extracted, cells, chosen, report_at, classes, counts, progress=progress,
+        bootstrap_all_layers=bootstrap_all_layers,
+        plan=dict(equal_clips=equal_clips, rank_draws=rank_draws, inf_steps=inf_steps, inf_min_fraction=inf_min_fraction,
+                  confidence=confidence, seed=seed, within_domain=within_domain))
+    shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
+    method = _method(confidence, rank_draws, equal_clips, n_boot, shared)
+    settings = {
         "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
-        "bootstrap resamples (clip level)": f"{n_boot}, " + ("at every layer" if bootstrap_all_layers
-                                                             else "at the report layer only"),
-        "confidence": confidence, "FAD∞ subsets": f"{inf_steps} fractions from {inf_min_fraction} to 1",
-        "Fréchet distance": "Cholesky + symmetric eigenvalues (exact for PSD; clipped for singular covariances)",
-    })
+        "bootstrap": f"{n_boot} resamples, "
+                     + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
+        **method,
+        "FAD∞": f"clip subsets at {inf_steps} fractions from {inf_min_fraction} to 1, both domains, "
+                "without replacement",
+        "Fréchet distance": "exact: frame-space singular values when a set has ≤ dims frames, else Cholesky + "
+                            "symmetric eigenvalues",
+        "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
+    }
+    return _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings, method)
 
 
-def _write_fad(out, rows, within, by_model, classes, chosen_layer, problems, report, plots, settings) -> FADResult:
+def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:
+    """How the ranked value, the intervals and the agreement were computed, in words for the reports."""
+    if shared_performers is None:
+        unit = "clips"
+    elif shared_performers:
+        unit = f"performers ({shared_performers} shared by speech and music, drawn once for both)"
+    else:
+        unit = "performers (none shared by speech and music)"
+    return {
+        "confidence": confidence,
+        "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "
+                     "(the smallest cell), so every emotion carries the same finite-sample bias",
+        "interval": (f"{confidence:.0%} basic (reflected) cluster-bootstrap interval for the true distance, "
+                     f"{n_boot} resamples of {unit}" if n_boot else "none (--bootstrap 0)"),
+        "rank agreement": "Kendall τ-b with an exact permutation p-value (every ordering, up to 8 emotions) and a "
+                          "percentile bootstrap interval from the same resamples",
+    }
+
+
+def _report_layer(report_layer, chosen: list[int], num_hidden_states, name, problems) -> int:
+    from hub_emo.analysis import features as feats
+
+    if report_layer is None:
+        return chosen[-1]
+    layer = feats.resolve_layers([report_layer], num_hidden_states, name)[0]
+    if layer not in chosen:
+        problems.append(f"{name}: report layer {layer} is not among the scored layers {chosen}; using {chosen[-1]}")
+        return chosen[-1]
+    return layer
+
+
+def _shared_performers(meta, cluster_of_row) -> int:
+    speech = set(cluster_of_row[meta["domain"] == "speech"])
+    return len(speech & set(cluster_of_row[meta["domain"] == "music"]))
+
+
+def _score_models(extracted, cells, chosen, report_at, classes, counts, *, progress, bootstrap_all_layers, plan):
+    """Every model × layer through `score_layer`, with a progress bar (ETA) on a terminal."""
+    from tqdm.auto import tqdm
+
+    by_model, replicates, rows, within = {}, {}, [], []
+    total = sum(len(v) for v in chosen.values())
+    with tqdm(total=total, desc="FAD (model × layer)", unit=" layer", disable=None if progress else True) as bar:
+        for name, fs in extracted.items():
+            by_model[name] = {}
+            for layer in chosen[name]:
+                bootstrap = counts is not None and (bootstrap_all_layers or layer == report_at[name])
+                layer_plan = LayerPlan(classes=classes, counts=counts if bootstrap else None, **plan)
+                scored, reps, pairs = score_layer(fs.layer_frames(layer).astype(np.float64), cells[name], layer_plan)
+                by_model[name][layer] = scored
+                if layer == report_at[name]:
+                    replicates[name] = reps
+                rows += [{"model": name, "layer": int(layer), **r} for r in scored.values()]
+                within += [{"model": name, "layer": int(layer), **w} for w in pairs]
+                bar.set_postfix_str(f"{name} layer {layer}")
+                bar.update()
+    return by_model, replicates, rows, within
+
+
+def rank_agreement(by_model, replicates, report_at, confidence: float, seed: int = 0) -> list[dict]:
+    """Kendall τ (exact p, bootstrap interval at the report layers) and Spearman ρ per model pair."""
     from scipy import stats as scistats
 
-    figures = []
-    bias, agreement = [], []
+    out = []
     models = list(by_model)
-    for name in models:
-        layers = sorted(by_model[name])
-        emotions = [e for e in classes if any(e in by_model[name][k] for k in layers)]
-        matrix = np.array([[by_model[name][k].get(e, {}).get("fad", np.nan) for k in layers] for e in emotions])
-        file = f"fad_heatmap_{_slug(name)}.png"
-        plots.heatmap(matrix, emotions, layers, out / file, title=f"{name}: speech–music FAD",
-                      xlabel="layer", ylabel="emotion", cmap="magma_r")
-        figures.append((f"{name}: speech–music FAD, emotion × layer", file))
-    for name in models:
-        layer = chosen_layer[name]
-        values = {e: r["fad"] for e, r in by_model[name][layer].items()}
-        bias.append({"model": name, "layer": layer, **_ranks(values)})
-    bars = {name: {e: (r["fad"], _or(r["ci_low"], r["fad"]), _or(r["ci_high"], r["fad"])) for e, r in by_model[name][chosen_layer[name]].items()}
-            for name in models}
-    plots.emotion_bars(bars, out / "fad_by_emotion.png", title="Speech–music FAD at the report layer (CI whiskers)")
-    figures.insert(0, ("Speech–music FAD per emotion at the report layer", "fad_by_emotion.png"))
-    for i, first in enumerate(models):
-        for second in models[i + 1:]:
-            pairs = [("report", chosen_layer[first], chosen_layer[second])]
-            pairs += [(k, k, k) for k in sorted(set(by_model[first]) & set(by_model[second]))]
-            for label, layer_a, layer_b in pairs:
-                shared = sorted(set(by_model[first][layer_a]) & set(by_model[second][layer_b]))
-                if len(shared) < 2:
-                    continue
-                a = [by_model[first][layer_a][e]["fad"] for e in shared]
-                b = [by_model[second][layer_b][e]["fad"] for e in shared]
-                tau = scistats.kendalltau(a, b).statistic if len(shared) > 1 else np.nan
-                rho = scistats.spearmanr(a, b).statistic if len(shared) > 2 else np.nan
-                agreement.append({"model_a": first, "model_b": second, "layer": label, "emotions": len(shared),
-                                  "kendall_tau": float(tau), "spearman_rho": float(rho)})
-    shown_within = []
-    for name in models:
-        layer = chosen_layer[name]
-        for domain in ("speech", "music"):
-            entries = [w for w in within if w["model"] == name and w["layer"] == layer and w["domain"] == domain]
-            if not entries:
+    for first, second in itertools.combinations(models, 2):
+        pairs = [("report", report_at[first], report_at[second])]
+        pairs += [(k, k, k) for k in sorted(set(by_model[first]) & set(by_model[second]))]
+        for label, layer_a, layer_b in pairs:
+            shared = [e for e in by_model[first][layer_a] if e in by_model[second][layer_b]]
+            if len(shared) < 2:
                 continue
-            shown_within += entries
-            emotions = list(dict.fromkeys([w["emotion_a"] for w in entries] + [w["emotion_b"] for w in entries]))
-            matrix = np.zeros((len(emotions), len(emotions)))
-            for w in entries:
-                i, j = emotions.index(w["emotion_a"]), emotions.index(w["emotion_b"])
-                matrix[i, j] = matrix[j, i] = w["fad"]
-            file = f"fad_within_{_slug(name)}_{domain}.png"
-            plots.heatmap(matrix, emotions, emotions, out / file, title=f"{name}, layer {layer}: {domain} emotions",
-                          cmap="magma_r")
-            figures.append((f"{name}: distances between {domain} emotions (layer {layer})", file))
+            a = np.array([by_model[first][layer_a][e]["fad_equal"] for e in shared])
+            b = np.array([by_model[second][layer_b][e]["fad_equal"] for e in shared])
+            tau, p = kendall_tau_test(a, b, seed=seed)
+            low = high = None
+            if label == "report" and all(e in replicates.get(m, {}) for m in (first, second) for e in shared):
+                ra = np.array([replicates[first][e] for e in shared]).T
+                rb = np.array([replicates[second][e] for e in shared]).T
+                taus = np.array([_kendall(x, y) for x, y in zip(ra, rb)])
+                taus = taus[np.isfinite(taus)]  # a resample that lost a cell or tied every value
+                if taus.size >= 2:
+                    low, high = (float(q) for q in np.quantile(taus, [(1 - confidence) / 2, (1 + confidence) / 2]))
+            rho = scistats.spearmanr(a, b).statistic if len(shared) > 2 else np.nan
+            out.append({"model_a": first, "model_b": second, "layer": label, "emotions": len(shared),
+                        "kendall_tau": tau, "kendall_p": p, "tau_low": low, "tau_high": high,
+                        "spearman_rho": float(rho)})
+    return out
+
+
+def _ranks(values: dict[str, float]) -> dict[str, int]:
+    return {k: i + 1 for i, (_, k) in enumerate(sorted((v, k) for k, v in values.items()))}
+
+
+def _write_fad(out: Path, rows, within, by_model, replicates, classes, report_at, problems, settings,
+               method) -> FADResult:
+    from hub_emo.analysis import plots, report
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures, bias, ranking = [], [], []
+    for name, layers in by_model.items():
+        order = sorted(layers)
+        emotions = [e for e in classes if any(e in layers[k] for k in order)]
+        matrix = np.array([[layers[k].get(e, {}).get("fad_equal", np.nan) for k in order] for e in emotions])
+        file = f"fad_heatmap_{_slug(name)}.png"
+        plots.heatmap(matrix, emotions, order, out / file, title=f"{name}: speech–music FAD at equal clip counts",
+                      xlabel="layer", ylabel="emotion", cmap="magma_r")
+        figures.append((f"{name}: speech–music FAD at equal clip counts, emotion × layer", file))
+        scored = layers[report_at[name]]
+        ranks = _ranks({e: r["fad_equal"] for e, r in scored.items()})
+        bias.append({"model": name, "layer": report_at[name], **ranks})
+        ranking += [{"model": name, "layer": report_at[name], "rank": ranks[e], "emotion": e,
+                     **{k: scored[e][k] for k in ("fad_equal", "equal_clips", "fad", "ci_low", "ci_high", "fad_inf",
+                                                  "speech_clips", "music_clips")}}
+                    for e in sorted(scored, key=ranks.get)]
+    bars = {}
+    for name in by_model:
+        bars[name] = {}
+        for e, r in by_model[name][report_at[name]].items():
+            spread = replicates.get(name, {}).get(e)
+            spread = spread[np.isfinite(spread)] if spread is not None else np.empty(0)
+            low, high = np.quantile(spread, [0.025, 0.975]) if spread.size >= 2 else (r["fad_equal"],) * 2
+            bars[name][e] = (r["fad_equal"], min(low, r["fad_equal"]), max(high, r["fad_equal"]))
+    plots.emotion_bars(bars, out / "fad_by_emotion.png", ylabel="FAD at equal clip counts",
+                       title="Speech–music FAD at the report layer (whiskers: 2.5–97.5 % of bootstrap resamples)")
+    figures.insert(0, ("Speech–music FAD per emotion at the report layer, equal clip counts", "fad_by_emotion.png"))
+    agreement = rank_agreement(by_model, replicates, report_at, method["confidence"])
+    shown_within = [w for w in within if w["layer"] == report_at[w["model"]]]
+    for name in by_model:
+        for domain in DOMAINS:
+            entries = [w for w in shown_within if w["model"] == name and w["domain"] == domain]
+            if entries:
+                figures.append(_within_heatmap(entries, out, name, domain, report_at[name], plots))
     if within:
         report.write_rows(within, out / "fad_within")
-    settings = {**settings, "report layer": ", ".join(f"{m}: {k}" for m, k in chosen_layer.items())}
     problems = list(dict.fromkeys(problems))
-    result = FADResult(rows, bias, agreement, within, warnings=problems)
+    result = FADResult(rows, bias, agreement, within, ranking=ranking, warnings=problems, method=method)
     result.report, result.csv, result.json = report.write_fad_report(
-        out, rows, bias, agreement, shown_within, problems, settings, figures)
+        out, rows, ranking, agreement, shown_within, problems, settings, figures)
     return result
 
 
-def _or(value, default):
-    return default if value is None else value
+def _within_heatmap(entries, out, name, domain, layer, plots) -> tuple[str, str]:
+    emotions = list(dict.fromkeys([w["emotion_a"] for w in entries] + [w["emotion_b"] for w in entries]))
+    matrix = np.zeros((len(emotions), len(emotions)))
+    for w in entries:
+        i, j = emotions.index(w["emotion_a"]), emotions.index(w["emotion_b"])
+        matrix[i, j] = matrix[j, i] = w["fad"]
+    file = f"fad_within_{_slug(name)}_{domain}.png"
+    plots.heatmap(matrix, emotions, emotions, out / file, title=f"{name}, layer {layer}: {domain} emotions",
+                  cmap="magma_r")
+    return f"{name}: distances between {domain} emotions (layer {layer})", file
 
 
 def _slug(name: str) -> str:

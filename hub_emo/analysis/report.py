@@ -78,21 +78,28 @@ def write_probing_report(out: Path, rows, means, best, warnings, settings) -> tu
     return path, csv_path, json_path
 
 
-def write_fad_report(out: Path, rows, bias, rank_agreement, within, warnings, settings,
+def write_fad_report(out: Path, rows, ranking, rank_agreement, within, warnings, settings,
                      figures: Sequence[tuple[str, str]]) -> tuple[Path, Path, Path]:
-    """``figures``: (caption, file name) pairs already written into ``out``."""
+    """``ranking``: one row per model and emotion at the report layer, in rank order;
+    ``figures``: (caption, file name) pairs already written into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = write_rows(rows, out / "fad")
     sections = [
-        ("Emotion bias: emotions ranked by speech–music FAD (1 = most alike)",
-         markdown_table(bias)),
-        ("How the rankings differ between models", markdown_table(rank_agreement)
+        ("Emotion bias: emotions ranked by speech–music FAD at equal clip counts (1 = most alike)",
+         "`fad_equal` is ranked (every emotion × domain scored at `equal_clips` clips, so no emotion is "
+         "ranked apart for its sample size); `fad` is the plain estimate from all clips, `ci_low`–`ci_high` "
+         "the interval for the true distance, `fad_inf` the clip-level FAD∞; the clip counts are beside.\n\n"
+         + markdown_table(ranking)),
+        ("How the rankings differ between models",
+         "Kendall τ-b of the ranked values, its exact permutation p-value (`kendall_p`) and bootstrap "
+         "interval (`tau_low`–`tau_high`, report layers only); with 6 emotions |τ| must reach 0.867 for "
+         "p < 0.05.\n\n" + markdown_table(rank_agreement)
          if rank_agreement else "_(needs two models and at least two shared emotions)_\n"),
         ("Speech–music FAD per model, layer and emotion", markdown_table(
-            rows, ["model", "layer", "emotion", "fad", "ci_low", "ci_high", "fad_inf", "fad_inf_r2",
+            rows, ["model", "layer", "emotion", "fad_equal", "fad", "ci_low", "ci_high", "fad_inf", "fad_inf_r2",
                    "speech_clips", "music_clips", "speech_frames", "music_frames"])),
-        ("Within-domain distances between emotions", markdown_table(within)
-         if within else "_(none)_\n"),
+        ("Within-domain distances between emotions (report layer; plain estimates, clip counts beside)",
+         markdown_table(within) if within else "_(none)_\n"),
         ("Figures", "\n".join(f"**{caption}**\n\n![{caption}]({name})\n" for caption, name in figures)),
         ("Files", f"- tidy table: [{csv_path.name}]({csv_path.name}), [{json_path.name}]({json_path.name})\n"),
     ]

@@ -14,7 +14,11 @@ def add_arguments(parser) -> None:
                         help="layers to score (default all; -1 = last)")
     parser.add_argument("--report-layer", type=int, default=None,
                         help="layer of the emotion-bias ranking (default: the last scored)")
-    parser.add_argument("--bootstrap", type=int, default=100, help="clip-level bootstrap resamples (0: none)")
+    parser.add_argument("--bootstrap", type=int, default=100, help="cluster-bootstrap resamples (0: none)")
+    parser.add_argument("--cluster", choices=("performer", "clip"), default="performer",
+                        help="bootstrap resampling unit (default: performers, drawn once for speech and music)")
+    parser.add_argument("--rank-draws", type=int, default=8,
+                        help="draws of equal clip counts averaged for the emotion-bias ranking")
     parser.add_argument("--bootstrap-all-layers", action="store_true",
                         help="bootstrap every scored layer (default: the report layer only)")
     parser.add_argument("--confidence", type=float, default=0.95)
@@ -31,7 +35,8 @@ def run(args) -> int:
     result = run_fad(
         backbones, dataset, label_set, args.layers, args.out, frames_per_clip=args.frames_per_clip,
         n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
-        min_clips=args.min_clips, report_layer=args.report_layer, within_domain=not args.no_within,
+        rank_draws=args.rank_draws, cluster=args.cluster, min_clips=args.min_clips,
+        report_layer=args.report_layer, within_domain=not args.no_within,
         bootstrap_all_layers=args.bootstrap_all_layers,
         seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
     )

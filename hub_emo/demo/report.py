@@ -108,38 +108,40 @@ def fad_section(fad, out: Path) -> list[str]:
     lines = ["## 3. Per-emotion Fréchet Audio Distance between speech and music", ""]
     lines.append(
         "For each emotion, the Fréchet distance between the Gaussians of speech frames and music "
-        "frames of that emotion (lower = more alike), per backbone; ranking at the reported layer:"
+        "frames of that emotion (lower = more alike), per backbone. The plain estimate grows as "
+        "clips get fewer, so emotions are ranked at one clip count for every emotion × domain "
+        f"({fad.method.get('ranked on', 'equal clip counts')}); the clip counts stand beside each "
+        f"emotion. Intervals: {fad.method.get('interval', 'none')}."
     )
-    rows = []
-    sentences = []
+    rows, sentences = [], []
     for entry in fad.bias:  # entry: model, layer and each emotion's rank (1 = most alike)
-        scored = {r["emotion"]: r for r in fad.rows if r["model"] == entry["model"] and r["layer"] == entry["layer"]}
-        ranking = sorted(scored.values(), key=lambda r: r["fad"])
-        rows.append(
-            {
-                "model": entry["model"],
-                "layer": entry["layer"],
-                "most alike → least (FAD, 95% CI)": " < ".join(
-                    f"{r['emotion']} {r['fad']:.2f}" + (
-                        f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-                        if isinstance(r.get("ci_low"), float) and math.isfinite(r["ci_low"]) else ""
-                    )
-                    for r in ranking
-                ),
-            }
-        )
+        ranking = [r for r in fad.ranking if r["model"] == entry["model"]]
+        rows.append({
+            "model": entry["model"],
+            "layer": entry["layer"],
+            "most alike → least (FAD at equal clips; plain FAD [interval]; clips speech/music)": " < ".join(
+                f"{r['emotion']} {r['fad_equal']:.2f} ({r['fad']:.2f}"
+                + (f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if isinstance(r.get("ci_low"), float) else "")
+                + f"; {r['speech_clips']}/{r['music_clips']})"
+                for r in ranking
+            ),
+        })
         if ranking:
             sentences.append(
                 f"{entry['model']} finds {ranking[0]['emotion']} most alike across domains and "
-                f"{ranking[-1]['emotion']} least alike"
+                f"{ranking[-1]['emotion']} least alike (at {ranking[0]['equal_clips']} clips per emotion × domain)"
             )
     lines += ["", markdown_table(rows), ""]
     agreement = [a for a in fad.rank_agreement if a.get("layer") == "report"]
     if agreement:
         a = agreement[0]
+        interval = ("" if a.get("tau_low") is None else
+                    f", bootstrap interval [{a['tau_low']:.2f}, {a['tau_high']:.2f}]")
+        verdict = ("the orders agree beyond chance" if a["kendall_p"] < 0.05 else
+                   "no evidence that the orders agree beyond chance")
         sentences.append(
-            f"the two backbones order the emotions with Kendall τ = {a['kendall_tau']:.2f} (1 = the same "
-            "order, -1 = reversed): the lower it is, the more each model's 'emotion bias' differs"
+            f"the two backbones order the emotions with Kendall τ = {a['kendall_tau']:.2f} (exact permutation "
+            f"p = {a['kendall_p']:.3f}{interval}; 1 = the same order, -1 = reversed): {verdict}"
         )
     if sentences:
         lines += ["; ".join(sentences) + ".", ""]

@@ -96,12 +96,15 @@ print(json.dumps({{"rows": len(data), "labels": labels}}))
 
 
 def test_a_rerun_reuses_cached_steps(demo):
+    """Reuse is read from the files a step would rewrite, not from how long the rerun took."""
     out, _ = demo
+    outputs = sorted([*(out / "backbones").glob("*/model.safetensors"), *(out / "transfer").rglob("results.json")])
+    assert len(outputs) >= 2 + 2 * 3 * 2  # two backbones; 2 tasks x 3 strategies x one- and two-stage
+    before = {path: path.stat().st_mtime_ns for path in outputs}
     env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
     result = subprocess.run(
         [sys.executable, "-m", "hub_emo", "demo", "--quick", "--out", str(out), "--no-publish"],
         capture_output=True, text=True, env=env, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    first = json.loads((out / "summary.json").read_text())
-    assert first["timings"]["pretrain"] < 5 and first["timings"]["transfer"] < 30, first["timings"]
+    assert {path: path.stat().st_mtime_ns for path in outputs} == before

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from hub_emo import audio as audio_io
-from hub_emo.schema import DOMAINS, EMOTIONS, LabelSet, apply_label_set, features, get_label_set
+from hub_emo.schema import (DOMAINS, EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, features,
+                            get_label_set)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class Prepared:
         counts = self.counts()
         parts = ", ".join(f"{name} {n}" for name, n in counts.items())
         line = f"prepared {sum(counts.values())} clips ({parts}); skipped {len(self.skipped)}"
+        datasets = self.dataset.values() if hasattr(self.dataset, "values") else [self.dataset]
+        unlabelled = sum(count_unlabelled(ds) for ds in datasets)
+        if unlabelled:
+            line += f"; {unlabelled} kept with no canonical class (label -1)"
         if self.skipped and self.out is not None:
             line += f" (see {self.out / SKIP_REPORT})"
         elif self.skipped:
@@ -232,7 +237,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
             skipped.append(Skipped(module.NAME, item.file, item.reason))
             continue
         path = Path(item["audio"])
-        if item["label"] not in EMOTIONS:
+        if item["label"] is not None and item["label"] not in EMOTIONS:
             skipped.append(Skipped(module.NAME, str(path), f"label {item['label']!r} is not canonical"))
         elif item["id"] in by_id:
             first = by_id[item["id"]]["file"]
@@ -250,6 +255,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
                 name = path.name
             by_id[item["id"]] = {
                 **{k: item.get(k) for k in _FIELDS},
+                "label": NO_LABEL if item["label"] is None else item["label"],
                 "corpus": module.NAME,
                 "domain": module.DOMAIN,
                 "file": str(path),
@@ -556,10 +562,11 @@ def dataset_card(parts: Mapping[str, Any], modules: Mapping[str, Any], skipped: 
     present = {n: p for n, p in parts.items() if len(p)}
     any_part = next(iter(present.values()))
     label_names = any_part.features["label"].names
-    counts = {}
+    counts, no_label = {}, {}
     for name, part in present.items():
         labels = Counter(part["label"])
         counts[name] = [labels.get(i, 0) for i in range(len(label_names))]
+        no_label[name] = labels.get(NO_LABEL, 0)
     skips = Counter(s.corpus for s in skipped)
     total = sum(len(p) for p in present.values())
     domains = sorted({modules[n].DOMAIN for n in present})
@@ -582,6 +589,8 @@ def dataset_card(parts: Mapping[str, Any], modules: Mapping[str, Any], skipped: 
             "citation": modules[name].CITATION,
             "label_map": modules[name].LABEL_MAP,
             "dropped": modules[name].DROPPED,
+            "unlabelled": getattr(modules[name], "UNLABELLED", {}),
+            "no_label": no_label[name],
             "counts": counts[name],
         }
         for name, part in present.items()

@@ -334,7 +334,7 @@ def run_fad(
     from hub_emo import schema
     from hub_emo.analysis import features as feats
     from hub_emo.analysis import plots, report
-    from hub_emo.analysis.probing import clip_metadata, rows_for
+    from hub_emo.analysis.probing import clip_metadata, rows_for, unlabelled_note
 
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
@@ -346,7 +346,7 @@ def run_fad(
     if missing:
         raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
                          f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
-    problems: list[str] = []
+    problems: list[str] = unlabelled_note(dataset)
     rows: list[dict] = []
     within: list[dict] = []
     by_model: dict[str, dict[int, dict[str, dict]]] = {}

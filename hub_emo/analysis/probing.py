@@ -245,6 +245,12 @@ def clip_metadata(dataset, label_set) -> tuple[list[str], dict[str, np.ndarray],
     return [str(i) for i in columns["id"]], arrays, tuple(meta.features["label"].names)
 
 
+def unlabelled_note(dataset) -> list[str]:
+    """The report line for clips left out because they have no canonical class (none if none)."""
+    count = schema.count_unlabelled(dataset)
+    return [f"{count} clip(s) with no canonical class (label -1) left out"] if count else []
+
+
 def rows_for(feature_ids: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
     """Positions of ``wanted`` ids in a feature set."""
     position = {clip: i for i, clip in enumerate(feature_ids)}
@@ -282,7 +288,7 @@ def run_probing(
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
     ids, meta, classes = clip_metadata(dataset, label_set)
-    problems: list[str] = []
+    problems: list[str] = unlabelled_note(dataset)
     rows: list[dict] = []
     for name, source in backbones.items():
         extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=frames_per_clip,

@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from hub_emo import schema
+from hub_emo.progress import bar
 
 PROBES = ("mlp", "logistic")
 METRICS = ("WA", "UA", "macro_F1")
@@ -163,6 +164,7 @@ def probe_scores(
     batch_size: int = 32,
     seed: int = 0,
     problems: list[str] | None = None,
+    progress: bool = False,
 ) -> list[dict]:
     """Score a probe on every layer of (L, N, D) pooled ``features``; one row per layer × fold."""
     if probe not in PROBES:
@@ -183,24 +185,26 @@ def probe_scores(
         pairs += [(a, b) for a in present for b in present if a != b]
     fit = _fit_predict_mlp if probe == "mlp" else _fit_predict_logistic
     rows = []
-    for train_domain, test_domain in pairs:
+    jobs = [(train_domain, test_domain, split) for train_domain, test_domain in pairs
+            for split in _splits(domains, folds, train_domain, test_domain, problems)]
+    for train_domain, test_domain, (fold, train_mask, test_mask) in bar(
+            jobs, desc=f"{model}: probes", unit="fit", disable=not progress):
         scored = sorted(set(labels[domains == test_domain]))
-        for fold, train_mask, test_mask in _splits(domains, folds, train_domain, test_domain, problems):
-            if not test_mask.any():
-                continue
-            if len(set(labels[train_mask])) < 2:
-                problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
-                continue
-            train, test = _standardise(features[:, train_mask], features[:, test_mask])
-            predictions = fit(train, labels[train_mask], test, num_classes=num_classes,
-                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-            for position, layer in enumerate(layer_ids):
-                rows.append({
-                    "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
-                    "layer": int(layer), "fold": str(fold), "n_train": int(train_mask.sum()),
-                    "n_test": int(test_mask.sum()),
-                    **_scores(labels[test_mask], predictions[position], scored),
-                })
+        if not test_mask.any():
+            continue
+        if len(set(labels[train_mask])) < 2:
+            problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
+            continue
+        train, test = _standardise(features[:, train_mask], features[:, test_mask])
+        predictions = fit(train, labels[train_mask], test, num_classes=num_classes,
+                          epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+        for position, layer in enumerate(layer_ids):
+            rows.append({
+                "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
+                "layer": int(layer), "fold": str(fold), "n_train": int(train_mask.sum()),
+                "n_test": int(test_mask.sum()),
+                **_scores(labels[test_mask], predictions[position], scored),
+            })
     return rows
 
 
@@ -297,7 +301,8 @@ def run_probing(
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
                              layer_ids=chosen, model=name, probe=probe, cross_domain=cross_domain,
-                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems)
+                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems,
+                             progress=progress)
     means, best = summarise(rows, select_by)
     out = Path(out_dir)
     result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)))

@@ -5,7 +5,11 @@ A corpus module defines
 - ``NAME`` (the module's name), ``DOMAIN`` (``"speech"`` or ``"music"``), ``HOMEPAGE``,
   ``LICENSE`` (as the corpus states it), ``CITATION`` (BibTeX);
 - ``LABEL_MAP``: every native label the module keeps -> its canonical emotion
-  (`hub_emo.schema.EMOTIONS`); ``DROPPED`` documents the native labels it leaves out;
+  (`hub_emo.schema.EMOTIONS`); ``DROPPED`` documents the native labels it leaves out
+  because the clip contradicts the corpus (a label the corpus says it does not have);
+- optionally ``UNLABELLED``: native labels with no canonical class, and why. Their clips
+  are kept (nothing a corpus has is lost) with ``label`` None, stored as -1, the
+  `datasets.ClassLabel` "no label"; training, probing and FAD leave them out and say how many;
 - ``records(root, **options)``: a generator over the corpus as published (after
   unzipping) that yields, in a deterministic order, either a record dict made by
   `record` or a `Skip` (file, reason) for a name that does not parse, a label outside
@@ -91,9 +95,14 @@ def check_contract(module: ModuleType) -> None:
     bad = sorted({v for v in module.LABEL_MAP.values() if v not in EMOTIONS})
     if bad:
         raise ValueError(f"{module.__name__}: LABEL_MAP targets non-canonical emotions {bad}")
-    both = sorted(set(module.LABEL_MAP) & set(module.DROPPED))
+    unlabelled = set(getattr(module, "UNLABELLED", {}))
+    for kind, names in (("dropped", set(module.DROPPED)), ("unlabelled", unlabelled)):
+        both = sorted(set(module.LABEL_MAP) & names)
+        if both:
+            raise ValueError(f"{module.__name__}: labels both mapped and {kind}: {both}")
+    both = sorted(set(module.DROPPED) & unlabelled)
     if both:
-        raise ValueError(f"{module.__name__}: labels both mapped and dropped: {both}")
+        raise ValueError(f"{module.__name__}: labels both dropped and unlabelled: {both}")
 
 
 def record(
@@ -103,14 +112,18 @@ def record(
     native_label: str,
     label_map: Mapping[str, str],
     dropped: Mapping[str, str] | None = None,
+    unlabelled: Mapping[str, str] | None = None,
     speaker: str | None = None,
     valence: float | None = None,
     arousal: float | None = None,
     fold: str | None = None,
     source: str | os.PathLike | None = None,
 ) -> dict | Skip:
-    """A record, or a `Skip` naming ``source`` (default: the audio) when the label is not kept."""
-    if native_label not in label_map:
+    """A record, or a `Skip` naming ``source`` (default: the audio) when the label is not kept.
+
+    A native label in ``unlabelled`` keeps its clip with ``label`` None (no canonical class).
+    """
+    if native_label not in label_map and native_label not in (unlabelled or {}):
         why = (dropped or {}).get(native_label)
         reason = f"label {native_label!r} is dropped ({why})" if why else (
             f"label {native_label!r} is outside the label map"
@@ -120,7 +133,7 @@ def record(
         "id": id,
         "audio": str(audio),
         "native_label": native_label,
-        "label": label_map[native_label],
+        "label": label_map.get(native_label),
         "speaker": speaker,
         "valence": valence,
         "arousal": arousal,

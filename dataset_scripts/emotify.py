@@ -7,8 +7,9 @@ each genre as a block of 100 consecutive ids, so ``track id`` t of genre g is
 ``g/((t - 1) % 100 + 1).mp3``: check this against your copy.
 
 Label: the GEMS category most listeners chose (ties: the first in GEMS order),
-mapped as in ``LABEL_MAP``; power, nostalgia and solemnity have no canonical class
-and are dropped. ``native_label`` is that GEMS category; ``id`` is the track id.
+mapped as in ``LABEL_MAP``; power, nostalgia and solemnity have no canonical class:
+those tracks are kept with no label (-1). ``native_label`` is that GEMS category; ``id``
+is the track id.
 No valence/arousal, no folds.
 """
 
@@ -52,7 +53,8 @@ LABEL_MAP = {
     "tension": "fearful",
     "sadness": "sad",
 }
-DROPPED = {
+DROPPED: dict[str, str] = {}
+UNLABELLED = {
     "power": "no canonical class (high arousal, either valence)",
     "nostalgia": "no canonical class (mixed valence)",
     "solemnity": "no canonical class",
@@ -89,7 +91,7 @@ def records(root: str | os.PathLike):
         native = GEMS[max(range(len(GEMS)), key=lambda i: (total[i], -i))]
         yield record(
             id=str(track), audio=path, native_label=native, label_map=LABEL_MAP,
-            dropped=DROPPED,
+            dropped=DROPPED, unlabelled=UNLABELLED,
         )
     for resolved in sorted(set(audio) - seen):
         yield Skip(str(audio[resolved]), "audio without metadata")

@@ -6,8 +6,8 @@ Layout: ``SessionN/sentences/wav/<dialog>/<utterance>.wav``, labels in
     [6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]
 
 (valence, activation, dominance on 1-5; stored rescaled to [-1, 1]). Excited is merged
-into happy (the common 4-class convention); frustration, other and no-agreement are
-dropped. ``fold`` is the session "1".."5" (leave-one-session-out); the speaker is the
+into happy (the common 4-class convention); frustration, other and no-agreement have no
+canonical class and are kept with no label (-1). ``fold`` is the session "1".."5" (leave-one-session-out); the speaker is the
 session plus the utterance's gender letter (``Ses01F``).
 """
 
@@ -43,7 +43,8 @@ LABEL_MAP = {
     "sur": "surprised",
     "dis": "disgust",
 }
-DROPPED = {
+DROPPED: dict[str, str] = {}
+UNLABELLED = {
     "fru": "frustration has no canonical class",
     "oth": "other",
     "xxx": "annotators did not agree",
@@ -87,7 +88,7 @@ def records(root: str | os.PathLike):
                 gender = utterance.rsplit("_", 1)[-1][:1]
                 yield record(
                     id=utterance, audio=audio[utterance], native_label=native,
-                    label_map=LABEL_MAP, dropped=DROPPED,
+                    label_map=LABEL_MAP, dropped=DROPPED, unlabelled=UNLABELLED,
                     speaker=f"Ses{int(number):02d}{gender}", valence=valence, arousal=arousal,
                     fold=number, source=where,
                 )

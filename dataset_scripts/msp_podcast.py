@@ -1,9 +1,10 @@
 """MSP-Podcast: podcast speech with consensus categories and valence/arousal (1-7).
 
 Layout: ``Audios/<FileName>`` and ``Labels/labels_consensus.csv`` (FileName, EmoClass,
-EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set). Other (O) and no agreement (X) are
-dropped; valence/arousal are rescaled from 1-7 to [-1, 1]; ``fold`` is Split_Set
-(Train, Development, Test1, ...). Column names differ between releases: check yours.
+EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set). Other (O) and no agreement (X) have
+no canonical class: kept with no label (-1). Valence/arousal are rescaled from 1-7 to
+[-1, 1]; ``fold`` is Split_Set (Train, Development, Test1, ...). Column names differ
+between releases: check yours.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ LABEL_MAP = {
     "C": "contempt",
     "N": "neutral",
 }
-DROPPED = {"O": "other", "X": "no agreement"}
+DROPPED: dict[str, str] = {}
+UNLABELLED = {"O": "other", "X": "no agreement"}
 COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "SpkrID", "Split_Set")
 
 
@@ -65,7 +67,7 @@ def records(root: str | os.PathLike):
             continue
         yield record(
             id=stem, audio=audio[stem], native_label=row["EmoClass"], label_map=LABEL_MAP,
-            dropped=DROPPED, speaker=row["SpkrID"] or None, valence=valence, arousal=arousal,
+            dropped=DROPPED, unlabelled=UNLABELLED, speaker=row["SpkrID"] or None, valence=valence, arousal=arousal,
             fold=row["Split_Set"] or None, source=where,
         )
     yield from unmatched_audio(audio, seen)

@@ -5,9 +5,9 @@ then one tab-separated ``mood/theme---<tag>`` field per tag; found at the root o
 ``data/``) and the audio at ``<audio_dir>/<PATH>`` (``audio_dir`` defaults to the root,
 then ``root/audio``; ``low_quality=True`` reads the ``.low.mp3`` copies).
 
-Single-label view of a multi-label corpus: a track is kept when its tags that name an
-emotion (``LABEL_MAP``) all map to one canonical class; tracks with none are dropped as
-"outside the map", tracks with conflicting ones (e.g. happy + sad) are reported.
+Single-label view of a multi-label corpus: a track whose tags that name an emotion
+(``LABEL_MAP``) all map to one canonical class gets that class; a track with none, or
+with conflicting ones (e.g. happy + sad), is kept with no label (-1).
 ``native_label`` keeps all the track's tags, comma-separated. ``fold`` is the track's
 part (train / validation / test) of official split ``split`` (0-4) when
 ``splits/split-<k>/autotagging_moodtheme-<part>.tsv`` is present, else null.
@@ -42,7 +42,11 @@ LABEL_MAP = {
     "romantic": "tender",
     "love": "tender",
 }
-DROPPED = {"(no emotion tag)": "none of the track's tags names an emotion in LABEL_MAP"}
+DROPPED: dict[str, str] = {}
+UNLABELLED = {
+    "(no emotion tag)": "none of the track's tags names an emotion in LABEL_MAP",
+    "(conflicting emotion tags)": "its emotion tags map to different canonical classes",
+}
 PARTS = ("train", "validation", "test")
 
 
@@ -95,17 +99,12 @@ def records(
             yield Skip(where, f"metadata without audio ({rel} is missing)")
             continue
         tags = [t.strip().removeprefix(TAG_PREFIX) for t in row[5:] if t.strip()]
-        mapped = sorted({LABEL_MAP[t] for t in tags if t in LABEL_MAP})
-        if len(mapped) > 1:
-            yield Skip(where, f"tags {tags} name conflicting emotions {mapped}")
-            continue
-        native = next((t for t in tags if t in LABEL_MAP), "(no emotion tag)")
+        mapped = {LABEL_MAP[t] for t in tags if t in LABEL_MAP}
+        native = ("(conflicting emotion tags)" if len(mapped) > 1
+                  else next((t for t in tags if t in LABEL_MAP), "(no emotion tag)"))
         result = record(
             id=track, audio=path, native_label=native, label_map=LABEL_MAP, dropped=DROPPED,
-            speaker=artist, fold=folds.get(track), source=where,
+            unlabelled=UNLABELLED, speaker=artist, fold=folds.get(track), source=where,
         )
-        if isinstance(result, dict):
-            result["native_label"] = ",".join(tags)
-        else:
-            result = Skip(where, f"tags {tags}: none names an emotion in the label map")
+        result["native_label"] = ",".join(tags)
         yield result

@@ -7,6 +7,9 @@ pipeline then preprocesses a hub_emo model's input as `hub-emo predict` does (on
 models also carry their code (``auto_map``), so a process without hub_emo loads them with
 ``trust_remote_code=True``.
 
+Importing hub_emo also sets its thread policy (`hub_emo.threads`: OpenMP threads that
+sleep instead of spinning on a shared machine) where the environment does not say otherwise.
+
 The registration waits until transformers is imported (by you or by hub_emo), so that
 importing hub_emo stays cheap for the parts that need neither torch nor transformers (the
 CLI's help, the local Hub server).
@@ -16,6 +19,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+
+from hub_emo import threads as _threads
+
+_threads.configure()
 
 __version__ = "0.1.0"
 

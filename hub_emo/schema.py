@@ -29,6 +29,10 @@ EMOTIONS: tuple[str, ...] = (
 
 DOMAINS: tuple[str, ...] = ("speech", "music")
 
+#: ``label`` of a clip whose native label has no canonical class: the clip is kept (with its
+#: ``native_label``); -1 is `datasets.ClassLabel`'s "no label".
+NO_LABEL = -1
+
 #: Valence and arousal are stored on one scale, [-1, 1], with 0 the neutral midpoint.
 VA_RANGE: tuple[float, float] = (-1.0, 1.0)
 
@@ -178,16 +182,23 @@ def features(sampling_rate: int | None = None):
     )
 
 
+def count_unlabelled(dataset) -> int:
+    """Rows without a canonical class (``label`` == NO_LABEL)."""
+    return sum(1 for y in dataset["label"] if y == NO_LABEL)
+
+
 def apply_label_set(dataset, label_set: str | LabelSet | Sequence[str]):
     """Keep the rows a label set covers and relabel them into its classes.
 
-    Returns a dataset whose ``label`` is a `ClassLabel` over the set's classes.
+    Rows with no canonical class (NO_LABEL) are never covered. Returns a dataset whose
+    ``label`` is a `ClassLabel` over the set's classes.
     """
     import datasets
 
     ls = get_label_set(label_set)
     names = dataset.features["label"].names
     lookup = {i: ls.map(n) for i, n in enumerate(names)}
+    lookup[NO_LABEL] = None
     target = ls.label2id
     kept = dataset.filter(lambda y: lookup[y] is not None, input_columns="label")
     new_features = kept.features.copy()

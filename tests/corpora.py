@@ -313,7 +313,9 @@ EMOTIFY_VOTES = {
     1: ("classical", [(0, 0, 1, 0, 0, 0, 0, 0, 0), (0, 0, 1, 0, 1, 0, 0, 0, 0)]),  # tenderness
     2: ("classical", [(0, 0, 0, 0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 0, 0, 0, 1)]),  # sadness
     101: ("rock", [(0, 0, 0, 0, 0, 0, 1, 0, 0), (0, 0, 0, 0, 0, 1, 1, 0, 0)]),  # joyful_activation
-    201: ("electronic", [(0, 0, 0, 0, 0, 1, 0, 0, 0)]),  # power: dropped
+    201: ("electronic", [(0, 0, 0, 0, 0, 1, 0, 0, 0)]),  # power: no canonical class
+    202: ("electronic", [(0, 0, 0, 1, 0, 0, 0, 0, 0), (0, 0, 0, 1, 1, 0, 0, 0, 0)]),  # nostalgia: none
+    302: ("pop", [(0, 1, 0, 0, 0, 0, 0, 0, 0)]),  # solemnity: no canonical class
     301: ("pop", [(1, 0, 0, 0, 0, 0, 0, 1, 0)]),  # tie: amazement comes first
 }
 

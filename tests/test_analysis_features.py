@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -109,15 +110,21 @@ def test_hub_emo_model_gives_its_backbone(parts, tmp_path):
     np.testing.assert_allclose(from_folder.pooled, direct.pooled, rtol=1e-5, atol=1e-6)
 
 
+# Each rank reports in its own file, not on the stdout pipe the ranks share: unbuffered
+# (PYTHONUNBUFFERED=1), print() writes a line and its newline in two write()s, and under
+# load two ranks' lines interleave as "rank 1 ...rank 0 ...\n\n".
 SHARDED = textwrap.dedent("""
-    import sys, numpy as np, datasets, torch.distributed as dist
+    import json, sys, numpy as np, datasets, torch.distributed as dist
+    from pathlib import Path
     from hub_emo.analysis import extract_features
     result = extract_features(sys.argv[2], datasets.load_from_disk(sys.argv[1]), frames_per_clip=4,
                               progress=False)
     rank = dist.get_rank() if dist.is_initialized() else 0
-    print(f"rank {rank} passes {result.forward_passes} shape {result.pooled.shape}")
+    out = Path(sys.argv[3])
+    (out / f"rank{rank}.json").write_text(json.dumps({"passes": result.forward_passes,
+                                                      "shape": list(result.pooled.shape)}))
     if rank == 0:
-        np.save(sys.argv[3], result.pooled)
+        np.save(out / "pooled.npy", result.pooled)
 """)
 
 
@@ -132,11 +139,12 @@ def test_sharded_extraction_under_torchrun(parts, tmp_path):
     env = {**os.environ, "HUB_EMO_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     torchrun = Path(sys.executable).with_name("torchrun")
     done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(data),
-                           str(folder), str(tmp_path / "pooled.npy")],
+                           str(folder), str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    passes = sorted(int(line.split()[3]) for line in done.stdout.splitlines() if line.startswith("rank"))
-    assert passes == [len(dataset) // 2, len(dataset) - len(dataset) // 2]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert sorted(r["passes"] for r in reports) == [len(dataset) // 2, len(dataset) - len(dataset) // 2]
+    assert all(r["shape"] == [3, len(dataset), 32] for r in reports)
     single = extract_features(str(folder), dataset, frames_per_clip=4, cache=False, progress=False)
     np.testing.assert_allclose(np.load(tmp_path / "pooled.npy"), single.pooled, rtol=1e-5, atol=1e-6)
     assert not list((tmp_path / "cache").rglob("shard-*"))

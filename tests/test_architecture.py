@@ -22,6 +22,8 @@ STAGES = {
     "hub_emo.modeling": "modeling",
     "hub_emo.schema": "base",
     "hub_emo.paths": "base",
+    "hub_emo.progress": "base",
+    "hub_emo.threads": "base",
     "hub_emo.audio": "base",
     "hub_emo.metric": "base",
     "dataset_scripts": "corpora",
@@ -48,7 +50,7 @@ _BELOW_TRAINING = {"base", "corpora", "data", "modeling", "inference", "package"
 ALLOWED = {
     "modeling": set(),  # shipped as remote code: relative imports only
     "base": set(),
-    "package": {"modeling", "inference"},
+    "package": {"base", "modeling", "inference"},
     "corpora": {"base"},
     "data": {"base", "corpora"},
     "inference": {"base", "modeling", "package"},

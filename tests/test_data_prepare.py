@@ -101,7 +101,7 @@ def test_every_bad_input_is_skipped_and_reported(tmp_path):
         f.write("MSP-PODCAST_0004_0001.wav,A,nan,3.0,4.0,88,Female,Test2\n")  # NaN rating, duplicate id
     out = tmp_path / "out"
     result = data.prepare_with_report(["crema_d", "msp_podcast"], {"crema_d": tmp_path / "crema", "msp_podcast": tmp_path / "msp"}, out=out)
-    assert result.counts() == {"crema_d": 12, "msp_podcast": 4}
+    assert result.counts() == {"crema_d": 12, "msp_podcast": 5}  # "X" (no agreement) is kept, unlabelled
     report = data.read_skip_report(out / data.SKIP_REPORT)
     crema = {s.file: s.reason for s in report if s.corpus == "crema_d"}
     assert set(crema) == set(expected)
@@ -109,10 +109,10 @@ def test_every_bad_input_is_skipped_and_reported(tmp_path):
         assert reason in crema[file], (file, crema[file])
     msp = sorted(s.reason for s in report if s.corpus == "msp_podcast")
     assert msp[0] == "EmoAct is 'nan' (not finite)"
-    assert msp[1:] == ["audio without metadata", "label 'X' is dropped (no agreement)",
+    assert msp[1:] == ["audio without metadata",
                        "metadata without audio (MSP-PODCAST_0002_0001.wav is missing)"]
     summary = result.summary()
-    assert "prepared 16 clips (crema_d 12, msp_podcast 4); skipped 11" in summary
+    assert "prepared 17 clips (crema_d 12, msp_podcast 5); skipped 10; 1 kept with no canonical class" in summary
     assert str(out / data.SKIP_REPORT) in summary
 
 
@@ -240,3 +240,34 @@ def test_cli_prepare(ravdess, tmp_path, capsys):
     assert code == 1 and "1001_DFA_ANG.wav: name does not parse" in capsys.readouterr().err
     assert main(["prepare", "emopia", "--root", str(tmp_path), "--option", "emopia.colour=red"]) == 1
     assert "unknown option" in capsys.readouterr().err
+
+
+def test_clips_without_a_canonical_class_are_kept_with_no_label(tmp_path, caplog):
+    """Emotify's power / nostalgia / solemnity tracks stay in the dataset with label -1 and their
+    native label; label sets, training and probing leave them out and say how many."""
+    from hub_emo import schema
+    from hub_emo.analysis.probing import clip_metadata, unlabelled_note
+    from hub_emo.training.data import select
+
+    corpora.make_emotify(tmp_path / "emotify")
+    result = data.prepare_with_report(["emotify"], tmp_path / "emotify", out=tmp_path / "out")
+    ds = data.load_prepared(tmp_path / "out", concatenate=True)
+    assert not result.skipped and len(ds) == len(corpora.EMOTIFY_VOTES)
+    by_id = dict(zip(ds["id"], zip(ds["native_label"], ds["label"])))
+    assert {i: n for i, (n, y) in by_id.items() if y == schema.NO_LABEL} == {
+        "201": "power", "202": "nostalgia", "302": "solemnity"}
+    assert ds.features["label"].int2str(by_id["1"][1]) == "tender"
+    assert "3 kept with no canonical class (label -1)" in result.summary()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Kept with no canonical class" in card and "`nostalgia`" in card
+
+    assert schema.count_unlabelled(ds) == 3
+    kept = schema.apply_label_set(ds, "all")
+    assert len(kept) == len(ds) - 3 and schema.NO_LABEL not in list(kept["label"])
+    with caplog.at_level("WARNING", logger="hub_emo.training.data"):
+        train = select(ds, "all", domain="music", name="emotify")
+    assert len(train) == len(ds) - 3
+    assert "emotify: 3 clip(s) with no canonical class (label -1) left out" in caplog.text
+    ids, meta, _ = clip_metadata(ds, "all")
+    assert sorted(ids) == ["1", "101", "2", "301"] and len(meta["label"]) == 4
+    assert unlabelled_note(ds) == ["3 clip(s) with no canonical class (label -1) left out"]

@@ -131,13 +131,15 @@ def test_emodb(tmp_path):
     assert sorted(s.reason for s in skips) == ["label 'X' is outside the label map", "speaker 05 is not one of EmoDB's 10"]
 
 
-def test_iemocap_merges_excited_drops_others_and_folds_by_session(tmp_path):
+def test_iemocap_merges_excited_keeps_unlabelled_and_folds_by_session(tmp_path):
     corpora.make_iemocap(tmp_path)
     corpora.tone(tmp_path / "Session2" / "sentences" / "wav" / "Ses02F_impro02" / "Ses02F_impro02_F009.wav")
     (tmp_path / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / "Ses01F_impro01_F000.wav").unlink()
     records, skips = run("iemocap", tmp_path)
     assert {rid: r["label"] for rid, r in records.items()} == {
+        "Ses01F_impro01_F002": None,  # fru: no canonical class, kept
         "Ses01F_impro01_M001": "happy",  # exc -> happy
+        "Ses01F_impro01_M003": None,  # xxx (no agreement): kept
         "Ses01M_script01_1_F000": "angry",
         "Ses01M_script01_1_M001": "happy",
         "Ses02F_impro02_F000": "sad",
@@ -149,8 +151,6 @@ def test_iemocap_merges_excited_drops_others_and_folds_by_session(tmp_path):
     reasons = sorted(s.reason for s in skips)
     assert reasons == [
         "audio without metadata",
-        "label 'fru' is dropped (frustration has no canonical class)",
-        "label 'xxx' is dropped (annotators did not agree)",
         "metadata without audio (Ses01F_impro01_F000.wav is missing)",
     ]
 
@@ -180,12 +180,13 @@ def test_msp_podcast(tmp_path):
     assert {rid: r["label"] for rid, r in records.items()} == {
         "MSP-PODCAST_0001_0008": "neutral", "MSP-PODCAST_0001_0019": "angry",
         "MSP-PODCAST_0002_0001": "happy", "MSP-PODCAST_0003_0004": "contempt",
-        "MSP-PODCAST_0004_0001": "surprised",
+        "MSP-PODCAST_0004_0001": "surprised", "MSP-PODCAST_0003_0005": None,  # X: kept, no label
     }
+    assert records["MSP-PODCAST_0003_0005"]["native_label"] == "X"
     rec = records["MSP-PODCAST_0001_0019"]
     assert rec["valence"] == pytest.approx((1.8 - 4) / 3) and rec["arousal"] == pytest.approx((6.2 - 4) / 3)
     assert (rec["speaker"], rec["fold"]) == ("127", "Train")
-    assert sorted(s.reason for s in skips) == ["audio without metadata", "label 'X' is dropped (no agreement)"]
+    assert sorted(s.reason for s in skips) == ["audio without metadata"]
 
 
 QUADRANTS = {"Q1": "happy", "Q2": "angry", "Q3": "sad", "Q4": "calm"}
@@ -247,9 +248,10 @@ def test_emotify_majority_gems(tmp_path):
     records, skips = run("emotify", tmp_path)
     assert {rid: (r["native_label"], r["label"]) for rid, r in records.items()} == {
         "1": ("tenderness", "tender"), "2": ("sadness", "sad"),
-        "101": ("joyful_activation", "happy"), "301": ("amazement", "surprised")}
+        "101": ("joyful_activation", "happy"), "301": ("amazement", "surprised"),
+        "201": ("power", None), "202": ("nostalgia", None), "302": ("solemnity", None)}
     assert records["101"]["audio"].endswith("rock/1.mp3")
-    assert [s.reason for s in skips] == ["label 'power' is dropped (no canonical class (high arousal, either valence))"]
+    assert not skips  # every clip is kept; those without a canonical class have no label
 
 
 def test_mtg_jamendo_single_label_view_and_official_split(tmp_path):
@@ -257,7 +259,8 @@ def test_mtg_jamendo_single_label_view_and_official_split(tmp_path):
     records, skips = run("mtg_jamendo_mood", tmp_path)
     assert {rid: (r["label"], r["fold"]) for rid, r in records.items()} == {
         "track_0000214": ("happy", "train"), "track_0000948": ("sad", "test"),
-        "track_0001009": ("calm", "train")}
+        "track_0001009": ("calm", "train"),
+        "track_0001200": (None, "train"), "track_0001300": (None, "train")}  # conflicting; no emotion tag
     assert records["track_0000948"]["native_label"] == "melancholic,sad"
     assert records["track_0000214"]["speaker"] == "artist_0000"
-    assert len(skips) == 2 and "conflicting" in skips[0].reason and "none names" in skips[1].reason
+    assert records["track_0001200"]["native_label"] == "happy,sad" and not skips

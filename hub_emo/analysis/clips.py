@@ -36,3 +36,9 @@ def rows_for(feature_ids: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"{len(missing)} clips lack features (e.g. {missing[:3]}); was the cache built on another dataset?")
     return np.asarray([position[w] for w in wanted], dtype=np.int64)
+
+
+def unlabelled_note(dataset) -> list[str]:
+    """The report line for clips left out because they have no canonical class (none if none)."""
+    count = schema.count_unlabelled(dataset)
+    return [f"{count} clip(s) with no canonical class (label -1) left out"] if count else []

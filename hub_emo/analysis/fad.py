@@ -324,7 +324,7 @@ def run_fad(
     """
     from hub_emo import schema
     from hub_emo.analysis import features as feats
-    from hub_emo.analysis.clips import clip_metadata, rows_for
+    from hub_emo.analysis.clips import clip_metadata, rows_for, unlabelled_note
 
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
@@ -341,7 +341,7 @@ def run_fad(
     clusters = int(cluster_of_row.max()) + 1
     counts = np.random.default_rng(seed).multinomial(clusters, np.full(clusters, 1 / clusters), size=n_boot) \
         if n_boot else None
-    problems: list[str] = []
+    problems: list[str] = unlabelled_note(dataset)
     extracted, cells, chosen, report_at = {}, {}, {}, {}
     for name, source in backbones.items():
         fs = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),

@@ -231,7 +231,8 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
     """Run the model over a dataset; returns (layers, pooled, frames, frame_clip, passes)."""
     import datasets
     import torch
-    from tqdm.auto import tqdm
+
+    from hub_emo.progress import bar
 
     rate = backbone.sampling_rate
     backbone.model.to(device)
@@ -241,7 +242,7 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
     frame_clip: list[np.ndarray] = []
     passes = 0
     with torch.inference_mode():
-        for row, item in enumerate(tqdm(rows, total=len(rows), desc=desc, disable=not progress)):
+        for row, item in enumerate(bar(rows, total=len(rows), desc=desc, unit="clip", disable=not progress)):
             samples = item["audio"].get_all_samples()
             wave = audio.prepare(samples.data.numpy(), int(samples.sample_rate), rate,
                                  source=f"clip {item['id']!r}", channels_last=False)

@@ -54,7 +54,8 @@ from typing import Sequence
 import numpy as np
 
 from hub_emo import schema
-from hub_emo.analysis.clips import clip_metadata, rows_for
+from hub_emo.analysis.clips import clip_metadata, rows_for, unlabelled_note
+from hub_emo.progress import bar
 
 PROBES = ("mlp", "logistic")
 METRICS = ("WA", "UA", "macro_F1")
@@ -193,6 +194,7 @@ def probe_scores(
     batch_size: int = 32,
     seed: int = 0,
     problems: list[str] | None = None,
+    progress: bool = False,
 ) -> list[dict]:
     """Score a probe on every layer of (L, N, D) pooled ``features``.
 
@@ -218,7 +220,7 @@ def probe_scores(
         pairs += [(a, b) for a in present for b in present if a != b]
     fit = _fit_predict_mlp if probe == "mlp" else _fit_predict_logistic
     rows = []
-    for train_domain, test_domain in pairs:
+    for train_domain, test_domain in bar(pairs, desc=f"{model}: probes", unit="domain pair", disable=not progress):
         scored = sorted(set(labels[domains == test_domain]))
         tasks = []  # (fit mask, scored mask, classes, fold, split, inner fold)
         for fold, train_mask, test_mask, inner in _splits(domains, folds, train_domain, test_domain, problems):
@@ -343,7 +345,7 @@ def run_probing(
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
     ids, meta, classes = clip_metadata(dataset, label_set)
-    problems: list[str] = []
+    problems: list[str] = unlabelled_note(dataset)
     rows: list[dict] = []
     for name, source in backbones.items():
         extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=frames_per_clip,
@@ -352,7 +354,8 @@ def run_probing(
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
                              layer_ids=chosen, model=name, probe=probe, cross_domain=cross_domain,
-                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems)
+                             epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems,
+                             progress=progress)
     means, best = summarise(rows, select_by)
     out = Path(out_dir)
     result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)))

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from hub_emo.data.report import SKIP_REPORT, Skipped
-from hub_emo.schema import DOMAINS, LabelSet
+from hub_emo.schema import DOMAINS, NO_LABEL, LabelSet
 
 
 def _configs(parts: Mapping[str, Any], modules: Mapping[str, Any]) -> list[dict]:
@@ -52,10 +52,11 @@ def dataset_card(parts: Mapping[str, Any], modules: Mapping[str, Any], skipped: 
     present = {n: p for n, p in parts.items() if len(p)}
     any_part = next(iter(present.values()))
     label_names = any_part.features["label"].names
-    counts = {}
+    counts, no_label = {}, {}
     for name, part in present.items():
         labels = Counter(part["label"])
         counts[name] = [labels.get(i, 0) for i in range(len(label_names))]
+        no_label[name] = labels.get(NO_LABEL, 0)
     skips = Counter(s.corpus for s in skipped)
     total = sum(len(p) for p in present.values())
     domains = sorted({modules[n].DOMAIN for n in present})
@@ -78,6 +79,8 @@ def dataset_card(parts: Mapping[str, Any], modules: Mapping[str, Any], skipped: 
             "citation": modules[name].CITATION,
             "label_map": modules[name].LABEL_MAP,
             "dropped": modules[name].DROPPED,
+            "unlabelled": getattr(modules[name], "UNLABELLED", {}),
+            "no_label": no_label[name],
             "counts": counts[name],
         }
         for name, part in present.items()

@@ -31,7 +31,8 @@ from hub_emo.data.decode import ERROR_COLUMN, FIELDS, decode
 from hub_emo.data.parquet import MAX_SHARD_BYTES, check_target, write
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped
 from hub_emo.data.upload import push
-from hub_emo.schema import EMOTIONS, LabelSet, apply_label_set, features, get_label_set
+from hub_emo.schema import (EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, features,
+                            get_label_set)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class Prepared:
         counts = self.counts()
         parts = ", ".join(f"{name} {n}" for name, n in counts.items())
         line = f"prepared {sum(counts.values())} clips ({parts}); skipped {len(self.skipped)}"
+        datasets = self.dataset.values() if hasattr(self.dataset, "values") else [self.dataset]
+        unlabelled = sum(count_unlabelled(ds) for ds in datasets)
+        if unlabelled:
+            line += f"; {unlabelled} kept with no canonical class (label -1)"
         if self.skipped and self.out is not None:
             line += f" (see {self.out / SKIP_REPORT})"
         elif self.skipped:
@@ -199,7 +204,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
             skipped.append(Skipped(module.NAME, item.file, item.reason))
             continue
         path = Path(item["audio"])
-        if item["label"] not in EMOTIONS:
+        if item["label"] is not None and item["label"] not in EMOTIONS:
             skipped.append(Skipped(module.NAME, str(path), f"label {item['label']!r} is not canonical"))
         elif item["id"] in by_id:
             first = by_id[item["id"]]["file"]
@@ -217,6 +222,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
                 name = path.name
             by_id[item["id"]] = {
                 **{k: item.get(k) for k in FIELDS},
+                "label": NO_LABEL if item["label"] is None else item["label"],
                 "corpus": module.NAME,
                 "domain": module.DOMAIN,
                 "file": str(path),

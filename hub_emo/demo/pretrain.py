@@ -190,6 +190,7 @@ def pretrain_backbone(
     )
 
     from hub_emo.audio import load
+    from hub_emo.progress import bar
 
     out = Path(out_dir)
     files = _audio_files(audio)
@@ -218,6 +219,7 @@ def pretrain_backbone(
 
     old_threads = torch.get_num_threads()
     np_state = np.random.get_state()  # the two transformers helpers draw from numpy's global RNG
+    shown = bar(total=steps, desc=f"pretrain {domain} backbone", unit="step")
     try:
         if threads:
             torch.set_num_threads(threads)
@@ -269,9 +271,12 @@ def pretrain_backbone(
             curve["diversity_loss"].append(round(output.diversity_loss.item() / masked, 5))
             curve["perplexity"].append(round(output.codevector_perplexity.item(), 3))
             curve["contrastive_chance"].append(round(_chance_loss(output, negatives, mask), 5))
+            shown.update()
+            shown.set_postfix(loss=f"{curve['loss'][-1]:.3f}", refresh=False)
             if progress:
                 progress(step + 1, steps, float(loss))
     finally:
+        shown.close()
         torch.set_num_threads(old_threads)
         np.random.set_state(np_state)
 

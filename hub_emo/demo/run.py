@@ -164,7 +164,6 @@ def probe(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path)
         epochs=30 if settings.quick else 100,
         seed=settings.seed,
         trust_remote_code=settings.trust_remote_code,
-        progress=False,
     )
 
 
@@ -179,7 +178,6 @@ def fad(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path):
         n_boot=20 if settings.quick else 100,
         seed=settings.seed,
         trust_remote_code=settings.trust_remote_code,
-        progress=False,
     )
 
 
@@ -193,59 +191,62 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
     The backbone for each direction is the one of the target's domain when stand-ins are
     used (speech SSL for SER, music SSL for MER), else every given backbone.
     """
+    from hub_emo.progress import bar
     from hub_emo.training import train
 
-    rows = []
+    plan = []
     for task, target, source in DIRECTIONS:
         names = [n for n, d in STAND_IN_BACKBONES.items() if d == target and n in backbones] or list(backbones)
-        for backbone_name in names:
-            for strategy in settings.strategies:
-                for two_stage in (False, True):
-                    run_dir = out / "transfer" / task / backbone_name / f"{strategy}-{'two' if two_stage else 'one'}-stage"
-                    arguments = dict(
-                        backbone=backbones[backbone_name],
-                        trust_remote_code=settings.trust_remote_code,
-                        strategy=strategy,
-                        label_set=settings.label_set,
-                        drop_unlisted_labels=True,
-                        domain=target,
-                        folds=settings.test_fold,
-                        max_steps=settings.max_steps,
-                        learning_rate=settings.learning_rate,
-                        max_seconds=3.0,
-                        per_device_train_batch_size=8,
-                        eval_steps=max(10, settings.max_steps // 4),
-                        early_stopping_patience=0,
-                        logging_steps=10,
-                        save_total_limit=1,
-                        report_to="none",
-                        seed=settings.seed,
-                        output_dir=str(run_dir),
-                    )
-                    if two_stage:
-                        arguments.update(source_domain=source, source_strategy=strategy)
-                    key = _run_key(arguments)
-                    cached = run_dir / "results.json"
-                    results = None
-                    if cached.is_file() and (run_dir / "demo_key").is_file() and (run_dir / "demo_key").read_text() == key:
-                        results = json.loads(cached.read_text())
-                    if results is None:
-                        results = train(dataset=dataset, **arguments)
-                        (run_dir / "demo_key").write_text(key)
-                    rows.append(
-                        {
-                            "task": task,
-                            "backbone": backbone_name,
-                            "strategy": strategy,
-                            "stages": f"{source}→{target}" if two_stage else target,
-                            "two_stage": two_stage,
-                            "accuracy": results["accuracy"],
-                            "balanced_accuracy": results["balanced_accuracy"],
-                            "macro_f1": results["macro_f1"],
-                            "validation": results.get("validation"),
-                            "model": results["best_model"],
-                        }
-                    )
+        plan += [(task, target, source, b, s, two) for b in names for s in settings.strategies for two in (False, True)]
+    rows = []
+    with bar(total=len(plan), desc="transfer runs", unit="run") as shown:
+        for task, target, source, backbone_name, strategy, two_stage in plan:
+            run_dir = out / "transfer" / task / backbone_name / f"{strategy}-{'two' if two_stage else 'one'}-stage"
+            arguments = dict(
+                backbone=backbones[backbone_name],
+                trust_remote_code=settings.trust_remote_code,
+                strategy=strategy,
+                label_set=settings.label_set,
+                drop_unlisted_labels=True,
+                domain=target,
+                folds=settings.test_fold,
+                max_steps=settings.max_steps,
+                learning_rate=settings.learning_rate,
+                max_seconds=3.0,
+                per_device_train_batch_size=8,
+                eval_steps=max(10, settings.max_steps // 4),
+                early_stopping_patience=0,
+                logging_steps=10,
+                save_total_limit=1,
+                report_to="none",
+                seed=settings.seed,
+                output_dir=str(run_dir),
+            )
+            if two_stage:
+                arguments.update(source_domain=source, source_strategy=strategy)
+            key = _run_key(arguments)
+            cached = run_dir / "results.json"
+            results = None
+            if cached.is_file() and (run_dir / "demo_key").is_file() and (run_dir / "demo_key").read_text() == key:
+                results = json.loads(cached.read_text())
+            if results is None:
+                results = train(dataset=dataset, **arguments)
+                (run_dir / "demo_key").write_text(key)
+            rows.append(
+                {
+                    "task": task,
+                    "backbone": backbone_name,
+                    "strategy": strategy,
+                    "stages": f"{source}→{target}" if two_stage else target,
+                    "two_stage": two_stage,
+                    "accuracy": results["accuracy"],
+                    "balanced_accuracy": results["balanced_accuracy"],
+                    "macro_f1": results["macro_f1"],
+                    "validation": results.get("validation"),
+                    "model": results["best_model"],
+                }
+            )
+            shown.update()
     return rows
 
 

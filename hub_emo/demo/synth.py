@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from hub_emo.progress import bar
 from hub_emo.schema import EMOTIONS
 
 #: RAVDESS's statements, by statement code.
@@ -579,14 +580,15 @@ def build_corpus(
     work = sorted(batches.values(), key=lambda b: (-len(b), b[0].channel, b[0].actor))
     workers = workers or min(len(work), os.cpu_count() or 1)
     out.mkdir(parents=True, exist_ok=True)
-    if workers <= 1:
-        results = [_render_batch(b, str(out), seed, sample_rate) for b in work]
-    else:
-        # Threads, not processes: the work is espeak-ng subprocesses, FluidSynth and numpy,
-        # which release the GIL, and a spawned process would re-import torch (via hub_emo).
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(_render_batch, work, [str(out)] * len(work),
-                                    [seed] * len(work), [sample_rate] * len(work)))
+    # Threads, not processes: the work is espeak-ng subprocesses, FluidSynth and numpy,
+    # which release the GIL, and a spawned process would re-import torch (via hub_emo).
+    with ThreadPoolExecutor(workers) as pool, \
+            bar(total=sum(len(b) for b in work), desc="synthesise corpus", unit="clip") as shown:
+        results = []
+        for rows in pool.map(_render_batch, work, [str(out)] * len(work), [seed] * len(work),
+                             [sample_rate] * len(work)):
+            results.append(rows)
+            shown.update(len(rows))
     by_file = {row["file"]: row for rows in results for row in rows}
     metadata = {
         "description": "hub_emo synthetic speech + song emotion corpus (RAVDESS layout)",

@@ -14,12 +14,15 @@ withholds it from backbones pretrained without masks (``feat_extract_norm="group
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hub_emo import audio, schema
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = ("id", "audio", "label")
 
@@ -55,7 +58,11 @@ def select(dataset, label_set, *, domain: str | None = None, drop_unlisted: bool
         wanted = dataset.features["domain"].str2int(domain)
         dataset = dataset.filter(lambda d: d == wanted, input_columns="domain")
     names = dataset.features["label"].names
-    counts = np.bincount(np.asarray(dataset["label"], dtype=np.int64), minlength=len(names))
+    labels = np.asarray(dataset["label"], dtype=np.int64)
+    unlabelled = int((labels == schema.NO_LABEL).sum())
+    if unlabelled:
+        logger.warning("%s: %d clip(s) with no canonical class (label -1) left out", name, unlabelled)
+    counts = np.bincount(labels[labels != schema.NO_LABEL], minlength=len(names))
     unlisted = {names[i]: int(c) for i, c in enumerate(counts) if c and ls.map(names[i]) is None}
     if unlisted and not drop_unlisted:
         raise ValueError(

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from hub_emo import progress
 from hub_emo.data import load_prepared
 from hub_emo.metric import SUMMARY_METRICS, load_metric
 
@@ -386,7 +387,7 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
         data_collator=collator,
         eval_collator=eval_collator,
         compute_metrics=_compute_metrics(len(stage.labels)),
-        callbacks=extra + list(callbacks or []),
+        callbacks=extra + [progress.trainer_callback(f"{stage.name} ({stage.strategy})")] + list(callbacks or []),
     )
     checkpoint = _last_checkpoint(stage.output_dir) if args.resume else None
     train_output = trainer.train(resume_from_checkpoint=checkpoint)

@@ -105,3 +105,50 @@ def publish_all(root: Path, size: dict | None = TINY, repo_ids=REPO_IDS) -> dict
         folders[repo_id] = write_repo(repo_id, root / repo_id.replace("/", "__"), size)
         publish(repo_id, folders[repo_id])
     return folders
+
+
+NO_HIDDEN_CONFIG = '''
+from transformers import HubertConfig
+
+
+class NoHiddenConfig(HubertConfig):
+    model_type = "nohidden_ssl"
+'''
+#: Written for this test, after the pattern of remote code made for transformers 4.x: it
+#: overrides forward and asks the encoder for hidden states, which transformers 5 records only
+#: in the decorated top-level forward, so none come back.
+NO_HIDDEN_MODEL = '''
+from transformers import HubertModel
+from transformers.modeling_outputs import BaseModelOutput
+
+from .configuration_nohidden import NoHiddenConfig
+
+
+class NoHiddenModel(HubertModel):
+    config_class = NoHiddenConfig
+
+    def forward(self, input_values, attention_mask=None, output_hidden_states=None, return_dict=None, **kwargs):
+        features = self.feature_extractor(input_values).transpose(1, 2)
+        hidden = self.feature_projection(features)
+        out = self.encoder(hidden, attention_mask=None, output_hidden_states=output_hidden_states, return_dict=True)
+        return BaseModelOutput(last_hidden_state=out[0], hidden_states=getattr(out, "hidden_states", None))
+'''
+
+
+def write_no_hidden_states_repo(folder: Path) -> Path:
+    """A remote-code backbone that returns no hidden states under transformers 5 (as MERT's code does)."""
+    config, preprocessor = published("facebook/hubert-base-ls960")
+    config = reduced(config, TINY)
+    state = random_state_dict(config)
+    config.update(model_type="nohidden_ssl", architectures=["NoHiddenModel"],
+                  auto_map={"AutoConfig": "configuration_nohidden.NoHiddenConfig",
+                            "AutoModel": "modeling_nohidden.NoHiddenModel"})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    (folder / "configuration_nohidden.py").write_text(NO_HIDDEN_CONFIG)
+    (folder / "modeling_nohidden.py").write_text(NO_HIDDEN_MODEL)
+    from safetensors.torch import save_file
+
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder

@@ -282,6 +282,7 @@ class FADResult:
     csv: Path | None = None
     json: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} speech–music distances; report: {self.report}"]
@@ -353,9 +354,9 @@ def run_fad(
     report_layers: dict[str, int] = {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name, source in backbones.items():
-        extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
-                                           trust_remote_code=trust_remote_code, progress=progress)
+    failed: dict[str, str] = {}
+    for name, extracted in feats.extract_each(backbones, dataset, failed, frames_per_clip=max(frames_per_clip, 1),
+                                              trust_remote_code=trust_remote_code, progress=progress):
         chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         positions = rows_for(extracted.ids, ids)
         # each frame's row in `meta` (or -1 when its clip is outside the label set)
@@ -429,14 +430,17 @@ def run_fad(
     if not rows:
         raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
                          + "; ".join(dict.fromkeys(problems)))
-    return _write_fad(out, rows, within, by_model, classes, report_layers, problems, report, plots, {
-        "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
+    problems += [f"{name} FAILED: {message}" for name, message in failed.items()]
+    result = _write_fad(out, rows, within, by_model, classes, report_layers, problems, report, plots, {
+        "label set": schema.get_label_set(label_set).name, "models": ", ".join(n for n in backbones if n not in failed),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
         "bootstrap resamples (clip level)": f"{n_boot}, " + ("at every layer" if bootstrap_all_layers
                                                              else "at the report layer only"),
         "confidence": confidence, "FAD∞ subsets": f"{inf_steps} fractions from {inf_min_fraction} to 1",
         "Fréchet distance": "Cholesky + symmetric eigenvalues (exact for PSD; clipped for singular covariances)",
     })
+    result.failed = failed
+    return result
 
 
 def _write_fad(out, rows, within, by_model, classes, chosen_layer, problems, report, plots, settings) -> FADResult:

@@ -220,6 +220,21 @@ def _frame_indices(length: int, cap: int) -> np.ndarray:
     return np.unique(np.linspace(0, length - 1, cap).round().astype(np.int64))
 
 
+def extract_each(backbones: dict, dataset, failed: dict, **options):
+    """(name, FeatureSet) for each backbone that extracts; one that fails (cannot load, returns
+    too few hidden states, ...) lands in ``failed`` as name -> message instead of ending the run,
+    so the others' work is kept. Raises ValueError when none succeeds."""
+    for name, source in backbones.items():
+        try:
+            extracted = extract_features(source, dataset, name=name, **options)
+        except Exception as error:  # noqa: BLE001 - one model's failure must not discard the others'
+            failed[name] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+            continue
+        yield name, extracted
+    if len(failed) == len(backbones):
+        raise ValueError("; ".join(failed.values()))
+
+
 def _device(device: str | None):
     """The given device, else this rank's GPU when there is one, else the CPU."""
     import torch

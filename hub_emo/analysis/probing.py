@@ -55,6 +55,7 @@ class ProbingResult:
     csv: Path | None = None
     json: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} scores; report: {self.report}"]
@@ -62,6 +63,7 @@ class ProbingResult:
             lines.append(f"  {b['model']:<16} {b['train_domain']:>6}→{b['domain']:<6} best layer "
                          f"{b['layer']:>2}  UA {b['UA']:.3f}  WA {b['WA']:.3f}  F1 {b['macro_F1']:.3f}")
         lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  FAILED {name}: {message}" for name, message in self.failed.items()]
         return "\n".join(lines)
 
 
@@ -284,9 +286,9 @@ def run_probing(
     ids, meta, classes = clip_metadata(dataset, label_set)
     problems: list[str] = []
     rows: list[dict] = []
-    for name, source in backbones.items():
-        extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=frames_per_clip,
-                                           trust_remote_code=trust_remote_code, progress=progress)
+    failed: dict[str, str] = {}
+    for name, extracted in feats.extract_each(backbones, dataset, failed, frames_per_clip=frames_per_clip,
+                                              trust_remote_code=trust_remote_code, progress=progress):
         chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
@@ -294,10 +296,11 @@ def run_probing(
                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems)
     means, best = summarise(rows, select_by)
     out = Path(out_dir)
-    result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)))
+    result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)), failed=failed)
     result.report, result.csv, result.json = report.write_probing_report(
         out, rows, means, best, result.warnings,
         settings={"label set": schema.get_label_set(label_set).name, "classes": ", ".join(classes),
                   "probe": probe, "epochs": epochs, "lr": lr, "batch size": batch_size, "seed": seed,
-                  "selected by": select_by, "models": ", ".join(backbones)})
+                  "selected by": select_by, "models": ", ".join(n for n in backbones if n not in failed),
+                  **({"failed": "; ".join(f"{n}: {m}" for n, m in failed.items())} if failed else {})})
     return result

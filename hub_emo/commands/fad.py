@@ -42,4 +42,6 @@ def run(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(result.summary())
-    return 0
+    for name, message in result.failed.items():
+        print(f"error: model {name} failed (the others' results are written): {message}", file=sys.stderr)
+    return 1 if result.failed else 0

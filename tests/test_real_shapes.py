@@ -134,3 +134,31 @@ def test_train_then_predict_and_pipeline_by_hub_id(backbone, strategy, two_stage
     assert code == 0 and json.loads(lines[-1])["label"]
     scores = pipeline(best)({"array": np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1, "sampling_rate": 16000})
     assert len(scores) >= 1
+
+
+def test_two_actor_corpus_trains_all_folds_with_one_warning(published_backbones, tmp_path, capsys):
+    import hub_emo.data
+    from hub_emo.cli import main
+
+    make_ravdess(tmp_path / "raw", actors=(1, 2), emotions=(1, 3, 4, 5), seconds=0.4)
+    hub_emo.data.prepare_with_report(["ravdess_speech", "ravdess_song"], tmp_path / "raw", out=tmp_path / "prepared")
+    code = main(["train", "--dataset", str(tmp_path / "prepared"), "--backbone", "facebook/wav2vec2-base",
+                 "--strategy", "baseline", "--folds", "all", "--domain", "speech",
+                 "--output_dir", str(tmp_path / "t"), *FAST])
+    err = capsys.readouterr().err
+    assert code == 0, err[-2000:]
+    assert err.count("validation split falls back to none") == 1
+    assert len(json.loads((tmp_path / "t" / "results.json").read_text())["folds"]) >= 2
+
+
+@pytest.mark.slow
+def test_demo_on_a_two_actor_real_layout_corpus_adapts(published_backbones, tmp_path, capsys):
+    from hub_emo.cli import main
+
+    make_ravdess(tmp_path / "RAVDESS", actors=(1, 2), emotions=(1, 3, 4, 5, 6), seconds=0.4)
+    code = main(["demo", "--root", str(tmp_path / "RAVDESS"), "--backbone", "w2v=facebook/wav2vec2-base",
+                 "--backbone", "mert=m-a-p/MERT-v1-95M", "--test-fold", "all", "--max-steps", "1",
+                 "--strategies", "baseline", "--no-publish", "--out", str(tmp_path / "demo")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    assert (tmp_path / "demo" / "report.md").is_file()

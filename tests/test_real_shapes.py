@@ -99,8 +99,16 @@ def test_train_predict_with_a_backbone_without_hidden_states_fails_clearly(corpu
     from hub_emo.modeling.backbones import BackboneOutputError, load_feature_extractor
 
     model = EmoForAudioClassification.from_backbone(no_hidden, ["a", "b"], trust_remote_code=True)
+    extractor = load_feature_extractor(no_hidden)
     with pytest.raises(BackboneOutputError, match="hidden states"):
-        predict(model, [np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1], feature_extractor=load_feature_extractor(no_hidden))
+        predict(model, [np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1],
+                feature_extractor=extractor)
+    model.save_pretrained(tmp_path / "saved")
+    extractor.save_pretrained(tmp_path / "saved")
+    clips = [str(tone(tmp_path / f"{i}.wav", "sad", seconds=0.5)) for i in range(2)]
+    code = main(["predict", str(tmp_path / "saved"), *clips, "--trust-remote-code"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("returned 0 hidden states") == 1 and "TypeError" not in err
 
 
 @pytest.mark.slow

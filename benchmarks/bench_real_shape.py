@@ -186,6 +186,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds (best of)")
     parser.add_argument("--demo", action="store_true", help="also run the README's `hub-emo demo` (long)")
     parser.add_argument("--skip-readme", action="store_true", help="only the throughput and the projection")
+    parser.add_argument("--dataset", default=None, help="prepared dataset for the throughput (default: the one "
+                                                        "the README's prepare step writes)")
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench_real_shape_"))
@@ -233,10 +235,10 @@ def main() -> int:
 
     print("\nextraction throughput, hub_emo ÷ bare forward loop (same clips, same process, best of "
           f"{options.rounds}):")
-    ratios = throughput(scratch / "data" / "ravdess", options.rounds) if (scratch / "data" / "ravdess").exists() \
-        else None
+    prepared = Path(options.dataset) if options.dataset else scratch / "data" / "ravdess"
+    ratios = throughput(prepared, options.rounds) if prepared.exists() else None
     if ratios is None:
-        print("  (no prepared dataset: run without --skip-readme)")
+        print("  (no prepared dataset: run without --skip-readme, or give --dataset)")
         server.stop()
         return 1
     per_clip_second = {}

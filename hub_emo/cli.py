@@ -83,7 +83,7 @@ def add_common_arguments(parser) -> None:
                         help="label set name (see hub_emo.schema.LABEL_SETS) or comma-separated emotions")
     parser.add_argument("--frames-per-clip", type=int, default=32,
                         help="frame-level embeddings kept per clip in the shared feature cache (default 32)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the repo (MERT)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from a backbone's repo (MERT needs none: it loads natively)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -28,21 +28,22 @@ def feature_extractor_for(config, source: str | os.PathLike | None = None, trust
     """The backbone's feature extractor (from ``source`` when it has one), else a sound default.
 
     ``config`` is an `EmoConfig` or a backbone config. The default follows transformers'
-    convention for wav2vec2-family models (facebook/wav2vec2-base's own preprocessor): 16 kHz,
-    zero-mean unit-variance inputs, and an attention mask only for backbones pretrained with
-    one (``feat_extract_norm="layer"``).
+    convention for wav2vec2-family models (facebook/wav2vec2-base's own preprocessor):
+    zero-mean unit-variance inputs at the rate the backbone's config records (16 kHz unless it
+    says; MERT: 24 kHz), and an attention mask only for backbones pretrained with one
+    (``feat_extract_norm="layer"``).
     """
-    if source is not None:
-        from transformers import AutoFeatureExtractor
+    from hub_emo.modeling.backbones import load_feature_extractor, sampling_rate_of
 
+    if source is not None:
         try:
-            return AutoFeatureExtractor.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+            return load_feature_extractor(source, trust_remote_code=trust_remote_code)
         except Exception:  # noqa: BLE001 - a bare encoder checkpoint has no preprocessor_config.json
             pass
     backbone = getattr(config, "backbone_config", config)
     return Wav2Vec2FeatureExtractor(
         feature_size=1,
-        sampling_rate=16000,
+        sampling_rate=sampling_rate_of(backbone),
         padding_value=0.0,
         do_normalize=True,
         return_attention_mask=getattr(backbone, "feat_extract_norm", "layer") == "layer",

@@ -67,3 +67,12 @@ def hub():
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def published_backbones(hub, session_dir) -> dict:
+    """Every family at its published shape (reduced in depth/width), random weights, on the local
+    Hub under its real id (see tests/real_shapes.py); published once per session."""
+    from real_shapes import publish_all
+
+    return publish_all(session_dir / "published_backbones")

@@ -84,7 +84,7 @@ def test_bad_models_and_layers(parts):
             return BaseModelOutput(last_hidden_state=self.proj(input_values[..., None]))
 
     pair = (NoHiddenStates(), Wav2Vec2FeatureExtractor())
-    with pytest.raises(ValueError, match="returned no hidden_states"):
+    with pytest.raises(ValueError, match="plain: returned 0 hidden states"):
         extract_features(pair, dataset, name="plain", progress=False)
     with pytest.raises(ValueError, match="cannot load a model config"):
         load_backbone(str(folder.parent / "missing"))

@@ -253,6 +253,7 @@ class FADResult:
     json: Path | None = None
     warnings: list[str] = field(default_factory=list)
     method: dict = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} speech–music distances; report: {self.report}"]
@@ -343,9 +344,9 @@ def run_fad(
         if n_boot else None
     problems: list[str] = unlabelled_note(dataset)
     extracted, cells, chosen, report_at = {}, {}, {}, {}
-    for name, source in backbones.items():
-        fs = feats.extract_features(source, dataset, name=name, frames_per_clip=max(frames_per_clip, 1),
-                                    trust_remote_code=trust_remote_code, progress=progress)
+    failed: dict[str, str] = {}
+    for name, fs in feats.extract_each(backbones, dataset, failed, frames_per_clip=max(frames_per_clip, 1),
+                                       trust_remote_code=trust_remote_code, progress=progress):
         chosen[name] = feats.resolve_layers(layers, fs.num_hidden_states, name) or fs.layers
         report_at[name] = _report_layer(report_layer, chosen[name], fs.num_hidden_states, name, problems)
         meta_row = np.full(len(fs.ids), -1, dtype=np.int64)
@@ -353,6 +354,9 @@ def run_fad(
         cells[name] = find_cells(meta, classes, meta_row[fs.frame_clip], cluster_of_row, name=name, dim=fs.dim,
                                  frames_per_clip=frames_per_clip, min_clips=min_clips, problems=problems)
         extracted[name] = fs
+    if not extracted:
+        raise ValueError("every model failed: " + "; ".join(f"{n}: {m}" for n, m in failed.items()))
+    problems += [f"{name} FAILED: {message}" for name, message in failed.items()]
     paired = {name: [e for e in classes if (e, "speech") in c and (e, "music") in c] for name, c in cells.items()}
     if not any(paired.values()):
         raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
@@ -366,7 +370,7 @@ def run_fad(
     shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
     method = _method(confidence, rank_draws, equal_clips, n_boot, shared)
     settings = {
-        "label set": schema.get_label_set(label_set).name, "models": ", ".join(backbones),
+        "label set": schema.get_label_set(label_set).name, "models": ", ".join(n for n in backbones if n not in failed),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
         "bootstrap": f"{n_boot} resamples, "
                      + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
@@ -377,7 +381,10 @@ def run_fad(
                             "symmetric eigenvalues",
         "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
     }
-    return _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings, method)
+    result = _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings,
+                        method)
+    result.failed = failed
+    return result
 
 
 def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:

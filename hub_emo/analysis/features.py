@@ -139,11 +139,15 @@ def load_backbone(
     """A backbone from a local folder or Hub id, a model object, or a (model, extractor) pair.
 
     A hub_emo checkpoint (model_type "hub_emo") gives its ``.backbone``. A bare model
-    object without an extractor gets a default normalising 16 kHz Wav2Vec2FeatureExtractor.
+    object without an extractor gets a default normalising Wav2Vec2FeatureExtractor at the
+    rate its config records (16 kHz unless it says). Loading goes through
+    `hub_emo.modeling.backbones` (MERT natively, without its remote code).
     """
     if isinstance(source, Backbone):
         return source
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, Wav2Vec2FeatureExtractor
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from hub_emo.modeling import backbones
 
     extractor = None
     if isinstance(source, tuple):
@@ -154,25 +158,25 @@ def load_backbone(
         path = str(source)
         name = name or Path(path).name or path
         try:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+            config = backbones.load_config(path, trust_remote_code=trust_remote_code)
         except Exception as error:  # noqa: BLE001 - name the source in one clear message
             raise ValueError(f"{path}: cannot load a model config ({error})") from error
         if config.model_type == "hub_emo":
-            import hub_emo  # noqa: F401 - registers the hub_emo Auto classes
             from transformers import AutoModelForAudioClassification
 
             model = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
         else:
             if hasattr(config, "layerdrop"):
                 config.layerdrop = 0.0
-            model = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+            model = backbones.load_model(path, config=config, trust_remote_code=trust_remote_code)
         try:
-            extractor = AutoFeatureExtractor.from_pretrained(path, trust_remote_code=trust_remote_code)
+            extractor = backbones.load_feature_extractor(path, trust_remote_code=trust_remote_code)
         except Exception as error:  # noqa: BLE001
             raise ValueError(f"{path}: no usable feature extractor (preprocessor_config.json): {error}") from error
     name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
     if extractor is None:
-        extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+        extractor = Wav2Vec2FeatureExtractor(sampling_rate=backbones.sampling_rate_of(model.config),
+                                             do_normalize=True, return_attention_mask=True)
     model = _prepare_model(model, name)
     return Backbone(name=str(name), model=model, feature_extractor=extractor,
                     identity=_model_identity(model, extractor))
@@ -216,6 +220,21 @@ def _frame_indices(length: int, cap: int) -> np.ndarray:
     return np.unique(np.linspace(0, length - 1, cap).round().astype(np.int64))
 
 
+def extract_each(backbones: dict, dataset, failed: dict, **options):
+    """(name, FeatureSet) for each backbone that extracts; one that fails (cannot load, returns
+    too few hidden states, ...) lands in ``failed`` as name -> message instead of ending the run,
+    so the others' work is kept. Raises ValueError when none succeeds."""
+    for name, source in backbones.items():
+        try:
+            extracted = extract_features(source, dataset, name=name, **options)
+        except Exception as error:  # noqa: BLE001 - one model's failure must not discard the others'
+            failed[name] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+            continue
+        yield name, extracted
+    if len(failed) == len(backbones):
+        raise ValueError("; ".join(failed.values()))
+
+
 def _device(device: str | None):
     """The given device, else this rank's GPU when there is one, else the CPU."""
     import torch
@@ -234,6 +253,8 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
 
     from hub_emo.progress import bar
 
+    from hub_emo.modeling.backbones import check_hidden_states
+
     rate = backbone.sampling_rate
     backbone.model.to(device)
     rows = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio())
@@ -251,11 +272,7 @@ def _extract_rows(backbone: Backbone, dataset, layers, pooling, frames_per_clip,
             output = backbone.model(**inputs.to(device), output_hidden_states=True)
             passes += 1
             hidden = getattr(output, "hidden_states", None)
-            if not hidden:
-                raise ValueError(
-                    f"{backbone.name}: the model returned no hidden_states; probing and FAD need a "
-                    "model that supports output_hidden_states=True"
-                )
+            check_hidden_states(hidden, backbone.num_hidden_states, backbone.name)
             if layers is None:
                 layers = list(range(len(hidden)))
             elif max(layers) >= len(hidden):

@@ -70,6 +70,7 @@ class ProbingResult:
     csv: Path | None = None
     json: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{len(self.rows)} scores; report: {self.report}"]
@@ -80,6 +81,7 @@ class ProbingResult:
                          f"{b['layer']:>2} (per fold {b['layers']})  test UA {b['UA']:.3f} ± {b['UA_std']:.3f}  "
                          f"WA {b['WA']:.3f} ± {b['WA_std']:.3f}  F1 {b['macro_F1']:.3f} ± {b['macro_F1_std']:.3f}")
         lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  FAILED {name}: {message}" for name, message in self.failed.items()]
         return "\n".join(lines)
 
 
@@ -347,9 +349,9 @@ def run_probing(
     ids, meta, classes = clip_metadata(dataset, label_set)
     problems: list[str] = unlabelled_note(dataset)
     rows: list[dict] = []
-    for name, source in backbones.items():
-        extracted = feats.extract_features(source, dataset, name=name, frames_per_clip=frames_per_clip,
-                                           trust_remote_code=trust_remote_code, progress=progress)
+    failed: dict[str, str] = {}
+    for name, extracted in feats.extract_each(backbones, dataset, failed, frames_per_clip=frames_per_clip,
+                                              trust_remote_code=trust_remote_code, progress=progress):
         chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
@@ -358,10 +360,12 @@ def run_probing(
                              progress=progress)
     means, best = summarise(rows, select_by)
     out = Path(out_dir)
-    result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)))
+    result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)), failed=failed)
     result.report, result.csv, result.json = report.write_probing_report(
         out, rows, means, best, result.warnings,
         settings={"label set": schema.get_label_set(label_set).name, "classes": ", ".join(classes),
                   "probe": probe, "epochs": epochs, "lr": lr, "batch size": batch_size, "seed": seed,
-                  "layer chosen": CHOSEN_BY.format(metric=select_by), "models": ", ".join(backbones)})
+                  "layer chosen": CHOSEN_BY.format(metric=select_by),
+                  "models": ", ".join(n for n in backbones if n not in failed),
+                  **({"failed": "; ".join(f"{n}: {m}" for n, m in failed.items())} if failed else {})})
     return result

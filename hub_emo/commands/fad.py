@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from hub_emo.cli import add_common_arguments, common_inputs
 
 HELP = "per-emotion Fréchet Audio Distance between speech and music, per model and layer"
@@ -41,4 +43,6 @@ def run(args) -> int:
         seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
     )
     print(result.summary())
-    return 0
+    for name, message in result.failed.items():
+        print(f"error: model {name} failed (the others' results are written): {message}", file=sys.stderr)
+    return 1 if result.failed else 0

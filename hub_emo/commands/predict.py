@@ -21,6 +21,7 @@ def run(args) -> int:
     from hub_emo.audio import AudioError
     from hub_emo.cli import FAILURE, complain
     from hub_emo.inference import pipeline
+    from hub_emo.modeling.backbones import BackboneOutputError
 
     try:
         classifier = pipeline(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
@@ -32,6 +33,9 @@ def run(args) -> int:
     for path in args.files:
         try:
             scores = classifier(path, top_k=args.top_k, chunk_seconds=args.chunk_seconds)
+        except BackboneOutputError as error:  # the model, not the file: no other file would fare better
+            complain("predict", error)
+            return FAILURE
         except (AudioError, ValueError) as error:
             failed += 1
             complain("predict", error)

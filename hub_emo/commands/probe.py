@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from hub_emo.cli import add_common_arguments, common_inputs
 
 HELP = "layerwise probing: which layer of which model carries emotion, per domain"
@@ -34,4 +36,6 @@ def run(args) -> int:
         progress=not args.quiet,
     )
     print(result.summary())
-    return 0
+    for name, message in result.failed.items():
+        print(f"error: model {name} failed (the others' results are written): {message}", file=sys.stderr)
+    return 1 if result.failed else 0

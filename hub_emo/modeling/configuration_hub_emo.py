@@ -11,6 +11,8 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .backbones import config_from_dict
+
 AGGREGATIONS = ("last", "weighted_sum")
 POOLINGS = ("mean", "attentive_stats")
 ADAPTERS = ("none", "lora", "bottleneck")
@@ -35,23 +37,7 @@ def _backbone_config_from(value, trust_remote_code: bool):
         raise TypeError(
             f"backbone_config must be a transformers config or its dict, got {type(value).__name__}"
         )
-    options = dict(value)
-    model_type = options.pop("model_type", None)
-    if model_type is None:
-        raise ValueError("backbone_config dict has no 'model_type'")
-    if model_type in CONFIG_MAPPING:
-        return CONFIG_MAPPING[model_type](**options)
-    # A remote-code backbone (e.g. MERT's "mert_model"): rebuild its class from its source.
-    source = options.get("_name_or_path")
-    if not (trust_remote_code and source):
-        raise ValueError(
-            f"backbone model_type {model_type!r} is not built into transformers; set "
-            "backbone_trust_remote_code=True (and keep the backbone's '_name_or_path') to load "
-            "its configuration class from its repository"
-        )
-    base = AutoConfig.from_pretrained(source, trust_remote_code=True)
-    base.update({k: v for k, v in options.items() if not k.startswith("_")})
-    return base
+    return config_from_dict(value, trust_remote_code)
 
 
 class EmoConfig(PretrainedConfig):
@@ -59,12 +45,14 @@ class EmoConfig(PretrainedConfig):
 
     Args:
         backbone_config (`PretrainedConfig` or `dict`, *optional*):
-            The SSL encoder's own configuration (wav2vec2, HuBERT, WavLM, data2vec-audio, or a
-            remote-code model such as MERT). Defaults to a wav2vec2-base-shaped config.
+            The SSL encoder's own configuration (wav2vec2, HuBERT, WavLM, data2vec-audio; MERT's
+            ``mert_model`` config becomes the `HubertConfig` that builds it, see `backbones`).
+            Defaults to a wav2vec2-base-shaped config.
         backbone_name_or_path (`str`, *optional*):
             Where the backbone's weights came from (Hub id or folder); recorded for model cards.
         backbone_trust_remote_code (`bool`, defaults to `False`):
-            Allow a backbone whose code lives in its repository (MERT: `m-a-p/MERT-v1-95M`).
+            Allow a backbone whose code lives in its repository. MERT does not need it: it loads
+            natively, and its repository's code is never run.
         aggregation (`str` or `int`, defaults to `"weighted_sum"`):
             How hidden states become one sequence: `"last"` (the last layer), an integer layer
             index into the hidden states (0 = the first transformer layer's input: the projected

@@ -18,6 +18,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
+from .backbones import check_hidden_states, load_model
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -235,9 +236,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         else:
             source = str(backbone)
             try:
-                pretrained = AutoModel.from_pretrained(
-                    source, trust_remote_code=trust_remote_code, revision=revision
-                )
+                pretrained = load_model(source, trust_remote_code=trust_remote_code, revision=revision)
             except Exception as error:  # noqa: BLE001 - name the backbone the user gave
                 raise ValueError(f"cannot load backbone {source!r}: {error}") from error
         if labels is not None:
@@ -340,11 +339,9 @@ class EmoForAudioClassification(EmoPreTrainedModel):
                 out = self.backbone(input_values, attention_mask=None if group_norm else attention_mask,
                                     output_hidden_states=need_all, return_dict=True)
         hidden_states = out.hidden_states
-        if need_all and len(hidden_states) != self.config.num_hidden_states:
-            raise RuntimeError(
-                f"the backbone returned {len(hidden_states)} hidden states, expected "
-                f"{self.config.num_hidden_states} (is layerdrop > 0?)"
-            )
+        if need_all:
+            name = self.config.backbone_name_or_path or self.config.backbone_config.model_type
+            check_hidden_states(hidden_states, self.config.num_hidden_states, repr(name))
         last = out.last_hidden_state
         return hidden_states, last, self._frame_mask(last, attention_mask)
 

@@ -58,7 +58,7 @@ class TrainArguments:
     )
     # ------------------------------------------------------------------ model
     backbone: str | None = field(default=None, metadata={"help": "SSL backbone: a local folder or a Hub id."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a remote-code backbone (MERT)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a remote-code backbone (MERT needs none: it loads natively)."})
     strategy: str = field(
         default="weighted_sum", metadata={"help": "baseline | weighted_sum | lora | bottleneck | full."}
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,14 +93,28 @@ class Split:
     test: Any
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Print an adaptation once per dataset and process (not once per fold)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(message, file=sys.stderr)
+
+
 def holdout_speakers(train, fraction: float, seed: int, name: str):
     """Split off a speaker-disjoint validation set (at least one speaker), reproducibly."""
     if fraction <= 0:
         return train, None
     speakers = sorted(set(train["speaker"]))
     if len(speakers) < 2:
-        raise ValueError(f"{name}: a speaker-disjoint validation split needs 2+ training speakers, "
-                         f"found {speakers}; set validation_fraction 0")
+        _warn_once(name.split(" fold ")[0], (
+            f"warning: {name.split(' fold ')[0]}: validation split falls back to none: a speaker-disjoint "
+            f"validation split needs 2+ training speakers and a fold has {len(speakers)} ({speakers}); "
+            "training runs without validation (no early stopping; the final model is kept). Give more "
+            "speakers, or set validation_fraction 0 to silence this"))
+        return train, None
     order = sorted(speakers, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
     held = set(order[: max(1, round(fraction * len(speakers)))])
     column = train["speaker"]

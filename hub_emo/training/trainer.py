@@ -79,12 +79,12 @@ def _resolve(args: TrainArguments | None, options: dict) -> TrainArguments:
 
 
 def _load_backbone(args: TrainArguments):
-    from transformers import AutoModel
+    from hub_emo.modeling.backbones import load_model
 
     if not args.backbone:
         raise ValueError("no backbone given: set backbone to a local folder or a Hub id")
     try:
-        model = AutoModel.from_pretrained(args.backbone, trust_remote_code=args.trust_remote_code)
+        model = load_model(args.backbone, trust_remote_code=args.trust_remote_code)
     except Exception as error:  # noqa: BLE001 - name what the user gave
         raise ValueError(f"cannot load backbone {args.backbone!r}: {error}") from error
     if not hasattr(model.config, "num_hidden_layers"):

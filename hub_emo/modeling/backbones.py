@@ -1,0 +1,193 @@
+"""The one way hub_emo loads an SSL backbone: config, weights and preprocessor, by Hub id or folder.
+
+Built-in families (wav2vec2, HuBERT, WavLM, data2vec-audio) load through transformers' Auto
+classes. MERT (``model_type: "mert_model"``) ships remote code written for transformers 4.x
+whose ``forward`` bypasses the hidden-state capture of transformers 5, so it returns no
+hidden states there. MERT-v1 without its CQT branch is HuBERT with different switches and
+the same parameter names, so its config is translated to a `HubertConfig` and its weights
+load into transformers' own `HubertModel`: the repository's code is never executed, with or
+without ``trust_remote_code``. Weights come from ``model.safetensors`` or, for older repos,
+``pytorch_model.bin`` (transformers reads it with ``torch.load(weights_only=True)``: tensors
+only, no pickled code).
+
+This file is copied as remote code with a saved hub_emo model: it imports only transformers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HubertConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+MERT_MODEL_TYPE = "mert_model"
+
+#: MERT config fields HuBERT has under the same name and meaning.
+_MERT_SHARED = (
+    "activation_dropout", "apply_spec_augment", "attention_dropout", "bos_token_id",
+    "classifier_proj_size", "conv_bias", "conv_dim", "conv_kernel", "conv_stride",
+    "do_stable_layer_norm", "eos_token_id", "feat_extract_activation", "feat_extract_norm",
+    "feat_proj_dropout", "feat_proj_layer_norm", "final_dropout", "hidden_act", "hidden_dropout",
+    "hidden_size", "initializer_range", "intermediate_size", "layer_norm_eps", "layerdrop",
+    "mask_feature_length", "mask_feature_min_masks", "mask_feature_prob", "mask_time_length",
+    "mask_time_min_masks", "mask_time_prob", "num_attention_heads", "num_conv_pos_embedding_groups",
+    "num_conv_pos_embeddings", "num_feat_extract_layers", "num_hidden_layers", "pad_token_id",
+    "vocab_size", "conv_pos_batch_norm",
+)
+#: Read and either honoured or proven irrelevant (see `hubert_config_from_mert`); never copied.
+_MERT_CHECKED = ("feature_extractor_cqt", "feature_extractor_cqt_bins", "deepnorm", "attention_relax", "sample_rate")
+#: Bookkeeping that changes nothing in the network.
+_IGNORED = (
+    "_name_or_path", "architectures", "auto_map", "model_type", "transformers_version", "torch_dtype",
+    "dtype", "tokenizer_class", "gradient_checkpointing", "hidden_dropout_prob", "feat_extract_dropout", "ctc_loss_reduction",
+    "ctc_zero_infinity", "use_weighted_layer_sum", "_commit_hash", "_attn_implementation_autoset",
+    "id2label", "label2id", "return_dict", "output_hidden_states", "output_attentions",
+)
+
+
+def hubert_config_from_mert(options: dict, name: str = "MERT") -> HubertConfig:
+    """A `HubertConfig` that builds MERT-v1's network exactly, or a ValueError naming the field.
+
+    * ``feature_extractor_cqt: true`` adds an nnAudio CQT branch HuBERT has no module for: refused.
+    * ``deepnorm: true`` scales every residual by (2L)^¼: refused (no published MERT-v1 uses it).
+    * ``attention_relax``: MERT divides the attention scores by c, subtracts the row maximum and
+      multiplies by c again, i.e. subtracts c·max(s/c) = max(s) from each row; softmax is
+      invariant to a per-row constant, so it equals stock attention up to rounding (and MERT's
+      own code applies it only inside its deepnorm encoder). Accepted.
+    * ``sample_rate`` is kept as ``sampling_rate`` so the model's rate travels with its config.
+    """
+    unknown = sorted(set(options) - set(_MERT_SHARED) - set(_MERT_CHECKED) - set(_IGNORED))
+    if unknown:
+        raise ValueError(f"{name}: MERT config field(s) {unknown} have no HuBERT equivalent; hub_emo cannot build it")
+    if options.get("feature_extractor_cqt", False):
+        raise ValueError(
+            f"{name}: feature_extractor_cqt=true (MERT's nnAudio CQT input branch) is not supported; "
+            "hub_emo loads MERT-v1 without remote code, and no published MERT-v1 checkpoint uses it"
+        )
+    if options.get("deepnorm", False):
+        raise ValueError(
+            f"{name}: deepnorm=true (DeepNet residual scaling) is not supported; no published MERT-v1 "
+            "checkpoint uses it"
+        )
+    relax = options.get("attention_relax", -1.0)
+    if relax is not None and not (isinstance(relax, (int, float)) and math.isfinite(relax)):
+        raise ValueError(f"{name}: attention_relax must be a number, got {relax!r}")
+    values = {key: options[key] for key in _MERT_SHARED if key in options}
+    values["sampling_rate"] = int(options.get("sample_rate", 24000))
+    values["mert_attention_relax"] = float(relax if relax is not None else -1.0)
+    config = HubertConfig(**values)
+    config._name_or_path = options.get("_name_or_path", "")
+    return config
+
+
+def config_from_dict(options: dict, trust_remote_code: bool = False) -> PretrainedConfig:
+    """A backbone config from its ``config.json`` content (a MERT one becomes a `HubertConfig`)."""
+    options = dict(options)
+    model_type = options.get("model_type")
+    if model_type is None:
+        raise ValueError("backbone config has no 'model_type'")
+    if model_type == MERT_MODEL_TYPE:
+        return hubert_config_from_mert(options, options.get("_name_or_path") or "MERT")
+    options.pop("model_type")
+    if model_type in CONFIG_MAPPING:
+        return CONFIG_MAPPING[model_type](**options)
+    source = options.get("_name_or_path")
+    if not (trust_remote_code and source):
+        raise ValueError(
+            f"backbone model_type {model_type!r} is not built into transformers; set "
+            "backbone_trust_remote_code=True (and keep the backbone's '_name_or_path') to load "
+            "its configuration class from its repository"
+        )
+    base = AutoConfig.from_pretrained(source, trust_remote_code=True)
+    base.update({k: v for k, v in options.items() if not k.startswith("_")})
+    return base
+
+
+def load_config(source, *, trust_remote_code: bool = False, revision: str | None = None) -> PretrainedConfig:
+    """The config of a Hub id or folder; MERT's is translated without reading its code."""
+    source = str(source)
+    options, _ = PretrainedConfig.get_config_dict(source, revision=revision)
+    if options.get("model_type") == MERT_MODEL_TYPE:
+        options["_name_or_path"] = source
+        return hubert_config_from_mert(options, source)
+    return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+
+
+def load_model(source, *, config=None, trust_remote_code: bool = False, revision: str | None = None):
+    """The pretrained encoder of a Hub id or folder (``config`` overrides its own, e.g. layerdrop=0)."""
+    source = str(source)
+    config = config if config is not None else load_config(
+        source, trust_remote_code=trust_remote_code, revision=revision)
+    if getattr(config, "mert_attention_relax", None) is not None:
+        from transformers import HubertModel
+
+        model, info = HubertModel.from_pretrained(source, config=config, revision=revision, output_loading_info=True)
+    else:
+        model, info = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                                revision=revision, output_loading_info=True)
+    # masked_spec_embed only serves pretraining-time masking; everything else must come from the checkpoint.
+    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("masked_spec_embed")]
+    if missing:
+        raise ValueError(f"{source}: the checkpoint lacks {len(missing)} of the model's weights, e.g. {sorted(missing)[:3]}")
+    return model
+
+
+def sampling_rate_of(config, default: int = 16000) -> int:
+    """The rate a backbone was pretrained at, when its config records it (MERT: 24 kHz)."""
+    backbone = getattr(config, "backbone_config", config)
+    return int(getattr(backbone, "sampling_rate", None) or default)
+
+
+def load_feature_extractor(source, *, trust_remote_code: bool = False, revision: str | None = None):
+    """The preprocessor of a Hub id or folder (its ``preprocessor_config.json``).
+
+    A MERT repository's preprocessor is a plain `Wav2Vec2FeatureExtractor`; it is read without
+    remote code, and its rate must agree with the config's.
+    """
+    from transformers import Wav2Vec2FeatureExtractor
+
+    source = str(source)
+    options, _ = PretrainedConfig.get_config_dict(source, revision=revision)
+    if options.get("model_type") != MERT_MODEL_TYPE:
+        return AutoFeatureExtractor.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+    extractor = Wav2Vec2FeatureExtractor.from_pretrained(source, revision=revision)
+    rate = options.get("sample_rate")
+    if rate is not None and int(rate) != int(extractor.sampling_rate):
+        raise ValueError(
+            f"{source}: preprocessor sampling_rate {extractor.sampling_rate} disagrees with the config's "
+            f"sample_rate {rate}"
+        )
+    return extractor
+
+
+class BackboneOutputError(ValueError):
+    """A backbone returned fewer hidden states than its config promises."""
+
+
+def check_hidden_states(hidden_states, expected: int | None, name: str) -> None:
+    """Fail with one message naming the model and the likely cause unless all hidden states came back."""
+    got = 0 if hidden_states is None else len(hidden_states)
+    if expected is None and got:
+        return
+    if got == expected:
+        return
+    if got == 0:
+        cause = (
+            "its forward returned no hidden_states for output_hidden_states=True; remote code written "
+            "for transformers 4.x (e.g. MERT's) bypasses transformers 5's hidden-state capture. Load it "
+            "without trust_remote_code (hub_emo builds MERT from transformers' HuBERT) or use a built-in family"
+        )
+    else:
+        cause = "layers were skipped (layerdrop > 0 in training mode?) or its code drops layers"
+    expected_text = "some" if expected is None else str(expected)
+    raise BackboneOutputError(
+        f"backbone {name}: returned {got} hidden states, expected {expected_text} "
+        f"(the CNN/projection output + one per layer): {cause}"
+    )
+
+
+__all__ = [
+    "BackboneOutputError", "check_hidden_states",
+    "MERT_MODEL_TYPE", "config_from_dict", "hubert_config_from_mert", "load_config", "load_model",
+    "load_feature_extractor", "sampling_rate_of",
+]

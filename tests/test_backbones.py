@@ -1,0 +1,150 @@
+"""hub_emo.modeling.backbones: MERT without its remote code, every family by its Hub id."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from real_shapes import REPO_IDS, published, random_state_dict, reduced, write_repo
+
+from hub_emo.modeling import EmoForAudioClassification, backbones
+
+MERT = "m-a-p/MERT-v1-95M"
+
+
+def test_published_mert_configs_translate_to_hubert_field_for_field():
+    for repo_id in ("m-a-p/MERT-v1-95M", "m-a-p/MERT-v1-330M"):
+        options, preprocessor = published(repo_id)
+        config = backbones.hubert_config_from_mert(options, repo_id)
+        assert config.model_type == "hubert"
+        for key in ("conv_bias", "feat_extract_norm", "do_stable_layer_norm", "feat_proj_layer_norm",
+                    "conv_dim", "conv_kernel", "conv_stride", "num_conv_pos_embeddings",
+                    "num_conv_pos_embedding_groups", "hidden_size", "num_hidden_layers", "layer_norm_eps"):
+            assert getattr(config, key) == (tuple(options[key]) if isinstance(options[key], list)
+                                            and isinstance(getattr(config, key), tuple) else options[key]), key
+        assert config.sampling_rate == preprocessor["sampling_rate"] == 24000
+        assert config.conv_pos_batch_norm is False
+
+
+@pytest.mark.parametrize("field,value", [("feature_extractor_cqt", True), ("deepnorm", True), ("cqt_magic", 1)])
+def test_unsupported_mert_options_are_refused_naming_the_field(field, value):
+    options, _ = published(MERT)
+    with pytest.raises(ValueError, match=field):
+        backbones.hubert_config_from_mert({**options, field: value}, MERT)
+
+
+def _relaxed_attention_reference(attention, hidden, relax: float) -> torch.Tensor:
+    """MERT's HubertAttention_extend written out: scores / c, minus the row max, times c, softmax."""
+    b, t, d = hidden.shape
+    h = attention.num_heads if hasattr(attention, "num_heads") else attention.config.num_attention_heads
+    hd = d // h
+    q = (attention.q_proj(hidden) * hd**-0.5).view(b, t, h, hd).transpose(1, 2)
+    k = attention.k_proj(hidden).view(b, t, h, hd).transpose(1, 2)
+    v = attention.v_proj(hidden).view(b, t, h, hd).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2)
+    relaxed = scores / relax
+    scores = (relaxed - relaxed.amax(dim=-1, keepdim=True)) * relax
+    out = torch.softmax(scores, dim=-1) @ v
+    return attention.out_proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+@pytest.mark.parametrize("relax", [32.0, 1.0, 0.25])
+def test_attention_relax_equals_stock_attention(relax):
+    from transformers import HubertModel
+
+    options, _ = published("m-a-p/MERT-v1-330M")
+    config = backbones.hubert_config_from_mert(reduced(options, {"hidden_size": 32, "num_attention_heads": 4,
+                                                                  "intermediate_size": 37, "num_hidden_layers": 1}))
+    torch.manual_seed(0)
+    model = HubertModel(config).eval().double()
+    attention = model.encoder.layers[0].attention
+    hidden = torch.randn(2, 50, 32, dtype=torch.float64) * 30  # large scores, where a shift would show
+    stock = attention(hidden)[0]
+    reference = _relaxed_attention_reference(attention, hidden, relax)
+    assert torch.allclose(stock, reference, atol=1e-10, rtol=1e-10)
+    scaled = _relaxed_attention_reference(attention, hidden, relax) * 1.001
+    assert not torch.allclose(stock, scaled, atol=1e-10, rtol=1e-10)  # the comparison can fail
+
+
+def test_mert_checkpoint_with_pytorch_model_bin_loads_exactly(tmp_path):
+    from transformers import HubertModel
+
+    folder = write_repo(MERT, tmp_path / "mert")
+    assert (folder / "pytorch_model.bin").exists()
+    assert "encoder.pos_conv_embed.conv.weight_g" in torch.load(folder / "pytorch_model.bin", weights_only=True)
+    model = backbones.load_model(folder)
+    assert type(model) is HubertModel
+    config = json.loads((folder / "config.json").read_text())
+    expected = random_state_dict(config)
+    got = model.state_dict()
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+    wave = torch.randn(1, 24000)
+    out = model.eval()(wave, output_hidden_states=True)
+    assert len(out.hidden_states) == config["num_hidden_layers"] + 1
+    extractor = backbones.load_feature_extractor(folder)
+    assert extractor.sampling_rate == 24000 and extractor.do_normalize is False
+
+
+def test_mert_loads_without_running_its_code_even_with_trust_remote_code(tmp_path):
+    folder = write_repo(MERT, tmp_path / "mert")
+    (folder / "modeling_MERT.py").write_text("raise RuntimeError('remote code executed')\n")
+    (folder / "configuration_MERT.py").write_text("raise RuntimeError('remote code executed')\n")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b"], trust_remote_code=True)
+    assert model.config.backbone_config.model_type == "hubert"
+    assert model.config.backbone_config.sampling_rate == 24000
+    logits = model.eval()(torch.randn(2, 12000)).logits
+    assert logits.shape == (2, 2)
+
+
+def test_saved_mert_classifier_reloads_in_a_process_without_hub_emo(tmp_path):
+    folder = write_repo(MERT, tmp_path / "mert")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b", "c"]).eval()
+    save = tmp_path / "saved"
+    model.save_pretrained(save)
+    assert (save / "backbones.py").exists()
+    wave = torch.randn(1, 9600, generator=torch.Generator().manual_seed(1))
+    expected = model(wave).logits.detach().numpy().tolist()
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["hub_emo"] = None  # not importable here, even if installed
+        import torch
+        from transformers import AutoModelForAudioClassification
+        model = AutoModelForAudioClassification.from_pretrained({str(save)!r}, trust_remote_code=True).eval()
+        assert "hub_emo" not in type(model).__module__.split(".")[0:1], type(model).__module__
+        wave = torch.randn(1, 9600, generator=torch.Generator().manual_seed(1))
+        print(json.dumps({{"logits": model(wave).logits.tolist(), "rate": model.config.backbone_config.sampling_rate}}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["rate"] == 24000
+    np.testing.assert_allclose(got["logits"], expected, atol=1e-5)
+
+
+def test_every_family_loads_by_hub_id_at_its_published_shape(published_backbones):
+    for repo_id in REPO_IDS:
+        config, preprocessor = published(repo_id)
+        model = EmoForAudioClassification.from_backbone(repo_id, ["a", "b"]).eval()
+        backbone = model.config.backbone_config
+        assert backbone.feat_extract_norm == config["feat_extract_norm"], repo_id
+        assert list(backbone.conv_kernel) == config["conv_kernel"], repo_id
+        assert list(backbone.conv_stride) == config["conv_stride"], repo_id
+        extractor = backbones.load_feature_extractor(repo_id)
+        assert extractor.sampling_rate == preprocessor["sampling_rate"], repo_id
+        assert backbones.sampling_rate_of(model.config) == preprocessor["sampling_rate"], repo_id
+        wave = torch.randn(1, preprocessor["sampling_rate"] // 2)
+        features = model.extract_layer_features(wave)
+        assert features.shape == (1, TINY_LAYERS + 2, 32), repo_id
+
+
+TINY_LAYERS = 2

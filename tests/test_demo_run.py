@@ -63,7 +63,7 @@ def test_report_html_is_one_page_with_every_plot_inside(demo):
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert images and len(sources) == len(images)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
-    assert "<table>" in page and "## " not in page and "tiny stand-ins" in page
+    assert "<table>" in page and "## " not in page and "Stand-in backbones" in page
     assert all(os.path.isfile(os.path.join(best["model"], "config.json")) for best in summary["best"].values())
 
 

@@ -271,3 +271,23 @@ def test_clips_without_a_canonical_class_are_kept_with_no_label(tmp_path, caplog
     ids, meta, _ = clip_metadata(ds, "all")
     assert sorted(ids) == ["1", "101", "2", "301"] and len(meta["label"]) == 4
     assert unlabelled_note(ds) == ["3 clip(s) with no canonical class (label -1) left out"]
+
+
+def test_folders_named_alike_and_a_rewritten_folder_load_their_own_rows(tmp_path):
+    """datasets keys a local folder's cache on its base name, config and the card's relative
+    patterns; load_prepared must key it on the files, or a second folder gets the first's rows."""
+    four = corpora.make_ravdess(tmp_path / "raw4", actors=(1, 2, 3, 4), emotions=(1, 3), seconds=0.1)
+    two = corpora.make_ravdess(tmp_path / "raw2", actors=(1, 2), emotions=(1, 3), seconds=0.1)
+    names = ["ravdess_speech", "ravdess_song"]
+    data.prepare_with_report(names, four, out=tmp_path / "a" / "prepared")
+    data.prepare_with_report(names, two, out=tmp_path / "b" / "prepared")
+
+    def speakers(folder, config=None):
+        return sorted(set(data.load_prepared(folder, config, concatenate=True)["speaker"]))
+
+    assert speakers(tmp_path / "a" / "prepared") == ["Actor_01", "Actor_02", "Actor_03", "Actor_04"]
+    assert speakers(tmp_path / "b" / "prepared") == ["Actor_01", "Actor_02"]
+    data.prepare_with_report(names, two, out=tmp_path / "a" / "prepared", overwrite=True)
+    assert speakers(tmp_path / "a" / "prepared") == ["Actor_01", "Actor_02"]
+    song = data.load_prepared(tmp_path / "b" / "prepared", "ravdess_song", split="train")
+    assert set(song["corpus"]) == {"ravdess_song"} and len(song) == 4

@@ -147,10 +147,6 @@ def test_train_then_predict_and_pipeline_by_hub_id(backbone, strategy, two_stage
     assert len(scores) >= 1
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open bug in hub_emo.data.load_prepared (datasets.load_dataset of a local Parquet folder): in a session "
-    "that earlier loaded another prepared folder with the same file names (the 4-actor corpus), a fresh "
-    "process loading this 2-actor folder gets the 4-actor rows (4 folds). Passes when run alone."))
 def test_two_actor_corpus_trains_all_folds_with_one_warning(published_backbones, tmp_path):
     import hub_emo.data
 

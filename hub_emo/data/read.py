@@ -29,6 +29,8 @@ def load_prepared(source, config: str | None = None, split: str | None = None, *
         try:
             if any((path / marker).is_file() for marker in _SAVED_MARKERS):
                 loaded = datasets.load_from_disk(name)
+            elif path.is_dir():
+                loaded = _load_folder(name, config, split)
             else:
                 loaded = datasets.load_dataset(name, config, split=split)
         except Exception as error:  # noqa: BLE001 - one message naming the source
@@ -46,6 +48,24 @@ def load_prepared(source, config: str | None = None, split: str | None = None, *
         if missing:
             raise ValueError(f"{name}: not a prepared hub_emo dataset; missing columns {missing}")
     return loaded
+
+
+def _load_folder(folder: str, config: str | None, split: str | None):
+    """A local folder's config (one split or all), cached under its files' absolute paths and mtimes.
+
+    ``load_dataset(folder)`` keys its cache on the folder's base name, the config name and the
+    card's *relative* ``data_files`` patterns only (``LocalDatasetModuleFactory.get_module`` hashes
+    unresolved `DataFilesPatternsDict`s), so two prepared folders named alike with the same
+    corpora, or one folder prepared again, share a cache entry and the second load returns the
+    first one's rows. Files given explicitly are keyed on each file's path and mtime instead.
+    """
+    import datasets
+
+    builder = datasets.load_dataset_builder(folder, config)
+    files = {name: list(paths) for name, paths in (builder.config.data_files or {}).items()}
+    if not files:
+        raise ValueError("no data files")
+    return datasets.load_dataset(builder.name, data_files=files, split=split)
 
 
 def _clip_contents(dataset):

@@ -37,8 +37,8 @@ import numpy as np
 from hub_emo.analysis.frechet import (  # noqa: F401  (re-exported: the study's public maths)
     FrameSet,
     FrechetWarning,
-    _equal_count_distance,
-    _fad_infinity,
+    equal_count_of_sets,
+    fad_infinity_of_sets,
     basic_interval,
     bootstrap_ci,
     equal_count_distance,
@@ -198,14 +198,13 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
         rng = np.random.default_rng([plan.seed, e])
         value = gaussian_distance(pair[0].full, pair[1].full)
         row = {"emotion": emotion, "fad": value,
-               "fad_equal": _equal_count_distance(*pair, clips=plan.equal_clips, draws=plan.rank_draws,
-                                                  seed=[plan.seed, e]),
+               "fad_equal": equal_count_of_sets(*pair, clips=plan.equal_clips, draws=plan.rank_draws,
+                                                seed=[plan.seed, e]),
                "equal_clips": plan.equal_clips, "ci_low": None, "ci_high": None}
         if plan.counts is not None:
             row["ci_low"], row["ci_high"], replicates[emotion] = _bootstrap(pair, speech, music, value, plan, rng)
-        row["fad_inf"], row["fad_inf_r2"] = _fad_infinity(*pair, steps=plan.inf_steps,
-                                                          min_fraction=plan.inf_min_fraction, seed=plan.seed + e,
-                                                          full_distance=value)
+        row["fad_inf"], row["fad_inf_r2"] = fad_infinity_of_sets(
+            *pair, steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=plan.seed + e, full_distance=value)
         row.update(speech_clips=speech.clips, music_clips=music.clips,
                    speech_frames=int(speech.frames.sum()), music_frames=int(music.frames.sum()))
         rows[emotion] = row

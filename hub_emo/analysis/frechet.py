@@ -30,6 +30,9 @@ sampling unit is the clip or the performer, never the frame:
         bias is the same for every cell scored at the same count, so cells rank fairly
     bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot=100, confidence=0.95, seed=0)
         -> (low, high)      basic (reflected) cluster-bootstrap interval
+
+The study calls the ``*_of_sets`` forms on `FrameSet`s built once per cell and layer, so
+that every subset and resample reuses the cell's Gram matrices (see `FrameSet`).
 """
 
 from __future__ import annotations
@@ -366,12 +369,13 @@ def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, clips_a=None, clips_b=
     """
     if steps < 2 or not 0 < min_fraction < 1:
         raise ValueError(f"FAD∞ needs steps ≥ 2 and 0 < min_fraction < 1, got {steps} and {min_fraction}")
-    return _fad_infinity(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), steps=steps,
-                         min_fraction=min_fraction, seed=seed)
+    return fad_infinity_of_sets(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), steps=steps,
+                                min_fraction=min_fraction, seed=seed)
 
 
-def _fad_infinity(set_a: FrameSet, set_b: FrameSet, *, steps: int, min_fraction: float, seed,
-                  full_distance: float | None = None) -> tuple[float, float]:
+def fad_infinity_of_sets(set_a: FrameSet, set_b: FrameSet, *, steps: int, min_fraction: float, seed,
+                         full_distance: float | None = None) -> tuple[float, float]:
+    """`fad_infinity` on prepared sets; ``full_distance``: the whole sets' distance, if known."""
     rng = np.random.default_rng(seed)
     x, y = [], []
     for fraction in np.linspace(min_fraction, 1.0, steps):
@@ -400,11 +404,12 @@ def equal_count_distance(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b,
     scored at one common clip count, every cell carries the same bias and their order
     reflects the distributions, not the sample sizes.
     """
-    return _equal_count_distance(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), clips=clips, draws=draws,
-                                 seed=seed)
+    return equal_count_of_sets(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), clips=clips, draws=draws,
+                               seed=seed)
 
 
-def _equal_count_distance(set_a: FrameSet, set_b: FrameSet, *, clips: int, draws: int, seed) -> float:
+def equal_count_of_sets(set_a: FrameSet, set_b: FrameSet, *, clips: int, draws: int, seed) -> float:
+    """`equal_count_distance` on prepared sets."""
     rng = np.random.default_rng(seed)
     sets = (set_a, set_b)
     if clips < 2 or any(clips > fs.clips for fs in sets):

@@ -10,6 +10,7 @@ import pytest
 from hub_emo.analysis import FrechetWarning, bootstrap_ci, fad_infinity, frechet_distance, frechet_distance_from_stats
 from hub_emo.analysis.fad import Cell, LayerPlan, kendall_tau_test, score_layer
 from hub_emo.analysis.frechet import (
+    FrameSet,
     bootstrap_distances,
     equal_count_distance,
     fit_gaussian,
@@ -117,6 +118,31 @@ def test_frame_space_distance_matches_the_dense_one():
     for a, w, b in ((small, None, other_small), (small, weights, large), (large, None, small), (large, None, 2 * large)):
         fitted = gaussian_distance(fit_gaussian(a, w), fit_gaussian(b))
         assert fitted == pytest.approx(frechet_distance_reference(*gaussian_stats(a, w), *gaussian_stats(b)), rel=1e-6)
+
+
+def test_subsets_and_resamples_from_sufficient_statistics_equal_direct_fits():
+    """Clip subsets (from the full Gram minus the dropped frames) and cluster resamples (a
+    weighted sum of per-cluster Grams) give the Gaussians and distances of refitting their frames."""
+    rng = np.random.default_rng(10)
+    emb = np.repeat(rng.normal(size=(30, 6)), 8, axis=0) + rng.normal(size=(240, 6)) + 50.0  # far-off mean
+    clip, other = np.repeat(np.arange(30), 8), fit_gaussian(rng.normal(size=(100, 6)))
+    frames = FrameSet(emb, clip)
+    for picked in (rng.choice(30, 25, replace=False), rng.choice(30, 10, replace=False), np.arange(30)):
+        direct = fit_gaussian(emb[np.isin(clip, picked)])
+        subset = frames.clip_subset(picked)
+        np.testing.assert_allclose(subset.mean, direct.mean, rtol=1e-12)
+        np.testing.assert_allclose(subset.cov, direct.cov, rtol=1e-10, atol=1e-12)
+        assert gaussian_distance(subset, other) == pytest.approx(gaussian_distance(direct, other), rel=1e-10)
+    performer = clip % 5 + 3
+    counts = rng.multinomial(9, np.full(9, 1 / 9), size=20)
+    counts[0, 3:8] = 0  # no frame left: no Gaussian
+    for w, fit in zip(counts, frames.resamples(performer, counts), strict=True):
+        if w[performer].sum() < 2:
+            assert fit is None
+            continue
+        direct = fit_gaussian(emb, w[performer])
+        np.testing.assert_allclose(fit.mean, direct.mean, rtol=1e-12)
+        assert gaussian_distance(fit, other) == pytest.approx(gaussian_distance(direct, other), rel=1e-10)
 
 
 # ---- estimators against simulations of known truth ----------------------------------------

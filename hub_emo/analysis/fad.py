@@ -35,7 +35,10 @@ from typing import Sequence
 import numpy as np
 
 from hub_emo.analysis.frechet import (  # noqa: F401  (re-exported: the study's public maths)
+    FrameSet,
     FrechetWarning,
+    equal_count_of_sets,
+    fad_infinity_of_sets,
     basic_interval,
     bootstrap_ci,
     equal_count_distance,
@@ -184,23 +187,24 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
                 ) -> tuple[dict[str, dict], dict[str, np.ndarray], list[dict]]:
     """Per emotion: the row of numbers; the bootstrap replicates of ``fad_equal`` (for τ's
     interval; empty without a bootstrap); within-domain distances between emotions."""
-    fits = {key: fit_gaussian(frames[cell.frames]) for key, cell in cells.items()}
+    sets = {key: FrameSet(frames[cell.frames], cell.clip) for key, cell in cells.items()}
+    fits = {key: fs.full for key, fs in sets.items()}
     rows, replicates = {}, {}
     for e, emotion in enumerate(plan.classes):
         if (emotion, "speech") not in cells or (emotion, "music") not in cells:
             continue
         speech, music = cells[(emotion, "speech")], cells[(emotion, "music")]
+        pair = sets[(emotion, "speech")], sets[(emotion, "music")]
         rng = np.random.default_rng([plan.seed, e])
-        value = gaussian_distance(fits[(emotion, "speech")], fits[(emotion, "music")])
+        value = gaussian_distance(pair[0].full, pair[1].full)
         row = {"emotion": emotion, "fad": value,
-               "fad_equal": equal_count_distance(frames[speech.frames], speech.clip, frames[music.frames], music.clip,
-                                                 clips=plan.equal_clips, draws=plan.rank_draws, seed=[plan.seed, e]),
+               "fad_equal": equal_count_of_sets(*pair, clips=plan.equal_clips, draws=plan.rank_draws,
+                                                seed=[plan.seed, e]),
                "equal_clips": plan.equal_clips, "ci_low": None, "ci_high": None}
         if plan.counts is not None:
-            row["ci_low"], row["ci_high"], replicates[emotion] = _bootstrap(frames, speech, music, value, plan, rng)
-        row["fad_inf"], row["fad_inf_r2"] = fad_infinity(
-            frames[speech.frames], frames[music.frames], clips_a=speech.clip, clips_b=music.clip,
-            steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=plan.seed + e)
+            row["ci_low"], row["ci_high"], replicates[emotion] = _bootstrap(pair, speech, music, value, plan, rng)
+        row["fad_inf"], row["fad_inf_r2"] = fad_infinity_of_sets(
+            *pair, steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=plan.seed + e, full_distance=value)
         row.update(speech_clips=speech.clips, music_clips=music.clips,
                    speech_frames=int(speech.frames.sum()), music_frames=int(music.frames.sum()))
         rows[emotion] = row
@@ -215,20 +219,20 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
     return rows, replicates, within
 
 
-def _bootstrap(frames, speech: Cell, music: Cell, value: float, plan: LayerPlan, rng):
+def _bootstrap(pair, speech: Cell, music: Cell, value: float, plan: LayerPlan, rng):
     """(low, high) of the basic interval for the true distance, and the replicates of the
     equal-count distance (one draw per resample) that τ's interval is built from."""
-    a, b = frames[speech.frames], frames[music.frames]
+    a, b = pair
     plain, equal = [], []
-    for counts in plan.counts:
-        w_a, w_b = counts[speech.cluster], counts[music.cluster]
-        if w_a.sum() < 2 or w_b.sum() < 2:  # the resample dropped every performer of a cell
+    fits = zip(a.resamples(speech.cluster, plan.counts), b.resamples(music.cluster, plan.counts))
+    for counts, (fit_a, fit_b) in zip(plan.counts, fits):
+        if fit_a is None or fit_b is None:  # the resample dropped every performer of a cell
             equal.append(np.nan)  # keeps replicate i aligned across emotions and models
             continue
-        plain.append(gaussian_distance(fit_gaussian(a, w_a), fit_gaussian(b, w_b)))
+        plain.append(gaussian_distance(fit_a, fit_b))
         draws = [_draw_clips(cell.clip, plan.equal_clips, rng, _clip_multiplicity(cell, counts))
                  for cell in (speech, music)]
-        equal.append(gaussian_distance(fit_gaussian(a, draws[0]), fit_gaussian(b, draws[1]))
+        equal.append(gaussian_distance(fit_gaussian(a.emb, draws[0]), fit_gaussian(b.emb, draws[1]))
                      if draws[0].sum() >= 2 and draws[1].sum() >= 2 else np.nan)
     if len(plain) < 2:
         return None, None, np.full(len(plan.counts), np.nan)

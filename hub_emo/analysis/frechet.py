@@ -30,6 +30,9 @@ sampling unit is the clip or the performer, never the frame:
         bias is the same for every cell scored at the same count, so cells rank fairly
     bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot=100, confidence=0.95, seed=0)
         -> (low, high)      basic (reflected) cluster-bootstrap interval
+
+The study calls the ``*_of_sets`` forms on `FrameSet`s built once per cell and layer, so
+that every subset and resample reuses the cell's Gram matrices (see `FrameSet`).
 """
 
 from __future__ import annotations
@@ -232,8 +235,83 @@ def fit_gaussian(emb: np.ndarray, weights: np.ndarray | None = None) -> Gaussian
         scale = np.full(emb.shape[0], 1.0) if weights is None else np.sqrt(weights)
         root = (centred * (scale / np.sqrt(n - 1))[:, None]).T
         return Gaussian(mean, float(np.einsum("ij,ij->", root, root)), root=root)
-    cov = (centred.T @ centred if weights is None else (centred * weights[:, None]).T @ centred) / (n - 1)
+    if weights is not None:
+        centred *= np.sqrt(weights)[:, None]
+    return _from_gram(mean, centred.T @ centred, n)  # X^T X of one array: numpy calls syrk (half a gemm)
+
+
+def _from_gram(mean: np.ndarray, gram: np.ndarray, n: float) -> Gaussian:
+    cov = gram / (n - 1)
     return Gaussian(mean, float(np.trace(cov)), cov=cov)
+
+
+MAX_CLUSTER_GRAMS = 256  # d × d matrices kept per set for resampling (256 × 4.7 MB at 768 dims)
+
+
+class FrameSet:
+    """One set's frames, with the statistics that any clip subset's or cluster resample's
+    Gaussian is built from without refitting every frame.
+
+    A subset's Gram matrix about the set's mean is the full one minus the excluded frames'
+    (whichever side has fewer frames is multiplied out); a resample's is a weighted sum of
+    per-cluster Grams, one matrix product for many resamples. Both then take the rank-one
+    correction to the subset's own mean: the same Gaussian as `fit_gaussian` on the frames
+    (to round-off), at O(excluded frames · d²) or O(clusters · d²) instead of O(frames · d²).
+    Sets with no more frames than dims keep the frame-space root (`fit_gaussian`).
+    """
+
+    def __init__(self, emb: np.ndarray, clips=None):
+        self.emb = _clean(emb)
+        self.ids, self.inverse = _groups(clips, self.emb.shape[0])
+        self.full = fit_gaussian(self.emb)
+        self.dense = self.full.cov is not None
+        if self.dense:
+            self.centred = self.emb - self.full.mean
+            self.total = self.centred.sum(axis=0)
+            self.gram = self.full.cov * (self.emb.shape[0] - 1)
+
+    @property
+    def clips(self) -> int:
+        return len(self.ids)
+
+    def _corrected(self, offset: np.ndarray, gram: np.ndarray, n: float) -> Gaussian:
+        shift = offset / n
+        return _from_gram(self.full.mean + shift, gram - np.outer(offset, shift), n)
+
+    def clip_subset(self, picked: np.ndarray) -> Gaussian:
+        """The Gaussian of the frames of clips ``picked`` (indices into ``ids``)."""
+        if len(picked) == self.clips:
+            return self.full
+        keep = _frames_of(self.inverse, picked, self.clips)
+        k = int(keep.sum())
+        if not self.dense or k <= self.emb.shape[1] or 2 * k <= keep.size:
+            return fit_gaussian(self.emb[keep])
+        if k < 2:
+            raise ValueError(f"a covariance needs at least 2 frames, got {k}")
+        dropped = self.centred[~keep]
+        return self._corrected(self.total - dropped.sum(axis=0), self.gram - dropped.T @ dropped, k)
+
+    def resamples(self, cluster: np.ndarray, weights: np.ndarray, chunk: int = 16):
+        """The Gaussian of each row of ``weights`` (weights[r, c]: how often cluster c's frames
+        count in resample r; ``cluster``: each frame's cluster); None where fewer than 2 frames."""
+        units, of_frame = np.unique(cluster, return_inverse=True)
+        frames = np.bincount(of_frame, minlength=units.size).astype(np.float64)
+        weights = np.asarray(weights, dtype=np.float64)[:, units]
+        if not self.dense or units.size > min(MAX_CLUSTER_GRAMS, self.emb.shape[0] // 4):
+            for w in weights:
+                yield fit_gaussian(self.emb, w[of_frame]) if w @ frames >= 2 else None
+            return
+        dim = self.emb.shape[1]
+        sums = np.zeros((units.size, dim))
+        np.add.at(sums, of_frame, self.centred)
+        grams = np.stack([c.T @ c for c in (self.centred[of_frame == u] for u in range(units.size))])
+        grams = grams.reshape(units.size, dim * dim)
+        for start in range(0, len(weights), chunk):
+            block = weights[start:start + chunk]
+            summed = (block @ grams).reshape(len(block), dim, dim)
+            for w, gram, offset in zip(block, summed, block @ sums):
+                n = w @ frames
+                yield self._corrected(offset, gram, n) if n >= 2 else None
 
 
 def _sqrt_eigen_sum(gram: np.ndarray) -> float:
@@ -291,18 +369,24 @@ def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, clips_a=None, clips_b=
     """
     if steps < 2 or not 0 < min_fraction < 1:
         raise ValueError(f"FAD∞ needs steps ≥ 2 and 0 < min_fraction < 1, got {steps} and {min_fraction}")
+    return fad_infinity_of_sets(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), steps=steps,
+                                min_fraction=min_fraction, seed=seed)
+
+
+def fad_infinity_of_sets(set_a: FrameSet, set_b: FrameSet, *, steps: int, min_fraction: float, seed,
+                         full_distance: float | None = None) -> tuple[float, float]:
+    """`fad_infinity` on prepared sets; ``full_distance``: the whole sets' distance, if known."""
     rng = np.random.default_rng(seed)
-    sets = [(e, *_groups(c, e.shape[0])) for e, c in ((_clean(emb_a), clips_a), (_clean(emb_b), clips_b))]
     x, y = [], []
     for fraction in np.linspace(min_fraction, 1.0, steps):
         fits, inverse_size = [], 0.0
-        for emb, ids, inverse in sets:
-            k = min(len(ids), max(2, int(round(fraction * len(ids)))))
-            picked = rng.choice(len(ids), size=k, replace=False)
-            fits.append(fit_gaussian(emb[_frames_of(inverse, picked, len(ids))]))
-            inverse_size += len(ids) / k / 2
+        for fs in (set_a, set_b):
+            k = min(fs.clips, max(2, int(round(fraction * fs.clips))))
+            fits.append(fs.clip_subset(rng.choice(fs.clips, size=k, replace=False)))
+            inverse_size += fs.clips / k / 2
         x.append(inverse_size)
-        y.append(gaussian_distance(*fits))
+        whole = fits[0] is set_a.full and fits[1] is set_b.full
+        y.append(full_distance if whole and full_distance is not None else gaussian_distance(*fits))
     x, y = np.asarray(x), np.asarray(y)
     if np.ptp(x) == 0:  # too few clips for the subset size to vary: nothing to extrapolate
         return float("nan"), float("nan")
@@ -320,17 +404,22 @@ def equal_count_distance(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b,
     scored at one common clip count, every cell carries the same bias and their order
     reflects the distributions, not the sample sizes.
     """
+    return equal_count_of_sets(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), clips=clips, draws=draws,
+                               seed=seed)
+
+
+def equal_count_of_sets(set_a: FrameSet, set_b: FrameSet, *, clips: int, draws: int, seed) -> float:
+    """`equal_count_distance` on prepared sets."""
     rng = np.random.default_rng(seed)
-    sets = [(e, *_groups(c, e.shape[0])) for e, c in ((_clean(emb_a), clips_a), (_clean(emb_b), clips_b))]
-    if clips < 2 or any(clips > len(ids) for _, ids, _ in sets):
-        raise ValueError(f"cannot draw {clips} clips from sets of {[len(ids) for _, ids, _ in sets]} clips "
+    sets = (set_a, set_b)
+    if clips < 2 or any(clips > fs.clips for fs in sets):
+        raise ValueError(f"cannot draw {clips} clips from sets of {[fs.clips for fs in sets]} clips "
                          "(need 2 ≤ clips ≤ the smaller set)")
-    if all(clips == len(ids) for _, ids, _ in sets):
+    if all(clips == fs.clips for fs in sets):
         draws = 1  # every draw is the whole of both sets
     values = []
     for _ in range(draws):
-        fits = [fit_gaussian(emb[_frames_of(inverse, rng.choice(len(ids), clips, replace=False), len(ids))])
-                for emb, ids, inverse in sets]
+        fits = [fs.clip_subset(rng.choice(fs.clips, clips, replace=False)) for fs in sets]
         values.append(gaussian_distance(*fits))
     return float(np.mean(values))
 
@@ -344,32 +433,36 @@ def bootstrap_distances(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b, 
     are resampled in each set on its own. A resample that leaves a set fewer than 2 frames
     is drawn again.
     """
-    emb_a, emb_b = _clean(emb_a), _clean(emb_b)
-    ids_a, inv_a = _groups(clips_a, emb_a.shape[0])
-    ids_b, inv_b = _groups(clips_b, emb_b.shape[0])
-    full = gaussian_distance(fit_gaussian(emb_a), fit_gaussian(emb_b))
+    set_a, set_b = FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b)
+    ids_a, ids_b = set_a.ids, set_b.ids
+    full = gaussian_distance(set_a.full, set_b.full)
     shared = np.intersect1d(ids_a, ids_b)
     rng = np.random.default_rng(seed)
     if shared.size:
         union = np.union1d(ids_a, ids_b)
-        pos_a, pos_b = np.searchsorted(union, ids_a)[inv_a], np.searchsorted(union, ids_b)[inv_b]
+        pos_a, pos_b = np.searchsorted(union, ids_a), np.searchsorted(union, ids_b)
 
         def draw():
             counts = rng.multinomial(len(union), np.full(len(union), 1.0 / len(union)))
             return counts[pos_a], counts[pos_b]
     else:
         def draw():
-            return (rng.multinomial(len(ids_a), np.full(len(ids_a), 1.0 / len(ids_a)))[inv_a],
-                    rng.multinomial(len(ids_b), np.full(len(ids_b), 1.0 / len(ids_b)))[inv_b])
-    replicates = np.empty(n_boot)
-    for i in range(n_boot):
+            return (rng.multinomial(len(ids_a), np.full(len(ids_a), 1.0 / len(ids_a))),
+                    rng.multinomial(len(ids_b), np.full(len(ids_b), 1.0 / len(ids_b))))
+    frames_a, frames_b = np.bincount(set_a.inverse), np.bincount(set_b.inverse)
+    weights_a, weights_b = [], []
+    for _ in range(n_boot):
         for _ in range(100):
             w_a, w_b = draw()
-            if w_a.sum() >= 2 and w_b.sum() >= 2:
+            if w_a @ frames_a >= 2 and w_b @ frames_b >= 2:
                 break
         else:
             raise ValueError("bootstrap resamples keep leaving a set with fewer than 2 frames: too few clusters")
-        replicates[i] = gaussian_distance(fit_gaussian(emb_a, w_a), fit_gaussian(emb_b, w_b))
+        weights_a.append(w_a)
+        weights_b.append(w_b)
+    fits = zip(set_a.resamples(set_a.inverse, np.reshape(weights_a, (n_boot, len(ids_a)))),
+               set_b.resamples(set_b.inverse, np.reshape(weights_b, (n_boot, len(ids_b)))))
+    replicates = np.array([gaussian_distance(a, b) for a, b in fits], dtype=np.float64).reshape(n_boot)
     return full, replicates
 
 

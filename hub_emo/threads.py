@@ -16,10 +16,18 @@ loaded, so this runs when hub_emo is imported (the CLI, and a library user who i
 hub_emo first); a variable whose runtime is already loaded is left alone. The user's
 settings win: any value they set, ``HUB_EMO_THREAD_POLICY=off``, and torch's thread
 count, which hub_emo leaves to ``OMP_NUM_THREADS`` / ``torch.set_num_threads``.
+
+`task_parallel` is for work made of many small ops that splits into independent tasks
+(the probes of 13 or 25 layers): the tasks run in parallel on one intra-op thread each
+instead of one task on all of them. Intra-op threads meet at a barrier after every op,
+so when another process holds a core each op waits for the thread it descheduled:
+probe fits at 768 dims on 2 cores took 4.4x as long beside one busy process with 2
+intra-op threads, and 2x quiet with 1 (`benchmarks/bench_probe_threads.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -47,3 +55,24 @@ def configure() -> dict[str, str]:
                if name not in os.environ and loader not in sys.modules}
     os.environ.update(applied)
     return applied
+
+
+
+@contextlib.contextmanager
+def task_parallel():
+    """Yield how many independent tasks to run at once, each on one torch intra-op thread.
+
+    The count is torch's intra-op thread count (the user's choice, else torch's default), so
+    the user's setting stays the total. With the policy off: one task on torch's own threads.
+    """
+    import torch
+
+    budget = torch.get_num_threads()
+    if disabled() or budget == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield budget
+    finally:
+        torch.set_num_threads(budget)

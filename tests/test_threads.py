@@ -42,3 +42,76 @@ def test_import_sets_the_policy_and_the_user_wins():
     # torch first: OpenMP has read its environment already, so hub_emo leaves it alone
     assert _run("import torch", OMP_NUM_THREADS="1")["policy"] is None
 
+
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """torch on 2 intra-op threads, the policy on; put back after."""
+    import torch
+
+    monkeypatch.delenv(threads.SWITCH, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_task_parallel_gives_the_budget_as_tasks_of_one_thread(two_threads):
+    import torch
+
+    with threads.task_parallel() as workers:
+        assert (workers, torch.get_num_threads()) == (2, 1)
+    assert torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError), threads.task_parallel():
+        raise RuntimeError("a failing fit")
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)  # the user's one thread: one task
+    with threads.task_parallel() as workers:
+        assert (workers, torch.get_num_threads()) == (1, 1)
+
+
+def test_task_parallel_policy_off_leaves_torch_alone(two_threads, monkeypatch):
+    import torch
+
+    monkeypatch.setenv(threads.SWITCH, "off")
+    with threads.task_parallel() as workers:
+        assert (workers, torch.get_num_threads()) == (1, 2)
+
+
+def test_probe_layers_give_the_same_result_in_any_grouping():
+    import numpy as np
+
+    from hub_emo.analysis import probing
+
+    rng = np.random.default_rng(0)
+    dim = probing.GROUP_MIN_DIM  # wide enough to be grouped
+    train, test = rng.normal(size=(5, 40, dim)).astype(np.float32), rng.normal(size=(5, 20, dim)).astype(np.float32)
+    labels = rng.integers(0, 3, 40)
+    results = [probing._fit_predict_mlp(train, labels, test, 3, epochs=3, lr=1e-2, batch_size=8, seed=0, workers=w)
+               for w in (1, 2, 3, 5, 9)]
+    assert results[0].shape == (5, 20)
+    assert len({r.tobytes() for r in results}) == 1
+
+
+def test_probe_fits_run_as_parallel_tasks_and_leave_the_count(two_threads, monkeypatch):
+    import numpy as np
+    import torch
+
+    from hub_emo.analysis import probing
+
+    seen = []
+    fit = probing._fit_predict_mlp
+
+    def recording_fit(*args, **kwargs):  # the real fit, noting how it was asked to run
+        seen.append((torch.get_num_threads(), kwargs["workers"]))
+        return fit(*args, **kwargs)
+
+    rng = np.random.default_rng(0)
+    labels = np.tile([0, 1], 12)
+    folds = np.repeat(["a", "b", "c"], 8)
+    features = rng.normal(size=(2, 24, 4)).astype(np.float32) + labels[None, :, None]
+    monkeypatch.setattr(probing, "_fit_predict_mlp", recording_fit)
+    rows = probing.probe_scores(features, labels, ["speech"] * 24, folds, num_classes=2, epochs=2)
+    assert rows and set(seen) == {(1, 2)}
+    assert torch.get_num_threads() == 2

@@ -100,6 +100,8 @@ def test_lz4_frames_decode_literals_and_overlapping_matches():
     literals = bytes(range(20))
     block = bytes([0xF0]) + bytes([5]) + literals + b"\x14\x00" + bytes([0x30]) + b"xyz"
     assert xet.lz4_frame_decompress(lz4_frame(block), 20 + 4 + 3) == literals + literals[:4] + b"xyz"
+    # a match length past 15 continues in extension bytes, 255 meaning another follows: 4 + 15 + 255 + 3
+    assert xet.lz4_frame_decompress(lz4_frame(b"\x1fa\x01\x00" + bytes([255, 3])), 1 + 277) == b"a" * 278
     stored = struct.pack("<I", 5 | 0x80000000) + b"hello"  # a block kept uncompressed
     assert xet.lz4_frame_decompress(b"\x04\x22\x4d\x18\x60\x40\x00" + stored + b"\0\0\0\0", 5) == b"hello"
     for bad, size in (

@@ -10,6 +10,13 @@ import time
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for a server started in another process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextlib.contextmanager
 def serving(root: Path, token: str, repo_id: str | None = None, **options):
     """A local Hub on a free port that accepts ``token`` (``options`` go to `start_server`),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,12 +33,8 @@ GOAL = 3.0
 ROUNDS = 3
 TOKEN = "hf_bench_token_0123456789abcdef"
 SERVER = Path(__file__).resolve().parents[1] / "hub_emo" / "hub" / "server.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(SERVER.parents[2] / "tests"))
+from raw_http import free_port  # noqa: E402
 
 
 def folder_size(path: Path) -> int:

@@ -31,7 +31,6 @@ import argparse
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,17 +38,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from raw_http import free_port  # noqa: E402
 TOKEN = "hf_bench_real_shape_0123456789abcdef"
 MODELS = ("facebook/wav2vec2-base", "facebook/hubert-base-ls960", "m-a-p/MERT-v1-95M")
 RATIO_MODELS = ("facebook/wav2vec2-base", "m-a-p/MERT-v1-95M")
 GOAL = 0.9
 RAVDESS_CLIPS, RAVDESS_SECONDS = 2452, 3.7  # the full study: speech 1440 + song 1012 clips, ~3.7 s each
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def readme_commands(section: str = "### The steps one by one") -> list[str]:
@@ -101,7 +96,6 @@ def adapt(command: str, corpus: Path, steps: int, endpoint: str) -> tuple[list[s
 
 
 def publish_models(work: Path) -> None:
-    sys.path.insert(0, str(ROOT / "tests"))
     from real_shapes import publish, write_repo
 
     for repo_id in MODELS:
@@ -111,7 +105,6 @@ def publish_models(work: Path) -> None:
 
 def make_recording(path: Path) -> Path:
     """recording.mp3 (what `hub-emo predict` in the README reads), via ffmpeg when it is there."""
-    sys.path.insert(0, str(ROOT / "tests"))
     from corpora import tone
 
     wav = tone(path.with_suffix(".wav"), "happy", seconds=4.0, sr=44100)
@@ -205,7 +198,6 @@ def main() -> int:
     start = time.perf_counter()
     publish_models(work)
     print(f"  setup: {time.perf_counter() - start:.0f} s")
-    sys.path.insert(0, str(ROOT / "tests"))
     from corpora import make_ravdess
 
     corpus = make_ravdess(work / "RAVDESS", actors=options.actors, emotions=options.emotions,

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
-from hub_emo.schema import DOMAINS, EMOTIONS
+from hub_emo.schema import DOMAINS, EMOTIONS, rescale_va
 
 #: Every corpus, speech first, then music (the order `hub-emo prepare --help` lists).
 CORPORA: tuple[str, ...] = (
@@ -190,6 +190,17 @@ def rating(value: str | float, field: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{field} is {value!r} (not finite)")
     return number
+
+
+def va_ratings(row: Mapping[str, str], valence: str, arousal: str, scale: tuple[float, float]) -> tuple[float, float]:
+    """(valence, arousal) of a metadata row, read from the named columns on the corpus's own
+    ``scale`` and mapped onto [-1, 1]; ValueError naming a column that is missing or not a number."""
+    values = []
+    for column in (valence, arousal):
+        if column not in row:
+            raise ValueError(f"no {column} column")
+        values.append(rescale_va(rating(row[column], column), *scale))
+    return values[0], values[1]
 
 
 def index_by_stem(paths: Iterable[Path]) -> dict[str, Path]:

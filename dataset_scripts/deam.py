@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, index_by_stem, rating, read_table, record, unmatched_audio
-from hub_emo.schema import QUADRANT_TO_EMOTION, rescale_va, va_to_quadrant
+from dataset_scripts import Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio, va_ratings
+from hub_emo.schema import QUADRANT_TO_EMOTION, va_to_quadrant
 
 NAME = "deam"
 DOMAIN = "music"
@@ -50,9 +50,8 @@ def records(root: str | os.PathLike):
                 yield Skip(where, f"metadata without audio ({song}.mp3 is missing)")
                 continue
             try:
-                valence = rescale_va(rating(row["valence_mean"], "valence_mean"), 1, 9)
-                arousal = rescale_va(rating(row["arousal_mean"], "arousal_mean"), 1, 9)
-            except (KeyError, ValueError) as error:
+                valence, arousal = va_ratings(row, "valence_mean", "arousal_mean", (1, 9))
+            except ValueError as error:
                 yield Skip(where, str(error))
                 continue
             yield record(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, index_by_stem, rating, read_table, record, unmatched_audio
-from hub_emo.schema import rescale_va
+from dataset_scripts import Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio, va_ratings
 
 NAME = "msp_podcast"
 DOMAIN = "speech"
@@ -60,8 +59,7 @@ def records(root: str | os.PathLike):
             yield Skip(where, f"metadata without audio ({row['FileName']} is missing)")
             continue
         try:
-            valence = rescale_va(rating(row["EmoVal"], "EmoVal"), 1, 7)
-            arousal = rescale_va(rating(row["EmoAct"], "EmoAct"), 1, 7)
+            valence, arousal = va_ratings(row, "EmoVal", "EmoAct", (1, 7))
         except ValueError as error:
             yield Skip(where, str(error))
             continue

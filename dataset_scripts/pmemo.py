@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, index_by_stem, rating, read_table, record, unmatched_audio
-from hub_emo.schema import QUADRANT_TO_EMOTION, rescale_va, va_to_quadrant
+from dataset_scripts import Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio, va_ratings
+from hub_emo.schema import QUADRANT_TO_EMOTION, va_to_quadrant
 
 NAME = "pmemo"
 DOMAIN = "music"
@@ -47,8 +47,7 @@ def records(root: str | os.PathLike):
             yield Skip(where, f"metadata without audio ({music_id}.mp3 is missing)")
             continue
         try:
-            valence = rescale_va(rating(row["Valence(mean)"], "Valence(mean)"), 0, 1)
-            arousal = rescale_va(rating(row["Arousal(mean)"], "Arousal(mean)"), 0, 1)
+            valence, arousal = va_ratings(row, "Valence(mean)", "Arousal(mean)", (0, 1))
         except ValueError as error:
             yield Skip(where, str(error))
             continue

@@ -87,6 +87,14 @@ def add_common_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_app_model_arguments(parser, report_use: str) -> None:
+    """MODEL and what picks it, shared by `app` and `space` (both resolve it with hub_emo.app.source)."""
+    parser.add_argument("model", help="model folder, Hub repo id, or a hub-emo demo output folder")
+    parser.add_argument("--task", default="SER", choices=["SER", "MER"], help="which demo model (default SER)")
+    parser.add_argument("--revision", default=None, help="Hub revision of the model (branch, tag or commit)")
+    parser.add_argument("--report", default=None, help=f"a study report (report.html or .md) {report_use}")
+
+
 def common_inputs(args) -> tuple[dict, object, object]:
     """(backbones by name, dataset, label set) from the parsed arguments."""
     from pathlib import Path

@@ -8,7 +8,6 @@ module imports them. The `hub` fixture then starts a real Hub server on that end
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -23,14 +22,10 @@ if str(TESTS) not in sys.path:
 TEST_TOKEN = "hf_hubemo_test_token_0000000000000000"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from raw_http import free_port  # noqa: E402 - found through the path set just above
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hub_emo_tests_"))
-HUB_PORT = _free_port()
+HUB_PORT = free_port()
 os.environ.update(
     {
         "HF_HOME": str(_SESSION_DIR / "hf_home"),

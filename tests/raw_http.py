@@ -4,8 +4,45 @@ the exact response headers, whether the server closed its end, whether it still 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a server started in another process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(root: Path, token: str, repo_id: str | None = None, **options):
+    """A local Hub on a free port that accepts ``token`` (``options`` go to `start_server`),
+    with the model repo ``repo_id`` created when one is named; stopped on leaving."""
+    from huggingface_hub import HfApi
+
+    from hub_emo.hub.server import start_server
+
+    handle = start_server(root, tokens=[token], **options)
+    try:
+        if repo_id is not None:
+            HfApi(endpoint=handle.url, token=token).create_repo(repo_id)
+        yield handle
+    finally:
+        handle.stop()
+
+
+def connect(server, timeout: float = 30) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+
+
+def exchange(server, raw: bytes) -> tuple[int, list[str], bytes]:
+    """Send ``raw`` on a fresh connection; the response's status, header lines and body."""
+    with connect(server) as sock:
+        sock.sendall(raw)
+        return read_response(sock)
 
 
 def read_response(sock: socket.socket) -> tuple[int, list[str], bytes]:

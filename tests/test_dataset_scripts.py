@@ -243,6 +243,15 @@ def test_deam_reads_both_annotation_files(tmp_path):
     assert records["2001"]["valence"] == pytest.approx(0.5) and records["2001"]["arousal"] == pytest.approx(-0.75)
 
 
+def test_va_ratings_map_a_corpus_scale_and_name_a_bad_column():
+    row = {"val": "9", "aro": "3"}
+    assert dataset_scripts.va_ratings(row, "val", "aro", (1, 9)) == (1.0, -0.5)
+    with pytest.raises(ValueError, match="no Arousal column"):
+        dataset_scripts.va_ratings(row, "val", "Arousal", (1, 9))
+    with pytest.raises(ValueError, match="aro 'n/a' is not a number"):
+        dataset_scripts.va_ratings({"val": "2", "aro": "n/a"}, "val", "aro", (1, 9))
+
+
 def test_emotify_majority_gems(tmp_path):
     corpora.make_emotify(tmp_path)
     records, skips = run("emotify", tmp_path)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
-from raw_http import closed_by_server, read_response, stops_reading, wait_until_idle
+from raw_http import closed_by_server, connect, exchange, read_response, serving, stops_reading, wait_until_idle
 
-from hub_emo.hub.server import MAX_ANONYMOUS_BODY, MAX_ANONYMOUS_YAML, start_server
+from hub_emo.hub.server import MAX_ANONYMOUS_BODY, MAX_ANONYMOUS_YAML
 
 TOKEN = "hf_hostile_tests_token_1234567890"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -22,20 +21,8 @@ AUTH = f"Authorization: Bearer {TOKEN}\r\n"
 
 @pytest.fixture
 def server(tmp_path):
-    handle = start_server(tmp_path / "root", tokens=[TOKEN])
-    HfApi(endpoint=handle.url, token=TOKEN).create_repo("hub-emo/target")
-    yield handle
-    handle.stop()
-
-
-def connect(server, timeout: float = 30) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-
-
-def exchange(server, raw: bytes) -> tuple[int, list[str], bytes]:
-    with connect(server) as sock:
-        sock.sendall(raw)
-        return read_response(sock)
+    with serving(tmp_path / "root", TOKEN, "hub-emo/target") as handle:
+        yield handle
 
 
 # -- R1: nothing a client sends reaches the response headers -------------------------------
@@ -188,8 +175,7 @@ def test_deeply_nested_json_is_a_400_without_a_traceback(server, path, caplog):
 
 # -- R5: timeouts and a cap on connections -------------------------------------------------
 def test_a_short_body_gets_a_408_and_an_idle_connection_is_closed(tmp_path):
-    handle = start_server(tmp_path / "root", tokens=[TOKEN], timeout=0.5)
-    try:
+    with serving(tmp_path / "root", TOKEN, timeout=0.5) as handle:
         with connect(handle) as sock:
             sock.sendall(f"POST /api/repos/create HTTP/1.1\r\nHost: x\r\n{AUTH}Content-Length: 1000\r\n\r\n".encode() + b'{"name": "x"')
             status, headers, _ = read_response(sock)
@@ -198,26 +184,23 @@ def test_a_short_body_gets_a_408_and_an_idle_connection_is_closed(tmp_path):
         with connect(handle) as sock:  # says nothing at all
             assert closed_by_server(sock)
         wait_until_idle(handle)
-    finally:
-        handle.stop()
 
 
 def test_connections_beyond_the_cap_get_a_503_and_the_server_recovers(tmp_path):
-    handle = start_server(tmp_path / "root", tokens=[TOKEN], max_connections=3)
-    idle = [connect(handle) for _ in range(3)]
-    try:
-        with connect(handle) as extra:
-            status, headers, body = read_response(extra)
-            assert status == 503 and "Connection: close" in headers and "Too many connections" in json.loads(body)["error"]
-        assert handle.active_connections == 3
-        for sock in idle:
-            sock.close()
-        wait_until_idle(handle)
-        assert HfApi(endpoint=handle.url, token=TOKEN).whoami()["name"]
-    finally:
-        for sock in idle:
-            sock.close()
-        handle.stop()
+    with serving(tmp_path / "root", TOKEN, max_connections=3) as handle:
+        idle = [connect(handle) for _ in range(3)]
+        try:
+            with connect(handle) as extra:
+                status, headers, body = read_response(extra)
+                assert status == 503 and "Connection: close" in headers and "Too many connections" in json.loads(body)["error"]
+            assert handle.active_connections == 3
+            for sock in idle:
+                sock.close()
+            wait_until_idle(handle)
+            assert HfApi(endpoint=handle.url, token=TOKEN).whoami()["name"]
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 # -- R6: reserved namespaces ---------------------------------------------------------------

@@ -21,18 +21,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-from raw_http import wait_for_connections, wait_until_idle
+from raw_http import free_port, wait_for_connections, wait_until_idle
 
 from hub_emo.hub.server import start_server
 
 TOKEN = "hf_server_tests_token_1234567890"
 SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "hub_emo" / "hub" / "server.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

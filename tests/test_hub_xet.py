@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import struct
 
 import pytest
 from huggingface_hub import HfApi
-from raw_http import closed_by_server, read_response
+from raw_http import closed_by_server, connect, read_response, serving
 from test_hub_clients import run_fresh
 
 from hub_emo.hub import xet
-from hub_emo.hub.server import start_server
 from hub_emo.hub.storage import HubError
 
 TOKEN = "hf_xet_tests_token_1234567890"
@@ -100,6 +98,8 @@ def test_lz4_frames_decode_literals_and_overlapping_matches():
     literals = bytes(range(20))
     block = bytes([0xF0]) + bytes([5]) + literals + b"\x14\x00" + bytes([0x30]) + b"xyz"
     assert xet.lz4_frame_decompress(lz4_frame(block), 20 + 4 + 3) == literals + literals[:4] + b"xyz"
+    # a match length past 15 continues in extension bytes, 255 meaning another follows: 4 + 15 + 255 + 3
+    assert xet.lz4_frame_decompress(lz4_frame(b"\x1fa\x01\x00" + bytes([255, 3])), 1 + 277) == b"a" * 278
     stored = struct.pack("<I", 5 | 0x80000000) + b"hello"  # a block kept uncompressed
     assert xet.lz4_frame_decompress(b"\x04\x22\x4d\x18\x60\x40\x00" + stored + b"\0\0\0\0", 5) == b"hello"
     for bad, size in (
@@ -141,15 +141,13 @@ def shard(files: list[tuple[list[tuple[str, int, int, int]], bytes]]) -> bytes:
 # -- the endpoints ----------------------------------------------------------------------
 @pytest.fixture
 def server(tmp_path):
-    handle = start_server(tmp_path / "root", tokens=[TOKEN])
-    HfApi(endpoint=handle.url, token=TOKEN).create_repo("hub-emo/xet")
-    yield handle
-    handle.stop()
+    with serving(tmp_path / "root", TOKEN, "hub-emo/xet") as handle:
+        yield handle
 
 
 def call(server, method: str, path: str, body: bytes = b"", token: str | None = None, declared: int | None = None):
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+    with connect(server) as sock:
         sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {declared or len(body)}\r\n\r\n".encode() + body)
         status, headers, data = read_response(sock)
         return status, headers, data, closed_by_server(sock) if "Connection: close" in headers else False

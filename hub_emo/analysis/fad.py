@@ -328,15 +328,9 @@ def run_fad(
     to a terminal only.
     """
     from hub_emo import schema
-    from hub_emo.analysis import features as feats
-    from hub_emo.analysis.clips import clip_metadata, rows_for, unlabelled_note
+    from hub_emo.analysis.clips import clip_metadata, unlabelled_note
 
-    if not backbones:
-        raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
-    if min_clips < 2:
-        raise ValueError("min_clips must be at least 2 (a covariance needs two frames and a bootstrap two clips)")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_settings(backbones, min_clips, confidence)
     ids, meta, classes = clip_metadata(dataset, label_set)
     missing = [d for d in DOMAINS if d not in set(meta["domain"])]
     if missing:
@@ -347,17 +341,11 @@ def run_fad(
     counts = np.random.default_rng(seed).multinomial(clusters, np.full(clusters, 1 / clusters), size=n_boot) \
         if n_boot else None
     problems: list[str] = unlabelled_note(dataset)
-    extracted, cells, chosen, report_at = {}, {}, {}, {}
     failed: dict[str, str] = {}
-    for name, fs in feats.extract_each(backbones, dataset, failed, frames_per_clip=max(frames_per_clip, 1),
-                                       trust_remote_code=trust_remote_code, progress=progress):
-        chosen[name] = feats.resolve_layers(layers, fs.num_hidden_states, name) or fs.layers
-        report_at[name] = _report_layer(report_layer, chosen[name], fs.num_hidden_states, name, problems)
-        meta_row = np.full(len(fs.ids), -1, dtype=np.int64)
-        meta_row[rows_for(fs.ids, ids)] = np.arange(len(ids))
-        cells[name] = find_cells(meta, classes, meta_row[fs.frame_clip], cluster_of_row, name=name, dim=fs.dim,
-                                 frames_per_clip=frames_per_clip, min_clips=min_clips, problems=problems)
-        extracted[name] = fs
+    extracted, cells, chosen, report_at = _extract_cells(
+        backbones, dataset, ids, meta, classes, cluster_of_row, failed, problems, layers=layers,
+        report_layer=report_layer, frames_per_clip=frames_per_clip, min_clips=min_clips,
+        trust_remote_code=trust_remote_code, progress=progress)
     if not extracted:
         raise ValueError("every model failed: " + "; ".join(f"{n}: {m}" for n, m in failed.items()))
     problems += [f"{name} FAILED: {message}" for name, message in failed.items()]
@@ -373,8 +361,52 @@ def run_fad(
                   confidence=confidence, seed=seed, within_domain=within_domain))
     shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
     method = _method(confidence, rank_draws, equal_clips, n_boot, shared)
-    settings = {
-        "label set": schema.get_label_set(label_set).name, "models": ", ".join(n for n in backbones if n not in failed),
+    settings = _settings(schema.get_label_set(label_set).name, [n for n in backbones if n not in failed], method,
+                         report_at, frames_per_clip=frames_per_clip, n_boot=n_boot,
+                         bootstrap_all_layers=bootstrap_all_layers, inf_steps=inf_steps,
+                         inf_min_fraction=inf_min_fraction)
+    result = _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings,
+                        method)
+    result.failed = failed
+    return result
+
+
+def _check_settings(backbones: dict, min_clips: int, confidence: float) -> None:
+    if not backbones:
+        raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
+    if min_clips < 2:
+        raise ValueError("min_clips must be at least 2 (a covariance needs two frames and a bootstrap two clips)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _extract_cells(backbones, dataset, ids, meta, classes, cluster_of_row, failed: dict, problems: list, *,
+                   layers, report_layer, frames_per_clip: int, min_clips: int, trust_remote_code: bool,
+                   progress: bool):
+    """Each model's frames (every hidden state, the cache entry `run_probing` shares) and its
+    (emotion, domain) cells; returns (features, cells, scored layers, report layer), each by model.
+    A model that fails is named in ``failed``; what is too small to score goes to ``problems``."""
+    from hub_emo.analysis import features as feats
+    from hub_emo.analysis.clips import rows_for
+
+    extracted, cells, chosen, report_at = {}, {}, {}, {}
+    for name, fs in feats.extract_each(backbones, dataset, failed, frames_per_clip=max(frames_per_clip, 1),
+                                       trust_remote_code=trust_remote_code, progress=progress):
+        chosen[name] = feats.resolve_layers(layers, fs.num_hidden_states, name) or fs.layers
+        report_at[name] = _report_layer(report_layer, chosen[name], fs.num_hidden_states, name, problems)
+        meta_row = np.full(len(fs.ids), -1, dtype=np.int64)
+        meta_row[rows_for(fs.ids, ids)] = np.arange(len(ids))
+        cells[name] = find_cells(meta, classes, meta_row[fs.frame_clip], cluster_of_row, name=name, dim=fs.dim,
+                                 frames_per_clip=frames_per_clip, min_clips=min_clips, problems=problems)
+        extracted[name] = fs
+    return extracted, cells, chosen, report_at
+
+
+def _settings(label_set: str, models: list[str], method: dict, report_at: dict, *, frames_per_clip: int,
+              n_boot: int, bootstrap_all_layers: bool, inf_steps: int, inf_min_fraction: float) -> dict:
+    """The run's settings in words, for the reports."""
+    return {
+        "label set": label_set, "models": ", ".join(models),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
         "bootstrap": f"{n_boot} resamples, "
                      + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
@@ -385,10 +417,6 @@ def run_fad(
                             "symmetric eigenvalues",
         "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
     }
-    result = _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings,
-                        method)
-    result.failed = failed
-    return result
 
 
 def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from hub_emo.cli import add_app_model_arguments
+
 HELP = "open a web app on localhost to try a model (upload or record audio, see the emotions)"
 DESCRIPTION = (
     "Starts a Gradio app on localhost for MODEL: a model folder, a Hub repo id (HF_ENDPOINT "
@@ -13,12 +15,9 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="model folder, Hub repo id, or a hub-emo demo output folder")
+    add_app_model_arguments(parser, "to show beside the model")
     parser.add_argument("--port", type=int, default=7860, help="port on localhost (default 7860)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--report", default=None, help="a study report (report.html or .md) to show beside the model")
-    parser.add_argument("--task", default="SER", choices=["SER", "MER"], help="which demo model (default SER)")
-    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.add_argument("--trust-remote-code", action="store_true", help="load the model's own code")
 
 

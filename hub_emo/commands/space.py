@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from hub_emo.cli import add_app_model_arguments
+
 HELP = "write a Hugging Face Space folder (Gradio app) for a model, and optionally push it"
 DESCRIPTION = (
     "Writes OUT_DIR with app.py, requirements.txt (the versions tested here), packages.txt, "
@@ -14,13 +16,10 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="model folder, Hub repo id, or a hub-emo demo output folder")
+    add_app_model_arguments(parser, "to include")
     parser.add_argument("out_dir", help="folder to write (must not exist, or be empty)")
     parser.add_argument("--push", metavar="REPO", default=None, help="also push it as the Space namespace/name")
     parser.add_argument("--private", action="store_true", help="create the Space as private")
-    parser.add_argument("--report", default=None, help="a study report (report.html or .md) to include")
-    parser.add_argument("--task", default="SER", choices=["SER", "MER"], help="which demo model (default SER)")
-    parser.add_argument("--revision", default=None, help="Hub revision of the model")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is not empty")
 
 

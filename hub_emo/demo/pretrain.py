@@ -93,18 +93,6 @@ def backbone_config(**overrides):
     return Wav2Vec2Config(**{**TINY_CONFIG, **overrides})
 
 
-def feature_extractor():
-    from transformers import Wav2Vec2FeatureExtractor
-
-    return Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=SAMPLING_RATE,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
-    )
-
-
 def _audio_files(audio: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     if isinstance(audio, (str, os.PathLike)):
         root = Path(audio)
@@ -182,15 +170,8 @@ def pretrain_backbone(
     learnt nothing, given how many negatives differ from the positive (negatives equal
     to it are excluded), so that a collapsing codebook is not mistaken for learning.
     """
-    import torch
-    from transformers import Wav2Vec2ForPreTraining
-    from transformers.models.wav2vec2.modeling_wav2vec2 import (
-        _compute_mask_indices,
-        _sample_negative_indices,
-    )
-
     from hub_emo.audio import load
-    from hub_emo.progress import bar
+    from hub_emo.inference import feature_extractor_for
 
     out = Path(out_dir)
     files = _audio_files(audio)
@@ -205,21 +186,42 @@ def pretrain_backbone(
         "files": [str(f) for f in files],
     }
     settings = json.loads(json.dumps(settings))  # as it reads back from the log (tuples -> lists)
-    log_path = out / LOG_FILE
-    if log_path.is_file() and not overwrite:
-        previous = json.loads(log_path.read_text())
-        if previous.get("settings") == settings and (out / "model.safetensors").is_file():
-            return Pretrained(out, previous)
+    if not overwrite and (previous := _earlier_run(out, settings)) is not None:
+        return previous
 
     started = time.perf_counter()
     waves = [load(f, SAMPLING_RATE)[0] for f in files]
     config = backbone_config(**(config_overrides or {}))
-    extractor = feature_extractor()
-    crop = int(crop_seconds * SAMPLING_RATE)
+    extractor = feature_extractor_for(config)
+    model, curve, used_threads = _train(settings, waves, config, extractor, threads, progress)
+    return _save(out, model.wav2vec2, extractor, settings, curve, waves, started, used_threads)
 
+
+def _earlier_run(out: Path, settings: dict) -> Pretrained | None:
+    """The run already in ``out``, if it was trained with exactly these settings."""
+    log_path = out / LOG_FILE
+    if log_path.is_file():
+        previous = json.loads(log_path.read_text())
+        if previous.get("settings") == settings and (out / "model.safetensors").is_file():
+            return Pretrained(out, previous)
+    return None
+
+
+def _train(settings: dict, waves: list[np.ndarray], config, extractor, threads: int | None, progress):
+    """Run the steps; returns (the `Wav2Vec2ForPreTraining` model, its curve, the threads used).
+
+    Torch's thread count and numpy's global RNG (the two transformers helpers draw from it)
+    are seeded for the run and restored after it.
+    """
+    import torch
+    from transformers import Wav2Vec2ForPreTraining
+
+    from hub_emo.progress import bar
+
+    steps, seed = settings["steps"], settings["seed"]
     old_threads = torch.get_num_threads()
-    np_state = np.random.get_state()  # the two transformers helpers draw from numpy's global RNG
-    shown = bar(total=steps, desc=f"pretrain {domain} backbone", unit="step")
+    np_state = np.random.get_state()
+    shown = bar(total=steps, desc=f"pretrain {settings['domain']} backbone", unit="step")
     try:
         if threads:
             torch.set_num_threads(threads)
@@ -228,37 +230,12 @@ def pretrain_backbone(
         rng = np.random.default_rng(seed)
         model = Wav2Vec2ForPreTraining(config)
         model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-        warmup = max(1, int(warmup_fraction * steps))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-        )
-        temperatures = _gumbel_schedule(steps, *gumbel_temperature)
-        curve = {"loss": [], "contrastive_loss": [], "diversity_loss": [], "perplexity": [],
-                 "contrastive_chance": []}
+        optimizer, scheduler = _optimizer(model, settings)
+        temperatures = _gumbel_schedule(steps, *settings["gumbel_temperature"])
+        curve = {key: [] for key in ("loss", "contrastive_loss", "diversity_loss", "perplexity", "contrastive_chance")}
         for step in range(steps):
-            batch = []
-            for i in rng.integers(0, len(waves), batch_size):
-                wave = waves[i]
-                start = int(rng.integers(0, max(1, wave.size - crop + 1)))
-                batch.append(wave[start : start + crop])
-            inputs = extractor(batch, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")
-            frames = int(model._get_feat_extract_output_lengths(inputs.input_values.shape[1]))
-            frame_mask = model._get_feature_vector_attention_mask(frames, inputs.attention_mask)
-            mask = _compute_mask_indices(
-                (batch_size, frames), mask_time_prob, mask_time_length,
-                attention_mask=frame_mask, min_masks=2,
-            )
-            negatives = _sample_negative_indices(
-                (batch_size, frames), config.num_negatives, mask_time_indices=frame_mask.numpy()
-            )
             model.set_gumbel_temperature(float(temperatures[step]))
-            output = model(
-                inputs.input_values,
-                attention_mask=inputs.attention_mask,
-                mask_time_indices=torch.from_numpy(mask),
-                sampled_negative_indices=torch.from_numpy(negatives),
-            )
+            output, mask, negatives = _forward(model, extractor, _crops(waves, rng, settings), settings)
             masked = float(mask.sum())
             loss = output.loss / masked
             optimizer.zero_grad()
@@ -266,11 +243,7 @@ def pretrain_backbone(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            curve["loss"].append(round(loss.item(), 5))
-            curve["contrastive_loss"].append(round(output.contrastive_loss.item() / masked, 5))
-            curve["diversity_loss"].append(round(output.diversity_loss.item() / masked, 5))
-            curve["perplexity"].append(round(output.codevector_perplexity.item(), 3))
-            curve["contrastive_chance"].append(round(_chance_loss(output, negatives, mask), 5))
+            _record(curve, loss, output, masked, negatives, mask)
             shown.update()
             shown.set_postfix(loss=f"{curve['loss'][-1]:.3f}", refresh=False)
             if progress:
@@ -279,9 +252,68 @@ def pretrain_backbone(
         shown.close()
         torch.set_num_threads(old_threads)
         np.random.set_state(np_state)
+    return model, curve, threads or old_threads
 
+
+def _optimizer(model, settings: dict):
+    """AdamW with a linear warm-up over ``warmup_fraction`` of the steps, then a linear decay to 0."""
+    import torch
+
+    steps = settings["steps"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["learning_rate"], weight_decay=0.01)
+    warmup = max(1, int(settings["warmup_fraction"] * steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    return optimizer, scheduler
+
+
+def _crops(waves: list[np.ndarray], rng: np.random.Generator, settings: dict) -> list[np.ndarray]:
+    """``batch_size`` random crops of ``crop_seconds`` from random clips (a shorter clip whole)."""
+    crop = int(settings["crop_seconds"] * SAMPLING_RATE)
+    batch = []
+    for i in rng.integers(0, len(waves), settings["batch_size"]):
+        wave = waves[i]
+        start = int(rng.integers(0, max(1, wave.size - crop + 1)))
+        batch.append(wave[start : start + crop])
+    return batch
+
+
+def _forward(model, extractor, batch: list[np.ndarray], settings: dict):
+    """The masked forward pass: (output, frame mask, sampled negatives) for one batch of crops."""
+    import torch
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
+    inputs = extractor(batch, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")
+    shape = (len(batch), int(model._get_feat_extract_output_lengths(inputs.input_values.shape[1])))
+    attention = inputs.get("attention_mask")  # None for a backbone without one: every frame is audio
+    frame_mask = (torch.ones(shape, dtype=torch.long) if attention is None
+                  else model._get_feature_vector_attention_mask(shape[1], attention))
+    mask = _compute_mask_indices(
+        shape, settings["mask_time_prob"], settings["mask_time_length"], attention_mask=frame_mask, min_masks=2
+    )
+    negatives = _sample_negative_indices(shape, model.config.num_negatives, mask_time_indices=frame_mask.numpy())
+    output = model(
+        inputs.input_values,
+        attention_mask=attention,
+        mask_time_indices=torch.from_numpy(mask),
+        sampled_negative_indices=torch.from_numpy(negatives),
+    )
+    return output, mask, negatives
+
+
+def _record(curve: dict[str, list], loss, output, masked: float, negatives: np.ndarray, mask: np.ndarray) -> None:
+    curve["loss"].append(round(loss.item(), 5))
+    curve["contrastive_loss"].append(round(output.contrastive_loss.item() / masked, 5))
+    curve["diversity_loss"].append(round(output.diversity_loss.item() / masked, 5))
+    curve["perplexity"].append(round(output.codevector_perplexity.item(), 3))
+    curve["contrastive_chance"].append(round(_chance_loss(output, negatives, mask), 5))
+
+
+def _save(out: Path, backbone, extractor, settings: dict, curve: dict, waves: list[np.ndarray], started: float,
+          threads: int) -> Pretrained:
+    """Write the plain `Wav2Vec2Model` folder, its feature extractor, the log and a README."""
     out.mkdir(parents=True, exist_ok=True)
-    backbone = model.wav2vec2
     backbone.config.layerdrop = 0.0
     backbone.config.architectures = ["Wav2Vec2Model"]
     backbone.save_pretrained(out)
@@ -290,18 +322,19 @@ def pretrain_backbone(
     log = {
         "note": STAND_IN_NOTE,
         "objective": "Wav2Vec2ForPreTraining: contrastive (masked frames vs sampled negatives) + "
-                     f"{config.diversity_loss_weight} x codebook diversity, per masked frame",
+                     f"{backbone.config.diversity_loss_weight} x codebook diversity, per masked frame",
         "settings": settings,
         "audio_seconds": round(seconds, 1),
         "parameters": sum(p.numel() for p in backbone.parameters()),
         "elapsed_s": round(time.perf_counter() - started, 2),
-        "threads": threads or old_threads,
+        "threads": threads,
         "curve": curve,
     }
-    log_path.write_text(json.dumps(log, indent=1) + "\n")
+    (out / LOG_FILE).write_text(json.dumps(log, indent=1) + "\n")
+    domain, loss = settings["domain"], curve["loss"]
     (out / "README.md").write_text(
         f"# Tiny {domain} SSL backbone (hub_emo demo stand-in)\n\n{STAND_IN_NOTE}\n\n"
-        f"Pretrained for {steps} steps on {len(files)} {domain} clips ({seconds:.0f} s); "
-        f"loss {curve['loss'][0]:.3f} -> {curve['loss'][-1]:.3f}. See `{LOG_FILE}`.\n"
+        f"Pretrained for {settings['steps']} steps on {len(waves)} {domain} clips ({seconds:.0f} s); "
+        f"loss {loss[0]:.3f} -> {loss[-1]:.3f}. See `{LOG_FILE}`.\n"
     )
     return Pretrained(out, log)

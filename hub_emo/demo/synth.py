@@ -143,6 +143,12 @@ def _intensify(style, neutral, factor: float):
     return replace(style, **changes)
 
 
+def _performed(styles: dict, clip):
+    """The style of the clip's emotion at its intensity (RAVDESS's 2, strong, pushed further from neutral)."""
+    style = styles[clip.emotion]
+    return _intensify(style, styles["neutral"], STRONG) if clip.intensity == 2 else style
+
+
 # -------------------------------------------------------------------------- performers
 
 
@@ -327,9 +333,7 @@ def render_speech(clip: Clip, seed: int, sample_rate: int) -> tuple[np.ndarray, 
 
     rng = clip.rng(seed)
     voice = actor_voice(clip.actor)
-    style = SPEECH_STYLES[clip.emotion]
-    if clip.intensity == 2:
-        style = _intensify(style, SPEECH_STYLES["neutral"], STRONG)
+    style = _performed(SPEECH_STYLES, clip)
     # a performer never says a line twice the same way
     style = replace(
         style,
@@ -396,9 +400,7 @@ def melody(clip: Clip, seed: int):
 
     rng = clip.rng(seed)
     inst = actor_instrument(clip.actor)
-    style = MUSIC_STYLES[clip.emotion]
-    if clip.intensity == 2:
-        style = _intensify(style, MUSIC_STYLES["neutral"], STRONG)
+    style = _performed(MUSIC_STYLES, clip)
     style = replace(
         style,
         tempo=min(220.0, max(50.0, style.tempo * (1 + rng.normal(0, 0.04)))),

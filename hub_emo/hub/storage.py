@@ -181,6 +181,14 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+@dataclass
+class StagedFile:
+    """A file being written by `Storage.staged`: its open ``file`` and the ``target`` it will become."""
+
+    file: BinaryIO
+    target: Path | None
+
+
 class Storage:
     """Repos, commits, refs and blobs on disk; safe for threads and for several processes."""
 
@@ -208,21 +216,36 @@ class Storage:
                     else:
                         os.unlink(entry.path)
 
-    def _write_atomic(self, target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="w-")
+    @contextlib.contextmanager
+    def staged(self, prefix: str, target: Path | None = None, *, buffering: int = -1) -> Iterator[StagedFile]:
+        """Write a file under ``tmp/``, renamed to ``target`` only once complete and on disk.
+
+        Whatever stops the write (an error, a dying client, a dying process) leaves ``target``
+        as it was: the rename happens last, after the fsync, and the temporary file is removed
+        on any error. ``target`` may be set while writing, when the name depends on the bytes.
+        """
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=prefix)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            with os.fdopen(fd, "wb", buffering=buffering) as f:
+                staged = StagedFile(f, target)
+                yield staged
                 if self.fsync:
                     f.flush()
                     os.fsync(f.fileno())
-            os.replace(tmp, target)
+            if staged.target is None:
+                raise RuntimeError("a staged file was written without a target")
+            staged.target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, staged.target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         if self.fsync:
-            fsync_dir(target.parent)
+            fsync_dir(staged.target.parent)
+
+    def _write_atomic(self, target: Path, data: bytes) -> None:
+        with self.staged("w-", target) as staged:
+            staged.file.write(data)
 
     def blob_path(self, sha256: str) -> Path:
         if not _SHA256.match(sha256 or ""):
@@ -236,7 +259,6 @@ class Storage:
         sha = hashlib.sha256(data).hexdigest()
         path = self.blob_path(sha)
         if not path.is_file():
-            path.parent.mkdir(exist_ok=True)
             self._write_atomic(path, data)
         return sha
 
@@ -252,30 +274,20 @@ class Storage:
         target = self.blob_path(sha256)
         if size < 0 or size > MAX_FILE_SIZE:
             raise HubError(400, f"Invalid object size {size}")
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as f, _Digester() as digest, _Flusher(f.fileno(), self.fsync) as flusher:
-                left = size
-                while left:
-                    view = digest.free_buffer()
-                    n = reader.readinto(view[: min(left, _CHUNK)])
-                    if not n:
-                        raise HubError(400, f"Upload of object {sha256} ended after {size - left} of {size} bytes")
-                    f.write(view[:n])
-                    digest.update(view, n)
-                    flusher.wrote(n)
-                    left -= n
-                flusher.finish()
-                if digest.hexdigest() != sha256:
-                    raise HubError(400, f"Uploaded content does not match its sha256 {sha256}")
-            target.parent.mkdir(exist_ok=True)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if self.fsync:
-            fsync_dir(target.parent)
+        with (self.staged("upload-", target, buffering=0) as staged, _Digester() as digest,
+              _Flusher(staged.file.fileno(), self.fsync) as flusher):
+            left = size
+            while left:
+                view = digest.free_buffer()
+                n = reader.readinto(view[: min(left, _CHUNK)])
+                if not n:
+                    raise HubError(400, f"Upload of object {sha256} ended after {size - left} of {size} bytes")
+                staged.file.write(view[:n])
+                digest.update(view, n)
+                flusher.wrote(n)
+                left -= n
+            if digest.hexdigest() != sha256:
+                raise HubError(400, f"Uploaded content does not match its sha256 {sha256}")
 
     # -- repos ------------------------------------------------------------------------
     def _repo_dir(self, repo_type: str, repo_id: str) -> Path:
@@ -532,7 +544,7 @@ class _Flusher:
     """Pushes a file being written to disk in the background, every ``_FLUSH_EVERY`` bytes.
 
     Durability needs an fsync before the rename; started early, the disk writes overlap
-    with receiving and the final ``finish()`` (the fsync) has only the tail left.
+    with receiving and that final fsync (`Storage.staged`'s) has only the tail left.
     """
 
     def __init__(self, fd: int, enabled: bool):
@@ -545,20 +557,12 @@ class _Flusher:
             self._thread = threading.Thread(target=_fdatasync, args=(self.fd,), name="hub_emo-flush", daemon=True)
             self._thread.start()
 
-    def finish(self) -> None:
-        self._join()
-        if self.enabled:
-            os.fsync(self.fd)
-
-    def _join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
     def __enter__(self) -> _Flusher:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._join()  # never close the file under a running fdatasync
+        if self._thread is not None:  # never close the file under a running fdatasync
+            self._thread.join()
 
 
 def _fdatasync(fd: int) -> None:

@@ -14,17 +14,14 @@ Formats: https://huggingface.co/docs/xet (xorb, shard, CAS API). Standard librar
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 if __package__:
-    from .storage import HubError, Storage, fsync_dir
+    from .storage import HubError, Storage
 else:  # imported by ``python hub_emo/hub/server.py`` (see there)
-    from storage import HubError, Storage, fsync_dir  # type: ignore[no-redef]
+    from storage import HubError, Storage  # type: ignore[no-redef]
 
 #: The CAS refuses xorbs over 64 MiB serialised; a little room for headers.
 MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024
@@ -50,36 +47,35 @@ def _valid_hex(value: str) -> str:
 
 
 # -- chunk decoding ---------------------------------------------------------------------
+def _lz4_extended(src: bytes, i: int, length: int) -> tuple[int, int]:
+    """A length field of 15 goes on in the bytes at ``i`` (each 255 says another follows);
+    returns (the whole length, the position after it)."""
+    while True:
+        extra = src[i]
+        i += 1
+        length += extra
+        if extra != 255:
+            return length, i
+
+
 def _lz4_block_into(out: bytearray, src: bytes, limit: int) -> None:
     """Decode one LZ4 block onto ``out`` (matches may reach back into what ``out`` held)."""
     i, n = 0, len(src)
     while i < n:
-        token = src[i]
-        i += 1
+        token, i = src[i], i + 1
         literals = token >> 4
         if literals == 15:
-            while True:
-                extra = src[i]
-                i += 1
-                literals += extra
-                if extra != 255:
-                    break
+            literals, i = _lz4_extended(src, i, literals)
         if i + literals > n or len(out) + literals > limit:
             raise ValueError
         out += src[i : i + literals]
         i += literals
         if i >= n:
             break
-        offset = src[i] | src[i + 1] << 8
-        i += 2
+        offset, i = src[i] | src[i + 1] << 8, i + 2
         length = token & 15
         if length == 15:
-            while True:
-                extra = src[i]
-                i += 1
-                length += extra
-                if extra != 255:
-                    break
+            length, i = _lz4_extended(src, i, length)
         length += 4
         if offset == 0 or offset > len(out) or len(out) + length > limit:
             raise ValueError
@@ -216,7 +212,7 @@ class XetStore:
         return self.xorbs / name[:2] / name
 
     def put_xorb(self, name: str, reader, length: int | None) -> bool:
-        """Store a xorb streamed from ``reader`` (to a temporary file, then renamed into place);
+        """Store a xorb streamed from ``reader`` (staged, then renamed into place);
         False if one of that name was already here. ``length``: the declared body size, if known.
 
         Names are not checked (BLAKE3), so the last upload of a name wins: a client's shard is
@@ -226,25 +222,14 @@ class XetStore:
         if length is not None and length > MAX_XORB_BYTES:
             raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
         existed = path.is_file()
-        fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xorb-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                buf = memoryview(bytearray(1024 * 1024))
-                total = 0
-                while n := reader.readinto(buf):
-                    total += n
-                    if total > MAX_XORB_BYTES:
-                        raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
-                    f.write(buf[:n])
-                if self.storage.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
-            path.parent.mkdir(exist_ok=True)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with self.storage.staged("xorb-", path) as staged:
+            buf = memoryview(bytearray(1024 * 1024))
+            total = 0
+            while n := reader.readinto(buf):
+                total += n
+                if total > MAX_XORB_BYTES:
+                    raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
+                staged.file.write(buf[:n])
         return not existed
 
     def put_shard(self, data: bytes) -> list[str]:
@@ -282,29 +267,16 @@ class XetStore:
                 stored.append(hash_hex(expected))  # blobs are named by their verified sha256
                 continue
             digest = hashlib.sha256()
-            fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xet-file-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    for name, first, end, length in terms:
-                        piece = b"".join(chunks(name)[first:end])
-                        if len(piece) != length:
-                            raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {len(piece)} bytes, not {length}")
-                        digest.update(piece)
-                        f.write(piece)
-                    if self.storage.fsync:
-                        f.flush()
-                        os.fsync(f.fileno())
+            with self.storage.staged("xet-file-") as staged:
+                for name, first, end, length in terms:
+                    piece = b"".join(chunks(name)[first:end])
+                    if len(piece) != length:
+                        raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {len(piece)} bytes, not {length}")
+                    digest.update(piece)
+                    staged.file.write(piece)
                 sha256 = digest.hexdigest()
                 if expected is not None and hash_hex(expected) != sha256:
                     raise HubError(400, f"Shard: a file rebuilt from its chunks has sha256 {sha256}, not the {hash_hex(expected)} it claims")
-                target = self.storage.blob_path(sha256)
-                target.parent.mkdir(exist_ok=True)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            if self.storage.fsync:
-                fsync_dir(target.parent)
+                staged.target = self.storage.blob_path(sha256)
             stored.append(sha256)
         return stored

@@ -343,14 +343,50 @@ def _last_checkpoint(folder: Path) -> str | None:
 
 def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, callbacks=None) -> dict:
     """Train one stage, keep its best model in ``<stage>/best`` and evaluate it; returns its results."""
-    import torch
-    from transformers import EarlyStoppingCallback, set_seed
+    from transformers import EarlyStoppingCallback
 
     args = plan_.args
     done = stage.output_dir / "results.json"
     if args.resume and done.is_file() and (stage.output_dir / "best").is_dir():
         return json.loads(done.read_text())
 
+    model, transfer = _stage_model(plan_, stage, init_from)
+    EmoTrainer, CropEpoch = _trainer_classes()
+    inputs = _stage_inputs(plan_, stage, model, CropEpoch)
+    extra = list(inputs.callbacks)
+    if inputs.validation is not None and args.early_stopping_patience > 0:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer = EmoTrainer(
+        model=model,
+        args=_training_arguments(args, stage, inputs.validation is not None),
+        train_dataset=inputs.train,
+        eval_dataset=inputs.validation,
+        data_collator=inputs.collator,
+        eval_collator=inputs.eval_collator,
+        compute_metrics=_compute_metrics(len(stage.labels)),
+        callbacks=extra + [progress.trainer_callback(f"{stage.name} ({stage.strategy})")] + list(callbacks or []),
+    )
+    checkpoint = _last_checkpoint(stage.output_dir) if args.resume else None
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+
+    best = stage.output_dir / "best"
+    trainer.save_model(str(best))
+    result = _stage_result(trainer, train_output, stage, best, transfer)
+    if stage.split.test is not None:
+        result.update(evaluate_model(trainer, inputs.evaluation(stage.split.test), len(stage.labels)))
+    if inputs.caches is not None:
+        result["feature_cache"] = _cache_report(inputs.caches, args)
+    if trainer.is_world_process_zero():
+        _write_stage(plan_, stage, result, best)
+    trainer.accelerator.wait_for_everyone()
+    return result
+
+
+def _stage_model(plan_: Plan, stage: StagePlan, init_from: Path | None):
+    """(the stage's fresh model, seeded; what it carried over from ``init_from``, or None)."""
+    from transformers import set_seed
+
+    args = plan_.args
     set_seed(args.seed)
     model = build_model(plan_.backbone, stage.labels, stage.strategy, args)
     transfer = None
@@ -360,40 +396,49 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
         transfer = transfer_weights(EmoForAudioClassification.from_pretrained(str(init_from)), model)
     if args.class_weighted_loss:
         model.config.class_weights = train_data.class_weights(stage.split.train, len(stage.labels))
+    return model, transfer
 
-    rate = int(plan_.feature_extractor.sampling_rate)
-    EmoTrainer, CropEpoch = _trainer_classes()
+
+@dataclass
+class _StageInputs:
+    """What a stage's Trainer reads: cached layer features, or decoded audio with its collators."""
+
+    train: Any
+    validation: Any
+    evaluation: Any  # rows of a split -> what the evaluation collator takes (the test split, after training)
+    collator: Any
+    eval_collator: Any
+    callbacks: list
+    caches: tuple | None
+
+
+def _stage_inputs(plan_: Plan, stage: StagePlan, model, CropEpoch) -> _StageInputs:
+    """Features from the cache where the stage's model allows it, else audio cropped per epoch."""
+    args, split = plan_.args, stage.split
     caches = _feature_caches(plan_, model) if _caches_features(args, model) else None
     if caches is not None:
         train_caches, eval_cache = caches
-        train_set = train_caches.dataset(stage.split.train)
-        val_set = None if stage.split.validation is None else eval_cache.dataset(stage.split.validation)
-        collator, eval_collator, extra = feature_cache.collate_features, None, []
-    else:
-        train_set = train_data.rows_for_training(stage.split.train, rate)
-        val_set = None if stage.split.validation is None else train_data.rows_for_training(stage.split.validation, rate)
-        collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)
-        eval_collator = train_data.AudioCollator(
-            plan_.feature_extractor, args.eval_max_seconds or args.max_seconds, "center", args.seed
-        )
-        extra = [CropEpoch(collator)]
-    if val_set is not None and args.early_stopping_patience > 0:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    trainer = EmoTrainer(
-        model=model,
-        args=_training_arguments(args, stage, val_set is not None),
-        train_dataset=train_set,
-        eval_dataset=val_set,
-        data_collator=collator,
-        eval_collator=eval_collator,
-        compute_metrics=_compute_metrics(len(stage.labels)),
-        callbacks=extra + [progress.trainer_callback(f"{stage.name} ({stage.strategy})")] + list(callbacks or []),
-    )
-    checkpoint = _last_checkpoint(stage.output_dir) if args.resume else None
-    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+        train = train_caches.dataset(split.train)
+        validation = None if split.validation is None else eval_cache.dataset(split.validation)
+        return _StageInputs(train, validation, eval_cache.dataset, feature_cache.collate_features, None, [], caches)
+    rate = int(plan_.feature_extractor.sampling_rate)
 
-    best = stage.output_dir / "best"
-    trainer.save_model(str(best))
+    def decoded(rows):
+        return train_data.rows_for_training(rows, rate)
+
+    train = decoded(split.train)
+    validation = None if split.validation is None else decoded(split.validation)
+    collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)
+    eval_collator = train_data.AudioCollator(
+        plan_.feature_extractor, args.eval_max_seconds or args.max_seconds, "center", args.seed
+    )
+    return _StageInputs(train, validation, decoded, collator, eval_collator, [CropEpoch(collator)], None)
+
+
+def _stage_result(trainer, train_output, stage: StagePlan, best: Path, transfer: dict | None) -> dict:
+    """What the stage's training did (its test metrics are added by the caller)."""
+    import torch
+
     result: dict[str, Any] = {
         "stage": stage.name,
         "strategy": stage.strategy,
@@ -415,24 +460,22 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
     weights = getattr(trainer.model, "layer_weights", None)
     if weights is not None:
         result["layer_weights"] = torch.softmax(weights.weights.detach().float(), 0).tolist()
-    if stage.split.test is not None:
-        test = (caches[1].dataset(stage.split.test) if caches is not None
-                else train_data.rows_for_training(stage.split.test, rate))
-        result.update(evaluate_model(trainer, test, len(stage.labels)))
-    if caches is not None:
-        result["feature_cache"] = _cache_report(caches, args)
-    if trainer.is_world_process_zero():
-        plan_.feature_extractor.save_pretrained(str(best))
-        results = {
-            **result,
-            "dataset": plan_.dataset_name,
-            "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
-        }
-        (best / "results.json").write_text(json.dumps(results, indent=2))
-        _plots(result, stage.output_dir)
-        done.write_text(json.dumps(result, indent=2))
-    trainer.accelerator.wait_for_everyone()
     return result
+
+
+def _write_stage(plan_: Plan, stage: StagePlan, result: dict, best: Path) -> None:
+    """The main process's files: the best model's preprocessor and results, the plots, and the
+    stage's ``results.json`` (written last: it marks the stage done for ``resume``)."""
+    args = plan_.args
+    plan_.feature_extractor.save_pretrained(str(best))
+    results = {
+        **result,
+        "dataset": plan_.dataset_name,
+        "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
+    }
+    (best / "results.json").write_text(json.dumps(results, indent=2))
+    _plots(result, stage.output_dir)
+    (stage.output_dir / "results.json").write_text(json.dumps(result, indent=2))
 
 
 def _caches_features(args: TrainArguments, model) -> bool:

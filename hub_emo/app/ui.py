@@ -73,16 +73,6 @@ def layer_weights_figure(weights: list[float]):
     return fig
 
 
-def layer_weights(model) -> list[float] | None:
-    module = getattr(model, "layer_weights", None)
-    if module is None:
-        return None
-    import torch
-
-    with torch.no_grad():
-        return torch.softmax(module.weights.float(), dim=0).tolist()
-
-
 def describe(config, model_name: str) -> str:
     """A line on what the model is, from its config (the single source of truth)."""
     backbone = getattr(config, "backbone_config", None)
@@ -124,7 +114,8 @@ def build_app(source: AppSource, *, revision: str | None = None, trust_remote_co
     """The app's page for ``source`` (loads the model once, here)."""
     classifier = pipeline(source.model, revision=revision, trust_remote_code=trust_remote_code)
     config = classifier.model.config
-    weights = layer_weights(classifier.model)
+    shares = getattr(classifier.model, "layer_weight_shares", None)  # hub_emo models only
+    weights = shares() if shares else None
 
     def classify(audio_path, chunk_seconds):
         hidden = gr.update(visible=False, value=None)

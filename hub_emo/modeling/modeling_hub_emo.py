@@ -313,6 +313,15 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         """Rows of `extract_layer_features`: every hidden state, then the backbone's final output."""
         return self.config.num_hidden_states + 1
 
+    def layer_weight_shares(self) -> list[float] | None:
+        """Each hidden state's share of the weighted sum (the softmax of the learned weights), for
+        reports and plots; None without a weighted sum."""
+        module = getattr(self, "layer_weights", None)
+        if module is None:
+            return None
+        with torch.no_grad():
+            return torch.softmax(module.weights.detach().float(), dim=0).tolist()
+
     @property
     def accepts_layer_features(self) -> bool:
         """Whether `forward(layer_features=...)` is exact: mean pooling, and nothing in the

@@ -437,8 +437,6 @@ def _stage_inputs(plan_: Plan, stage: StagePlan, model, CropEpoch) -> _StageInpu
 
 def _stage_result(trainer, train_output, stage: StagePlan, best: Path, transfer: dict | None) -> dict:
     """What the stage's training did (its test metrics are added by the caller)."""
-    import torch
-
     result: dict[str, Any] = {
         "stage": stage.name,
         "strategy": stage.strategy,
@@ -457,9 +455,9 @@ def _stage_result(trainer, train_output, stage: StagePlan, best: Path, transfer:
     }
     if transfer is not None:
         result["transfer"] = transfer
-    weights = getattr(trainer.model, "layer_weights", None)
+    weights = trainer.model.layer_weight_shares()
     if weights is not None:
-        result["layer_weights"] = torch.softmax(weights.weights.detach().float(), 0).tolist()
+        result["layer_weights"] = weights
     return result
 
 

@@ -328,7 +328,7 @@ def run_fad(
     to a terminal only.
     """
     from hub_emo import schema
-    from hub_emo.analysis import features as feats
+    from hub_emo import features as feats
     from hub_emo.analysis.clips import clip_metadata, rows_for, unlabelled_note
 
     if not backbones:
@@ -411,7 +411,7 @@ def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int 
 
 
 def _report_layer(report_layer, chosen: list[int], num_hidden_states, name, problems) -> int:
-    from hub_emo.analysis import features as feats
+    from hub_emo import features as feats
 
     if report_layer is None:
         return chosen[-1]

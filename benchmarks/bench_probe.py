@@ -70,7 +70,7 @@ def main():
     os.environ["HUB_EMO_CACHE"] = tempfile.mkdtemp(prefix="bench_probe_cache_")
     import numpy as np
 
-    from hub_emo.analysis.features import extract_features
+    from hub_emo.features import extract_features
     from hub_emo.analysis.clips import clip_metadata, rows_for
     from hub_emo.analysis.probing import probe_scores
 

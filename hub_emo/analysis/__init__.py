@@ -25,19 +25,15 @@ from hub_emo.analysis.frechet import (
     frechet_distance_from_stats,
 )
 from hub_emo.analysis.probing import ProbingResult, run_probing
-from hub_emo.features import FeatureSet, extract_features, load_backbone
 
 __all__ = [
     "FADResult",
-    "FeatureSet",
     "FrechetWarning",
     "ProbingResult",
     "bootstrap_ci",
-    "extract_features",
     "fad_infinity",
     "frechet_distance",
     "frechet_distance_from_stats",
-    "load_backbone",
     "run_fad",
     "run_probing",
 ]

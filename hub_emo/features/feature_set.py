@@ -100,6 +100,8 @@ def _check_options(pooling: str, frames_per_clip: int, dataset) -> list[str]:
     if frames_per_clip < 0:
         raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
     ids = [str(i) for i in dataset["id"]]
+    if not ids:
+        raise ValueError("the dataset has no rows")
     if len(set(ids)) != len(ids):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})[:5]
         raise ValueError(f"dataset ids must be unique; repeated: {duplicates}")

@@ -183,7 +183,7 @@ def test_baseline_shares_the_cache_of_weighted_sum_and_pipeline_loads_the_result
 
 def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, corpus, backbone):
     from hub_emo.data import clip_fingerprints
-    from hub_emo.features import Store, Window
+    from hub_emo.features import Store, Window, backbone_identity
     from hub_emo.modeling import EmoForAudioClassification
     from hub_emo.training import train_two_stage
     from hub_emo.training.data import AudioCollator, rows_for_training
@@ -207,7 +207,9 @@ def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, 
         from_adapted = adapted.extract_layer_features(inputs["input_values"])[0]
         from_original = original.extract_layer_features(inputs["input_values"])[0]
     key = clip_fingerprints(test.select([0]))[0]
-    record = Store(directory.name.split("-", 1)[1]).find(key, Window.of(6.0, 16000))
+    store = Store(backbone_identity(adapted.backbone, extractor))  # the adapted backbone's own identity
+    assert store.directory == directory
+    record = store.find(key, Window.of(6.0, 16000))
     stored = None if record is None else torch.from_numpy(record.mean)
     assert stored is not None
     torch.testing.assert_close(stored, from_adapted, rtol=1e-4, atol=1e-5)

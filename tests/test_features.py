@@ -154,3 +154,24 @@ def test_a_record_with_every_frame_serves_any_cap_and_a_capped_one_only_its_own(
     assert features.extract(other, dataset, frames_cap=5).extracted == 0
     assert features.extract(other, dataset, frames_cap=0).extracted == 0
     assert features.extract(other, dataset, frames_cap=7).extracted == len(dataset)  # 5 kept frames cannot give 7
+
+
+def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_path, fresh_cache):
+    """48 kHz clips, a 16 kHz backbone: one decoding and resampling path for both."""
+    from hub_emo import EmoForAudioClassification
+    from hub_emo.training.data import AudioCollator, rows_for_training
+    from hub_emo.training.feature_cache import FeatureCache
+
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1, rate=48000)
+    folder = make_backbone_folder(tmp_path / "model")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b"]).eval()
+    backbone = features.load_backbone(str(folder))
+    cached = FeatureCache(model, backbone.feature_extractor, 0.2, "center").features(dataset)
+    collator = AudioCollator(backbone.feature_extractor, 0.2, "center")
+    rows = rows_for_training(dataset, 16000)
+    for position in (0, len(dataset) - 1):
+        wave = collator.waveform(rows[position])
+        assert len(wave) == int(0.2 * 16000)
+        with torch.no_grad():
+            direct = model.extract_layer_features(collator.pad([wave])["input_values"])[0]
+        torch.testing.assert_close(cached[position], direct, rtol=1e-5, atol=1e-5)

@@ -4,7 +4,7 @@ layer and clip, and frame-level embeddings for FAD. Both come from the per-clip 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +12,6 @@ import numpy as np
 
 from .backbone import load_backbone
 from .extract import extract
-from .store import VERSION
 
 POOLINGS = ("mean", "max")
 
@@ -33,7 +32,6 @@ class FeatureSet:
     from_cache: bool = False
     forward_passes: int = 0
     extracted: int = 0
-    info: dict = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -147,8 +145,7 @@ def extract_features(
     result = FeatureSet(backbone.name, chosen, ids, np.ascontiguousarray(stacked[chosen]),
                         frames_per_clip=frames_per_clip, num_hidden_states=num_states,
                         cache_dir=done.directory, from_cache=done.missing == 0,
-                        forward_passes=done.forward_passes, extracted=done.extracted,
-                        info={"version": VERSION, "model": backbone.identity, "pooling": pooling})
+                        forward_passes=done.forward_passes, extracted=done.extracted)
     if frames_per_clip:
         result.frames, result.frame_clip = _frames_by_layer(done.records, chosen)
     return result

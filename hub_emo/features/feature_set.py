@@ -107,10 +107,18 @@ def _check_options(pooling: str, frames_per_clip: int, dataset) -> list[str]:
 
 
 def _frames_by_layer(records, layers: list[int]) -> tuple[dict[int, np.ndarray], np.ndarray]:
-    """Per layer (frames, dims) of every clip in row order, and each frame's clip row."""
-    frames = {k: np.concatenate([r.frames[k] for r in records]) for k in layers}
-    frame_clip = np.concatenate([np.full(r.frames.shape[1], row, dtype=np.int64) for row, r in enumerate(records)])
-    return frames, frame_clip
+    """Per layer (frames, dims) of every clip in row order, and each frame's clip row. Each
+    record's frames are released once copied, so the peak stays near one copy, not two."""
+    counts = [r.frames.shape[1] for r in records]
+    total, dims = sum(counts), records[0].frames.shape[-1]
+    frames = {k: np.empty((total, dims), dtype=np.float16) for k in layers}
+    start = 0
+    for record, count in zip(records, counts):
+        for k in layers:
+            frames[k][start : start + count] = record.frames[k]
+        record.frames = None
+        start += count
+    return frames, np.repeat(np.arange(len(records), dtype=np.int64), counts)
 
 
 def extract_features(

@@ -72,45 +72,41 @@ class Store:
     def _file(self, clip: str, window: str, part: str = "") -> Path:
         return self.directory / clip[:2] / f"{clip}.{window}{part}.safetensors"
 
-    def _pooled(self, clip: str, window: Window) -> tuple[Path, dict] | None:
-        """The record's pooled file and metadata: the whole clip when the window covers it, else the crop."""
+    @staticmethod
+    def _read_pooled(path: Path, window: Window) -> Record | None:
+        """The pooled record at ``path`` if it exists and ``window`` feeds the clip as it was fed."""
         from safetensors import safe_open
 
-        whole = self._file(clip, WHOLE)
-        if whole.is_file():
-            with safe_open(str(whole), framework="numpy") as handle:
-                meta = handle.metadata()
-            if window.covers(int(meta["samples"])):
-                return whole, meta
-        if window.max_samples is None:
+        if not path.is_file():
             return None
-        cut = self._file(clip, window.cut_name)
-        if not cut.is_file():
-            return None
-        with safe_open(str(cut), framework="numpy") as handle:
-            return cut, handle.metadata()
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata()
+            if path.name.endswith(f".{WHOLE}.safetensors") and not window.covers(int(meta["samples"])):
+                return None
+            return Record(handle.get_tensor("mean"), handle.get_tensor("max"), int(meta["samples"]),
+                          int(meta["frames"]))
 
     def find(self, clip: str, window: Window, frames_cap: int = 0) -> Record | None:
-        """The clip's record through ``window`` with frames at ``frames_cap`` (0: none), if stored."""
+        """The clip's record through ``window`` with frames at ``frames_cap`` (0: none), if stored:
+        the whole clip's when the window covers it, else the crop's."""
         from safetensors.numpy import load_file
 
-        found = self._pooled(clip, window)
-        if found is None:
+        name = WHOLE
+        record = self._read_pooled(self._file(clip, WHOLE), window)
+        if record is None and window.max_samples is not None:
+            name = window.cut_name
+            record = self._read_pooled(self._file(clip, name), window)
+        if record is None or not frames_cap:
+            return record
+        every, capped = self._file(clip, name, ".frames-all"), self._file(clip, name, f".frames-cap{frames_cap}")
+        if every.is_file():
+            frames = load_file(str(every))["frames"]
+            record.frames = frames[:, frame_indices(frames.shape[1], frames_cap)]
+        elif capped.is_file():
+            record.frames = load_file(str(capped))["frames"]
+        else:
             return None
-        path, meta = found
-        frames = None
-        if frames_cap:
-            every = path.with_name(path.name.replace(".safetensors", ".frames-all.safetensors"))
-            capped = path.with_name(path.name.replace(".safetensors", f".frames-cap{frames_cap}.safetensors"))
-            if every.is_file():
-                frames = load_file(str(every))["frames"]
-                frames = frames[:, frame_indices(frames.shape[1], frames_cap)]
-            elif capped.is_file():
-                frames = load_file(str(capped))["frames"]
-            else:
-                return None
-        pooled = load_file(str(path))
-        return Record(pooled["mean"], pooled["max"], int(meta["samples"]), int(meta["frames"]), frames)
+        return record
 
     def write(self, clip: str, window: str, record: Record, frames_cap: int = 0) -> None:
         if record.frames is not None:

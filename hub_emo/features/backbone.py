@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub_emo import paths
-
 #: Config entries that do not change what an eval-mode encoder computes.
 _VOLATILE_CONFIG = ("_name_or_path", "transformers_version", "_commit_hash", "layerdrop", "architectures",
                     "dtype", "torch_dtype", "_attn_implementation_autoset")
@@ -38,6 +36,20 @@ class Backbone:
         return None if layers is None else int(layers) + 1
 
 
+def weights_hash(model) -> str:
+    """SHA-256 of every tensor of a model's state dict (names, shapes, bytes): cache keys
+    follow the weights themselves, not a name that may point to other weights later."""
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        digest.update(flat.numpy().data)
+    return digest.hexdigest()
+
+
 def backbone_identity(model, feature_extractor) -> str:
     """SHA-256 of what decides an encoder's features: its config (less what eval mode
     ignores), every weight, and the feature extractor's settings. A LoRA stage merged into
@@ -49,7 +61,7 @@ def backbone_identity(model, feature_extractor) -> str:
     for key in _VOLATILE_EXTRACTOR:
         extractor.pop(key, None)
     blob = json.dumps({"config": config, "extractor": extractor}, sort_keys=True, default=str)
-    return hashlib.sha256((blob + paths.weights_hash(model)).encode()).hexdigest()
+    return hashlib.sha256((blob + weights_hash(model)).encode()).hexdigest()
 
 
 def _is_hub_emo(model) -> bool:

@@ -133,7 +133,7 @@ def extract_features(
     trust_remote_code: bool = False,
     name: str | None = None,
     device: str | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
 ) -> FeatureSet:
     """Hidden states of ``layers`` (default all) for every whole clip of ``dataset``, cached.
 

@@ -87,7 +87,7 @@ def fadtk_distance(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
 def peer_loop(backbone, dataset) -> int:
     import numpy as np
 
-    from hub_emo.analysis.features import extract_features
+    from hub_emo.features import extract_features
     from hub_emo.analysis.probing import clip_metadata, rows_for
 
     features = extract_features(backbone, dataset, name="bench", progress=False)
@@ -176,7 +176,7 @@ def main():
     import statistics
 
     from hub_emo.analysis import run_fad
-    from hub_emo.analysis.features import extract_features
+    from hub_emo.features import extract_features
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset, backbone = build(args, Path(tmp))

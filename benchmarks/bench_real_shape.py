@@ -122,7 +122,7 @@ def throughput(dataset_dir: Path, rounds: int) -> dict[str, tuple[float, float, 
     import torch
 
     from hub_emo import audio
-    from hub_emo.analysis.features import extract_features, load_backbone
+    from hub_emo.features import extract_features, load_backbone
     from hub_emo.data import load_prepared
 
     dataset = load_prepared(str(dataset_dir), concatenate=True)

@@ -18,18 +18,3 @@ def cache_dir(*parts: str) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
-
-def weights_hash(model) -> str:
-    """SHA-256 of every tensor of a model's state dict (names, shapes, bytes): cache keys
-    follow the weights themselves, not a name that may point to other weights later."""
-    import hashlib
-
-    import torch
-
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        digest.update(flat.numpy().data)
-    return digest.hexdigest()

@@ -75,7 +75,7 @@ def tiny_data(tmp_path_factory):
 
 
 def test_fingerprint_follows_audio_not_labels(tiny_data, tmp_path):
-    from hub_emo.analysis.features import dataset_fingerprint
+    from hub_emo.data import dataset_fingerprint
 
     base = dataset_fingerprint(tiny_data)
     assert dataset_fingerprint(tiny_data) == base

@@ -1,4 +1,4 @@
-"""One-pass hidden-state extraction: cache hits, cache keys, hub_emo models, bad models, shards."""
+"""The analyses' view of `hub_emo.features`: cache hits, cache keys, hub_emo models, bad models, shards."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hub_emo.analysis import extract_features, load_backbone
+from hub_emo.features import extract_features, load_backbone
 from test_analysis_data import make_backbone_folder, make_dataset
 
 
@@ -23,8 +23,9 @@ def parts(tmp_path_factory):
 
 
 def _counted(backbone):
+    """Clips per forward pass of the backbone."""
     calls = []
-    backbone.model.register_forward_hook(lambda *_: calls.append(1))
+    backbone.model.register_forward_hook(lambda _module, args, _out: calls.append(args[0].shape[0]))
     return calls
 
 
@@ -32,14 +33,15 @@ def test_second_run_hits_the_cache_without_forward_passes(parts):
     _, dataset, folder = parts
     backbone = load_backbone(str(folder), name="tiny")
     calls = _counted(backbone)
-    first = extract_features(backbone, dataset, frames_per_clip=8, progress=False)
-    assert len(calls) == len(dataset) == first.forward_passes and not first.from_cache
+    first = extract_features(backbone, dataset, frames_per_clip=8, progress=False, batch_size=4)
+    assert sum(calls) == len(dataset) == first.extracted and not first.from_cache
+    assert len(calls) == first.forward_passes == -(-len(dataset) // 4)  # equal-length clips share a batch
     assert first.pooled.shape == (3, len(dataset), 32) and first.layers == [0, 1, 2]
     assert first.frames[1].dtype == np.float16 and first.frames[1].shape[0] == first.frame_clip.shape[0]
     assert np.bincount(first.frame_clip).max() <= 8
     again = extract_features(backbone, dataset, frames_per_clip=8, progress=False)
     pooled_only = extract_features(backbone, dataset, frames_per_clip=0, progress=False)
-    assert len(calls) == len(dataset)
+    assert sum(calls) == len(dataset)
     assert again.from_cache and pooled_only.from_cache and again.forward_passes == 0
     np.testing.assert_array_equal(again.pooled, first.pooled)
     np.testing.assert_array_equal(again.frames[2], first.frames[2])
@@ -50,15 +52,15 @@ def test_second_run_hits_the_cache_without_forward_passes(parts):
     np.testing.assert_allclose(clip0, full.pooled[2, 0], atol=2e-3)
 
 
-def test_cache_key_follows_weights_and_layers(parts, tmp_path):
+def test_cache_key_follows_weights_not_layers(parts, tmp_path):
     _, dataset, folder = parts
     base = extract_features(str(folder), dataset, frames_per_clip=0, progress=False)
     other = extract_features(str(make_backbone_folder(tmp_path / "m", seed=7)), dataset,
                              frames_per_clip=0, progress=False)
     assert other.cache_dir != base.cache_dir and not other.from_cache
     last = extract_features(str(folder), dataset, layers=[-1], frames_per_clip=0, progress=False)
-    assert last.layers == [2] and last.cache_dir != base.cache_dir
-    np.testing.assert_allclose(last.layer(2), base.layer(2), rtol=1e-5, atol=1e-6)
+    assert last.layers == [2] and last.cache_dir == base.cache_dir and last.from_cache
+    np.testing.assert_array_equal(last.layer(2), base.layer(2))
     with pytest.raises(ValueError, match="layer 0 was not extracted"):
         last.layer(0)
 
@@ -116,12 +118,12 @@ def test_hub_emo_model_gives_its_backbone(parts, tmp_path):
 SHARDED = textwrap.dedent("""
     import json, sys, numpy as np, datasets, torch.distributed as dist
     from pathlib import Path
-    from hub_emo.analysis import extract_features
+    from hub_emo.features import extract_features
     result = extract_features(sys.argv[2], datasets.load_from_disk(sys.argv[1]), frames_per_clip=4,
                               progress=False)
     rank = dist.get_rank() if dist.is_initialized() else 0
     out = Path(sys.argv[3])
-    (out / f"rank{rank}.json").write_text(json.dumps({"passes": result.forward_passes,
+    (out / f"rank{rank}.json").write_text(json.dumps({"extracted": result.extracted,
                                                       "shape": list(result.pooled.shape)}))
     if rank == 0:
         np.save(out / "pooled.npy", result.pooled)
@@ -143,8 +145,10 @@ def test_sharded_extraction_under_torchrun(parts, tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert sorted(r["passes"] for r in reports) == [len(dataset) // 2, len(dataset) - len(dataset) // 2]
+    assert sorted(r["extracted"] for r in reports) == [len(dataset) // 2, len(dataset) - len(dataset) // 2]
     assert all(r["shape"] == [3, len(dataset), 32] for r in reports)
     single = extract_features(str(folder), dataset, frames_per_clip=4, cache=False, progress=False)
     np.testing.assert_allclose(np.load(tmp_path / "pooled.npy"), single.pooled, rtol=1e-5, atol=1e-6)
-    assert not list((tmp_path / "cache").rglob("shard-*"))
+    cached = list((tmp_path / "cache").rglob("*.safetensors"))
+    assert len([p for p in cached if ".frames-" not in p.name]) == len(dataset)  # one record per clip
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))

@@ -91,15 +91,16 @@ def corpus(tmp_path_factory):
 
 
 def test_run_probing_report_and_cached_second_run(corpus, tmp_path):
-    from hub_emo.analysis import load_backbone, run_probing
+    from hub_emo.analysis import run_probing
+    from hub_emo.features import load_backbone
 
     _, dataset, w2v, hubert = corpus
     backbone = load_backbone(str(w2v), name="w2v")
     calls = []
-    backbone.model.register_forward_hook(lambda *_: calls.append(1))
+    backbone.model.register_forward_hook(lambda _module, args, _out: calls.append(args[0].shape[0]))
     models = {"w2v": backbone, "hubert": str(hubert)}
     result = run_probing(models, dataset, "4class", tmp_path / "a", epochs=3, progress=False)
-    assert len(calls) == len(dataset)  # one forward per clip for all three layers
+    assert sum(calls) == len(dataset)  # each clip once for all three layers
     assert {r["layer"] for r in result.rows} == {0, 1, 2}
     assert {r["model"] for r in result.rows} == {"w2v", "hubert"}
     assert len(result.best) == 2 * 4  # 2 models × (2 within + 2 cross-domain)
@@ -114,7 +115,7 @@ def test_run_probing_report_and_cached_second_run(corpus, tmp_path):
     # other probe settings and another label set: features come from the cache
     again = run_probing({"w2v": backbone}, dataset, ["happy", "sad"], tmp_path / "b",
                         probe="logistic", layers=[-1], progress=False)
-    assert len(calls) == len(dataset)
+    assert sum(calls) == len(dataset)
     assert {r["layer"] for r in again.rows} == {2}
 
 
@@ -142,7 +143,7 @@ def test_cli_reads_model_and_dataset_from_the_hub(corpus, hub, tmp_path, capsys)
     """Hub ids for both inputs; the features of the Hub copy are the local folder's."""
     from transformers import AutoModel, Wav2Vec2FeatureExtractor
 
-    from hub_emo.analysis import extract_features
+    from hub_emo.features import extract_features
     from hub_emo.cli import main
 
     _, dataset, w2v, _ = corpus

@@ -73,7 +73,7 @@ def test_fad_by_id_keeps_results_when_one_model_fails(published_backbones, corpu
 def test_extraction_resamples_to_the_checkpoints_own_rate(published_backbones, tmp_path):
     import datasets
 
-    from hub_emo.analysis.features import load_backbone
+    from hub_emo.features import load_backbone
 
     for repo_id in ("m-a-p/MERT-v1-95M", "facebook/hubert-base-ls960"):
         backbone = load_backbone(repo_id)
@@ -81,7 +81,7 @@ def test_extraction_resamples_to_the_checkpoints_own_rate(published_backbones, t
     mert = load_backbone("m-a-p/MERT-v1-95M")
     path = tone(tmp_path / "a.wav", "happy", seconds=1.0, sr=16000)
     ds = datasets.Dataset.from_dict({"id": ["a"], "audio": [str(path)]}).cast_column("audio", datasets.Audio())
-    from hub_emo.analysis.features import extract_features
+    from hub_emo.features import extract_features
 
     features = extract_features(mert, ds, frames_per_clip=1000, cache=False, progress=False)
     # 1 s at 24 kHz through the published conv stack (320x) gives 74 frames; at 16 kHz it would be 49.

@@ -182,9 +182,8 @@ def test_baseline_shares_the_cache_of_weighted_sum_and_pipeline_loads_the_result
 
 
 def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, corpus, backbone):
-    from safetensors import safe_open
-
     from hub_emo.data import clip_fingerprints
+    from hub_emo.features import Store, Window, backbone_identity
     from hub_emo.modeling import EmoForAudioClassification
     from hub_emo.training import train_two_stage
     from hub_emo.training.data import AudioCollator, rows_for_training
@@ -208,12 +207,10 @@ def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, 
         from_adapted = adapted.extract_layer_features(inputs["input_values"])[0]
         from_original = original.extract_layer_features(inputs["input_values"])[0]
     key = clip_fingerprints(test.select([0]))[0]
-    stored = None
-    for chunk in directory.glob("chunk-*.safetensors"):
-        with safe_open(str(chunk), framework="pt") as handle:
-            clips = json.loads(handle.metadata()["clips"])
-            if key in clips:
-                stored = handle.get_tensor("features")[clips.index(key)]
+    store = Store(backbone_identity(adapted.backbone, extractor))  # the adapted backbone's own identity
+    assert store.directory == directory
+    record = store.find(key, Window.of(6.0, 16000))
+    stored = None if record is None else torch.from_numpy(record.mean)
     assert stored is not None
     torch.testing.assert_close(stored, from_adapted, rtol=1e-4, atol=1e-5)
     assert (stored - from_original).abs().max() > 1e-4  # stage 1 changed the features that stage 2 learns from

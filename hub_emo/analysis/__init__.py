@@ -1,6 +1,6 @@
 """Analysis stage: layerwise probing and per-emotion Fréchet Audio Distance.
 
-Both read one cached extraction of every hidden state (`features.extract_features`).
+Both read one cached extraction of every hidden state (`hub_emo.features.extract_features`).
 
     run_probing(backbones, dataset, label_set="ravdess6", out_dir="probe_report", ...) -> ProbingResult
     run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", ...) -> FADResult
@@ -24,20 +24,16 @@ from hub_emo.analysis.frechet import (
     frechet_distance,
     frechet_distance_from_stats,
 )
-from hub_emo.analysis.features import FeatureSet, extract_features, load_backbone
 from hub_emo.analysis.probing import ProbingResult, run_probing
 
 __all__ = [
     "FADResult",
-    "FeatureSet",
     "FrechetWarning",
     "ProbingResult",
     "bootstrap_ci",
-    "extract_features",
     "fad_infinity",
     "frechet_distance",
     "frechet_distance_from_stats",
-    "load_backbone",
     "run_fad",
     "run_probing",
 ]

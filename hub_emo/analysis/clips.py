@@ -1,6 +1,6 @@
 """Which clips a feature set holds: the labelled metadata and row positions probing and FAD share.
 
-Both analyses read one cached extraction (`features.extract_features`) whose rows are clip
+Both analyses read one cached extraction (`hub_emo.features.extract_features`) whose rows are clip
 ids; these two functions line those rows up with a dataset under a label set, once.
 """
 

@@ -386,7 +386,7 @@ def _extract_cells(backbones, dataset, ids, meta, classes, cluster_of_row, faile
     """Each model's frames (every hidden state, the cache entry `run_probing` shares) and its
     (emotion, domain) cells; returns (features, cells, scored layers, report layer), each by model.
     A model that fails is named in ``failed``; what is too small to score goes to ``problems``."""
-    from hub_emo.analysis import features as feats
+    from hub_emo import features as feats
     from hub_emo.analysis.clips import rows_for
 
     extracted, cells, chosen, report_at = {}, {}, {}, {}
@@ -439,7 +439,7 @@ def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int 
 
 
 def _report_layer(report_layer, chosen: list[int], num_hidden_states, name, problems) -> int:
-    from hub_emo.analysis import features as feats
+    from hub_emo import features as feats
 
     if report_layer is None:
         return chosen[-1]

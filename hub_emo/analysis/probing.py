@@ -369,7 +369,7 @@ def run_probing(
 
     ``frames_per_clip`` only sets what the shared feature cache keeps for a later FAD run.
     """
-    from hub_emo.analysis import features as feats
+    from hub_emo import features as feats
     from hub_emo.analysis import report
 
     if not backbones:

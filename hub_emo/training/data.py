@@ -4,9 +4,9 @@ Everything here runs before training starts, so bad input (labels outside the la
 an empty split, a fold that does not exist) stops the run at once with a message naming
 the dataset and the problem.
 
-Batches: audio decodes through ``datasets.Audio(sampling_rate=<feature extractor rate>)``
-(which resamples), is downmixed by `hub_emo.audio.to_mono`, cropped to a stated maximum
-length, then normalised and padded by the backbone's feature extractor. The attention
+Batches: audio decodes at its own rate and is downmixed and resampled (soxr) to the feature
+extractor's rate by `hub_emo.features.waveform`, cropped to a stated maximum length by a
+`hub_emo.features.Window` (the path cached features take too), then normalised and padded by the backbone's feature extractor. The attention
 mask is always built: pooling needs it to ignore padded frames, and the model itself
 withholds it from backbones pretrained without masks (``feat_extract_norm="group"``).
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hub_emo import audio, schema
+from hub_emo import features, schema
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +168,10 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
 
 
 def rows_for_training(dataset, sampling_rate: int):
-    """Only what a batch needs, decoded at the backbone's rate."""
-    import datasets
-
-    return dataset.select_columns(list(COLUMNS)).cast_column("audio", datasets.Audio(sampling_rate=sampling_rate))
+    """Only what a batch needs, decoded (the collator resamples to ``sampling_rate``, as
+    `hub_emo.features` does, so cached and uncached training see the same samples)."""
+    del sampling_rate
+    return features.decodable(dataset, COLUMNS)
 
 
 def class_weights(dataset, num_labels: int) -> list[float]:
@@ -186,38 +186,22 @@ def class_weights(dataset, num_labels: int) -> list[float]:
 class AudioCollator:
     """Decode, crop and pad a batch of rows into model inputs.
 
-    Training crops are random windows whose offset is a hash of (seed, epoch, clip id):
-    reproducible after ``--resume`` without saving any state. Evaluation crops are centred.
+    Decoding and cropping are `hub_emo.features`' (`waveform`, `Window`): training crops are
+    random windows whose offset is a hash of (seed, epoch, clip id), reproducible after
+    ``--resume`` without saving any state. Evaluation crops are centred.
     """
 
     def __init__(self, feature_extractor, max_seconds: float | None, crop: str = "center", seed: int = 0):
         self.feature_extractor = feature_extractor
         self.rate = int(feature_extractor.sampling_rate)
-        self.max_samples = None if max_seconds is None else int(round(max_seconds * self.rate))
-        self.crop = crop
+        self.window = features.Window.of(max_seconds, self.rate, crop)
         self.seed = seed
         self.epoch = 0
 
-    def _crop(self, wave: np.ndarray, clip_id: str) -> np.ndarray:
-        if self.max_samples is None or len(wave) <= self.max_samples:
-            return wave
-        spare = len(wave) - self.max_samples
-        if self.crop == "start":
-            start = 0
-        elif self.crop == "center":
-            start = spare // 2
-        else:
-            digest = hashlib.sha256(f"{self.seed}:{self.epoch}:{clip_id}".encode()).digest()
-            start = int.from_bytes(digest[:8], "little") % (spare + 1)
-        return wave[start : start + self.max_samples]
-
     def waveform(self, row: dict) -> np.ndarray:
-        """One row's audio: decoded, checked for rate, mono, cropped."""
-        samples = row["audio"].get_all_samples()
-        if int(samples.sample_rate) != self.rate:
-            raise ValueError(f"clip {row['id']!r} decoded at {samples.sample_rate} Hz, expected {self.rate}")
-        wave = audio.to_mono(samples.data.numpy(), channels_last=False).astype(np.float32, copy=False)
-        return self._crop(wave, row["id"])
+        """One row's audio: decoded, mono, at the extractor's rate, cropped."""
+        wave = features.waveform(row, self.rate)
+        return self.window.cut(wave, row["id"], self.seed, self.epoch)
 
     def pad(self, waves: list[np.ndarray]):
         """Normalise and pad waveforms into ``input_values`` + ``attention_mask`` tensors."""

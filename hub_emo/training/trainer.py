@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hub_emo import progress
+from hub_emo import features, progress
 from hub_emo.data import load_prepared
 from hub_emo.metric import SUMMARY_METRICS, load_metric
 
@@ -488,7 +488,7 @@ def _feature_caches(plan_: Plan, model):
 
     args = plan_.args
     model.to(PartialState().device)  # extract on this rank's device (train() set it up); Trainer keeps it there
-    identity = feature_cache.backbone_identity(model, plan_.feature_extractor)
+    identity = features.backbone_identity(model.backbone, plan_.feature_extractor)
     size = args.per_device_eval_batch_size
     train_crop = feature_cache.extraction_crop(args.crop)
     eval_seconds = args.eval_max_seconds or args.max_seconds

@@ -1,0 +1,177 @@
+"""hub_emo.features: one extraction serves probing, FAD and training; records, windows, identity.
+
+Forward passes are counted by a global module hook on the backbone's top module (rows it
+was fed), so nothing is mocked: `hub-emo probe`, `fad` and `train` run as they do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hub_emo import features
+from test_analysis_data import make_backbone_folder, make_dataset
+from training_setup import prepared_ravdess, tiny_backbone_folder
+
+
+class ClipsThroughBackbone:
+    """Rows fed to any wav2vec2 encoder in the process while the block runs."""
+
+    def __enter__(self):
+        from transformers import Wav2Vec2Model
+
+        self.count = 0
+
+        def hook(module, args, _output):
+            if isinstance(module, Wav2Vec2Model):
+                self.count += int(args[0].shape[0])
+
+        self.handle = torch.nn.modules.module.register_module_forward_hook(hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUB_EMO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("feature_clips")
+    return make_dataset(root / "wavs", per_cell=1), make_backbone_folder(root / "model")
+
+
+@pytest.mark.slow
+def test_probe_then_fad_then_train_extract_once(tmp_path, fresh_cache):
+    """A training crop that covers every clip (0.4 s clips, max_seconds 6) reads probing's records."""
+    from hub_emo.analysis import run_fad, run_probing
+    from hub_emo.training import train
+
+    corpus = prepared_ravdess(tmp_path / "ravdess")[1]
+    backbone = tiny_backbone_folder(tmp_path / "backbone", seed=3)
+    with ClipsThroughBackbone() as probing:
+        run_probing({"tiny": backbone}, corpus, "4class", tmp_path / "probe", epochs=2, progress=False)
+    with ClipsThroughBackbone() as fad:
+        run_fad({"tiny": backbone}, corpus, "4class", [-1], tmp_path / "fad", n_boot=0, progress=False)
+    with ClipsThroughBackbone() as training:
+        result = train(dataset=corpus, backbone=backbone, strategy="weighted_sum", max_seconds=6.0,
+                       output_dir=str(tmp_path / "train"), label_set="4class", domain="speech", folds="1",
+                       max_steps=2, report_to="none", logging_steps=1)
+    assert probing.count == len(corpus)
+    assert fad.count == 0 and training.count == 0
+    stats = result["folds"]["1"]["feature_cache"]
+    assert stats["clips"] > 0 and stats["extracted"] == stats["forward_passes"] == 0
+    assert Path(stats["directory"]).parent == fresh_cache / "features"
+
+
+def test_a_crop_shorter_than_the_clip_gets_its_own_records(clips, fresh_cache):
+    dataset, folder = clips
+    backbone = features.load_backbone(str(folder))
+    whole = features.extract(backbone, dataset)
+    rate = backbone.sampling_rate
+    samples = whole.records[0].samples
+    assert whole.extracted == len(dataset) and samples == int(0.25 * rate)
+    covering = features.extract(backbone, dataset, features.Window(samples, "start"))
+    assert covering.extracted == 0
+    with ClipsThroughBackbone() as calls:
+        cut = features.extract(backbone, dataset, features.Window(samples // 2, "start"))
+        again = features.extract(backbone, dataset, features.Window(samples // 2, "start"))
+    assert cut.extracted == calls.count == len(dataset) and again.extracted == 0
+    assert cut.records[0].samples == samples // 2
+    assert np.abs(cut.records[0].mean - whole.records[0].mean).max() > 1e-3
+    centred = features.extract(backbone, dataset, features.Window(samples // 2, "center"))
+    assert centred.extracted == len(dataset)  # another window: another record
+    with pytest.raises(ValueError, match="never cached"):
+        features.extract(backbone, dataset, features.Window(samples // 2, "random"))
+
+
+def test_identity_follows_weights_and_extractor_settings(clips):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    _, folder = clips
+    backbone = features.load_backbone(str(folder))
+    assert features.load_backbone(str(folder)).identity == backbone.identity
+    other = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=False)
+    assert features.backbone_identity(backbone.model, other) != backbone.identity
+    with torch.no_grad():
+        next(backbone.model.parameters()).view(-1)[0] += 1e-3
+    assert features.backbone_identity(backbone.model, backbone.feature_extractor) != backbone.identity
+
+
+def test_a_folder_without_preprocessor_config_probes_with_the_default_extractor(clips, tmp_path, fresh_cache):
+    from transformers import AutoModel
+
+    from hub_emo.inference import feature_extractor_for
+
+    dataset, folder = clips
+    AutoModel.from_pretrained(str(folder)).save_pretrained(tmp_path / "bare")
+    assert not (tmp_path / "bare" / "preprocessor_config.json").exists()
+    backbone = features.load_backbone(str(tmp_path / "bare"))
+    assert backbone.feature_extractor.to_dict() == feature_extractor_for(backbone.model.config).to_dict()
+    extracted = features.extract_features(str(tmp_path / "bare"), dataset, frames_per_clip=0, progress=False)
+    assert extracted.pooled.shape == (3, len(dataset), 32)
+
+
+def test_cached_records_equal_a_fresh_forward_pass(clips, fresh_cache):
+    dataset, folder = clips
+    backbone = features.load_backbone(str(folder))
+    features.extract(backbone, dataset, frames_cap=8)
+    cached = features.extract(backbone, dataset, frames_cap=8)
+    assert cached.extracted == 0
+    rows = features.decodable(dataset)
+    for position in (0, len(dataset) - 1):
+        wave = features.waveform(rows[position], backbone.sampling_rate)
+        inputs = backbone.feature_extractor(wave, sampling_rate=backbone.sampling_rate, return_tensors="pt")
+        with torch.no_grad():
+            out = backbone.model(inputs["input_values"], output_hidden_states=True)
+        states = torch.stack([*out.hidden_states, out.last_hidden_state])[:, 0]  # (S + 1, T, D)
+        record = cached.records[position]
+        np.testing.assert_allclose(record.mean, states.mean(1).numpy(), atol=1e-5)
+        np.testing.assert_allclose(record.max, states.amax(1).numpy(), atol=1e-5)
+        chosen = states[:-1, features.frame_indices(states.shape[1], 8)].numpy()
+        np.testing.assert_allclose(record.frames.astype(np.float32), chosen, atol=2e-3, rtol=2e-3)
+
+
+def test_a_record_with_every_frame_serves_any_cap_and_a_capped_one_only_its_own(clips, fresh_cache):
+    dataset, folder = clips
+    backbone = features.load_backbone(str(folder))
+    every = features.extract(backbone, dataset, frames_cap=1000)
+    frames = every.records[0].frame_count
+    assert every.records[0].frames.shape[1] == frames < 1000
+    fewer = features.extract(backbone, dataset, frames_cap=5)
+    assert fewer.extracted == 0 and fewer.records[0].frames.shape[1] == 5
+    np.testing.assert_array_equal(fewer.records[0].frames, every.records[0].frames[:, features.frame_indices(frames, 5)])
+
+    other = features.load_backbone(str(make_backbone_folder(fresh_cache.parent / "other", seed=5)))
+    assert features.extract(other, dataset, frames_cap=5).extracted == len(dataset)
+    assert features.extract(other, dataset, frames_cap=5).extracted == 0
+    assert features.extract(other, dataset, frames_cap=0).extracted == 0
+    assert features.extract(other, dataset, frames_cap=7).extracted == len(dataset)  # 5 kept frames cannot give 7
+
+
+def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_path, fresh_cache):
+    """48 kHz clips, a 16 kHz backbone: one decoding and resampling path for both."""
+    from hub_emo import EmoForAudioClassification
+    from hub_emo.training.data import AudioCollator, rows_for_training
+    from hub_emo.training.feature_cache import FeatureCache
+
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1, rate=48000)
+    folder = make_backbone_folder(tmp_path / "model")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b"]).eval()
+    backbone = features.load_backbone(str(folder))
+    cached = FeatureCache(model, backbone.feature_extractor, 0.2, "center").features(dataset)
+    collator = AudioCollator(backbone.feature_extractor, 0.2, "center")
+    rows = rows_for_training(dataset, 16000)
+    for position in (0, len(dataset) - 1):
+        wave = collator.waveform(rows[position])
+        assert len(wave) == int(0.2 * 16000)
+        with torch.no_grad():
+            direct = model.extract_layer_features(collator.pad([wave])["input_values"])[0]
+        torch.testing.assert_close(cached[position], direct, rtol=1e-5, atol=1e-5)

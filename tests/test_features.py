@@ -168,7 +168,7 @@ def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_pat
     backbone = features.load_backbone(str(folder))
     cached = FeatureCache(model, backbone.feature_extractor, 0.2, "center").features(dataset)
     collator = AudioCollator(backbone.feature_extractor, 0.2, "center")
-    rows = rows_for_training(dataset, 16000)
+    rows = rows_for_training(dataset)
     for position in (0, len(dataset) - 1):
         wave = collator.waveform(rows[position])
         assert len(wave) == int(0.2 * 16000)

@@ -167,10 +167,9 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
     return result
 
 
-def rows_for_training(dataset, sampling_rate: int):
-    """Only what a batch needs, decoded (the collator resamples to ``sampling_rate``, as
+def rows_for_training(dataset):
+    """Only what a batch needs, decoded at the clip's own rate (the collator resamples, as
     `hub_emo.features` does, so cached and uncached training see the same samples)."""
-    del sampling_rate
     return features.decodable(dataset, COLUMNS)
 
 

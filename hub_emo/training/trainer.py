@@ -421,10 +421,7 @@ def _stage_inputs(plan_: Plan, stage: StagePlan, model, CropEpoch) -> _StageInpu
         train = train_caches.dataset(split.train)
         validation = None if split.validation is None else eval_cache.dataset(split.validation)
         return _StageInputs(train, validation, eval_cache.dataset, feature_cache.collate_features, None, [], caches)
-    rate = int(plan_.feature_extractor.sampling_rate)
-
-    def decoded(rows):
-        return train_data.rows_for_training(rows, rate)
+    decoded = train_data.rows_for_training
 
     train = decoded(split.train)
     validation = None if split.validation is None else decoded(split.validation)

@@ -175,3 +175,19 @@ def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_pat
         with torch.no_grad():
             direct = model.extract_layer_features(collator.pad([wave])["input_values"])[0]
         torch.testing.assert_close(cached[position], direct, rtol=1e-5, atol=1e-5)
+
+
+def test_a_damaged_clip_is_named_not_fed(tmp_path, clips, fresh_cache):
+    import datasets
+    import soundfile as sf
+
+    from hub_emo.audio import AudioError
+
+    wave = np.sin(np.linspace(0, 200, 8000)).astype(np.float32)
+    wave[100] = np.nan
+    sf.write(tmp_path / "bad.wav", wave, 16000, subtype="FLOAT")
+    dataset = datasets.Dataset.from_dict({"id": ["bad-clip"], "audio": [str(tmp_path / "bad.wav")]}).cast_column(
+        "audio", datasets.Audio())
+    with ClipsThroughBackbone() as fed, pytest.raises(AudioError, match="bad-clip.*NaN"):
+        features.extract_features(str(clips[1]), dataset, progress=False)
+    assert fed.count == 0

@@ -27,14 +27,11 @@ def decodable(dataset, columns=("id", "audio")):
 
 
 def waveform(row: dict, rate: int) -> np.ndarray:
-    """One decoded row's audio as float32 mono at ``rate``."""
+    """One decoded row's audio as float32 mono at ``rate``; an empty or non-finite clip is an
+    `audio.AudioError` naming it (silence is allowed: it is data, not damage)."""
     samples = row["audio"].get_all_samples()
-    try:
-        wave = audio.to_mono(samples.data.numpy(), channels_last=False)
-    except ValueError as error:
-        raise audio.AudioError(f"clip {row['id']!r}", str(error)) from None
-    wave = audio.resample(np.asarray(wave, dtype=np.float32), int(samples.sample_rate), rate)
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    return audio.prepare(samples.data.numpy(), int(samples.sample_rate), rate, f"clip {row['id']!r}",
+                         channels_last=False, allow_silent=True)
 
 
 @dataclass(frozen=True)

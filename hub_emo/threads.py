@@ -21,8 +21,10 @@ count, which hub_emo leaves to ``OMP_NUM_THREADS`` / ``torch.set_num_threads``.
 (the probes of 13 or 25 layers): the tasks run in parallel on one intra-op thread each
 instead of one task on all of them. Intra-op threads meet at a barrier after every op,
 so when another process holds a core each op waits for the thread it descheduled:
-probe fits at 768 dims on 2 cores took 4.4x as long beside one busy process with 2
-intra-op threads, and 2x quiet with 1 (`benchmarks/bench_probe_threads.py`).
+probe fits on 2 cores took about 4x as long beside one busy process on 2 intra-op
+threads, 1.3-1.7x as parallel tasks, at the same quiet speed within 6 %
+(`benchmarks/bench_probe_threads.py`). torch's thread count is process-wide: other
+threads' torch work also runs on one intra-op thread while a block is open.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ def configure() -> dict[str, str]:
                if name not in os.environ and loader not in sys.modules}
     os.environ.update(applied)
     return applied
-
 
 
 @contextlib.contextmanager

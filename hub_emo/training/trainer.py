@@ -422,7 +422,6 @@ def _stage_inputs(plan_: Plan, stage: StagePlan, model, CropEpoch) -> _StageInpu
         validation = None if split.validation is None else eval_cache.dataset(split.validation)
         return _StageInputs(train, validation, eval_cache.dataset, feature_cache.collate_features, None, [], caches)
     decoded = train_data.rows_for_training
-
     train = decoded(split.train)
     validation = None if split.validation is None else decoded(split.validation)
     collator = train_data.AudioCollator(plan_.feature_extractor, args.max_seconds, args.crop, args.seed)

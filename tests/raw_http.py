@@ -95,3 +95,34 @@ def wait_for_connections(server, done, polls: int = 2000) -> None:
 
 def wait_until_idle(server) -> None:
     wait_for_connections(server, lambda n: n == 0)
+
+
+@contextlib.contextmanager
+def serving_process(root: Path, token: str, *options: str):
+    """A local Hub in a process of its own (``python -m hub_emo.hub.server``), so that a crash
+    shows as a dead process instead of killing pytest; yields an object with ``process``,
+    ``port`` and ``url`` (``connect`` and ``exchange`` take it)."""
+    import subprocess
+    import sys
+    import types
+
+    port = free_port()
+    command = [sys.executable, "-m", "hub_emo.hub.server", "--root", str(root), "--port", str(port), "--token", token, *options]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(400):  # up to 20 s for the interpreter to start and listen
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited at start: {process.stderr.read().decode()[-2000:]}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the server did not listen within 20 s")
+        yield types.SimpleNamespace(process=process, port=port, url=f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

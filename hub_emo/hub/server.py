@@ -74,6 +74,8 @@ MAX_ANONYMOUS_BODY = 1024 * 1024
 #: A card's YAML block larger than this is validated only for a client with a token.
 MAX_ANONYMOUS_YAML = 64 * 1024
 MAX_YAML = 1024 * 1024
+#: Collections in a card's metadata nest at most this deep (a real card needs fewer than 10).
+MAX_YAML_DEPTH = 64
 #: An unread body up to this size is drained to keep the connection; a larger one closes it.
 DRAIN_LIMIT = 64 * 1024
 SOCKET_TIMEOUT = 60.0
@@ -972,8 +974,12 @@ def card_metadata_errors(content: str, max_yaml: int = MAX_YAML) -> list[str]:
         import yaml
     except ImportError:
         return []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text[3:end], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        too_deep = _yaml_too_deep(yaml, text[3:end], loader)
+        if too_deep:
+            return [too_deep]
+        data = yaml.load(text[3:end], Loader=loader)
     except yaml.YAMLError as error:
         return [f"The card's metadata is not valid YAML: {str(error)[:300]}"]
     if data is None:
@@ -992,6 +998,21 @@ def card_metadata_errors(content: str, max_yaml: int = MAX_YAML) -> list[str]:
     if index is not None and not (isinstance(index, list) and all(isinstance(m, dict) and "name" in m for m in index)):
         errors.append("'model-index' must be a list of entries with a 'name'")
     return errors
+
+
+def _yaml_too_deep(yaml, block: str, loader) -> str | None:
+    """A message if collections nest deeper than ``MAX_YAML_DEPTH``, found from the parser's
+    events before anything is built: building is recursive (libyaml's composer overflows the C
+    stack near 25 000 levels and kills the process), the event parser is not."""
+    depth = 0
+    for event in yaml.parse(block, Loader=loader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return f"The card's metadata is nested too deeply (more than {MAX_YAML_DEPTH} levels)"
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+    return None
 
 
 def _parse_range(header: str | None, size: int):

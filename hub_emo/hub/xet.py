@@ -14,20 +14,20 @@ Formats: https://huggingface.co/docs/xet (xorb, shard, CAS API). Standard librar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 from pathlib import Path
 
 if __package__:
-    from .storage import HubError, Storage
+    from .storage import MAX_FILE_SIZE, HubError, Storage
 else:  # imported by ``python hub_emo/hub/server.py`` (see there)
-    from storage import HubError, Storage  # type: ignore[no-redef]
+    from storage import MAX_FILE_SIZE, HubError, Storage  # type: ignore[no-redef]
 
 #: The CAS refuses xorbs over 64 MiB serialised; a little room for headers.
 MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024
 MAX_SHARD_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 128 * 1024
-XORBS_DECODED_AT_ONCE = 4
 _ENTRY = 48
 _BOOKEND = b"\xff" * 32
 _SHARD_VERSION = 2
@@ -140,29 +140,36 @@ def _ungroup4(data: bytes) -> bytes:
     return bytes(out)
 
 
-def xorb_chunks(xorb: bytes, count: int) -> list[bytes]:
-    """The first ``count`` chunks of a serialised xorb, decompressed (anything after is ignored)."""
-    chunks, pos = [], 0
-    while len(chunks) < count:
-        if pos + 8 > len(xorb):
+def decode_chunk(scheme: int, data: bytes, size: int) -> bytes:
+    """One chunk's bytes from its stored form; decoding never produces more than ``size`` bytes."""
+    if scheme == 0:
+        chunk = data
+    elif scheme == 1:
+        chunk = lz4_frame_decompress(data, size)
+    elif scheme == 2:
+        chunk = _ungroup4(lz4_frame_decompress(data, size))
+    else:
+        raise HubError(400, f"Malformed xorb: unknown compression scheme {scheme}")
+    if len(chunk) != size:
+        raise HubError(400, "Malformed xorb: a chunk has the wrong size")
+    return chunk
+
+
+def xorb_index(f, count: int) -> list[tuple[int, int, int, int]]:
+    """``(offset of the stored bytes, stored size, scheme, decoded size)`` of the first ``count``
+    chunks of the xorb open as ``f``, from their 8-byte headers alone (nothing is decoded)."""
+    index, pos = [], 0
+    while len(index) < count:
+        f.seek(pos)
+        header = f.read(8)
+        if len(header) < 8:
             raise HubError(400, f"Malformed xorb: it holds fewer than the {count} chunks a shard names")
-        version, stored, scheme, size = xorb[pos], int.from_bytes(xorb[pos + 1 : pos + 4], "little"), xorb[pos + 4], int.from_bytes(xorb[pos + 5 : pos + 8], "little")
-        data = xorb[pos + 8 : pos + 8 + stored]
-        if version != 0 or len(data) != stored or size > MAX_CHUNK_BYTES or stored > MAX_CHUNK_BYTES + 1024:
+        version, stored, scheme, size = header[0], int.from_bytes(header[1:4], "little"), header[4], int.from_bytes(header[5:8], "little")
+        if version != 0 or size > MAX_CHUNK_BYTES or stored > MAX_CHUNK_BYTES + 1024:
             raise HubError(400, "Malformed xorb: bad chunk header")
-        if scheme == 0:
-            chunk = data
-        elif scheme == 1:
-            chunk = lz4_frame_decompress(data, size)
-        elif scheme == 2:
-            chunk = _ungroup4(lz4_frame_decompress(data, size))
-        else:
-            raise HubError(400, f"Malformed xorb: unknown compression scheme {scheme}")
-        if len(chunk) != size:
-            raise HubError(400, "Malformed xorb: a chunk has the wrong size")
-        chunks.append(chunk)
+        index.append((pos + 8, stored, scheme, size))
         pos += 8 + stored
-    return chunks
+    return index
 
 
 # -- shards -----------------------------------------------------------------------------
@@ -235,48 +242,48 @@ class XetStore:
     def put_shard(self, data: bytes) -> list[str]:
         """Rebuild every file the shard names and store it; returns their sha256s.
 
-        The work is bounded by what the shard holds: a file whose blob is already stored is
-        not rebuilt, a few decoded xorbs are kept at a time, and a shard that makes the server
-        decode its xorbs over and over (terms jumping between many xorbs) is refused.
+        Memory and work are bounded by what the shard declares: each term's chunk sizes are
+        read from the chunk headers and must add up to the term's declared size before any
+        chunk is decoded, and decoded chunks go straight to disk, one at a time. A file whose
+        blob is already stored is not rebuilt.
         """
         files = parse_shard(data)
         needed: dict[str, int] = {}
         for terms, _ in files:
             for name, _first, end, _length in terms:
                 needed[name] = max(needed.get(name, 0), end)
-        decoded: dict[str, list[bytes]] = {}
-        decodes_left = 2 * len(needed) + XORBS_DECODED_AT_ONCE
+        with contextlib.ExitStack() as stack:
+            xorbs = {name: self._open_xorb(stack, name, count) for name, count in needed.items()}
+            return [self._rebuild(terms, expected, xorbs) for terms, expected in files]
 
-        def chunks(name: str) -> list[bytes]:
-            nonlocal decodes_left
-            if name not in decoded:
-                path = self._xorb_path(name)
-                if not path.is_file():
-                    raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
-                decodes_left -= 1
-                if decodes_left < 0:
-                    raise HubError(400, "Shard: its terms jump between xorbs too often to rebuild")
-                if len(decoded) >= XORBS_DECODED_AT_ONCE:
-                    del decoded[next(iter(decoded))]
-                decoded[name] = xorb_chunks(path.read_bytes(), needed[name])
-            return decoded[name]
+    def _open_xorb(self, stack: contextlib.ExitStack, name: str, count: int):
+        path = self._xorb_path(name)
+        try:
+            f = stack.enter_context(open(path, "rb"))
+        except FileNotFoundError:
+            raise HubError(400, f"Shard names xorb {name}, which was never uploaded") from None
+        return f, xorb_index(f, count)
 
-        stored = []
-        for terms, expected in files:
-            if expected is not None and self.storage.has_blob(hash_hex(expected)):
-                stored.append(hash_hex(expected))  # blobs are named by their verified sha256
-                continue
-            digest = hashlib.sha256()
-            with self.storage.staged("xet-file-") as staged:
-                for name, first, end, length in terms:
-                    piece = b"".join(chunks(name)[first:end])
-                    if len(piece) != length:
-                        raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {len(piece)} bytes, not {length}")
-                    digest.update(piece)
-                    staged.file.write(piece)
-                sha256 = digest.hexdigest()
-                if expected is not None and hash_hex(expected) != sha256:
-                    raise HubError(400, f"Shard: a file rebuilt from its chunks has sha256 {sha256}, not the {hash_hex(expected)} it claims")
-                staged.target = self.storage.blob_path(sha256)
-            stored.append(sha256)
-        return stored
+    def _rebuild(self, terms, expected: bytes | None, xorbs: dict) -> str:
+        if expected is not None and self.storage.has_blob(hash_hex(expected)):
+            return hash_hex(expected)  # blobs are named by their verified sha256
+        for name, first, end, length in terms:
+            held = sum(size for _, _, _, size in xorbs[name][1][first:end])
+            if held != length:
+                raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {held} bytes, not {length}")
+        if sum(length for *_, length in terms) > MAX_FILE_SIZE:
+            raise HubError(413, f"Shard: a file larger than {MAX_FILE_SIZE} bytes")
+        digest = hashlib.sha256()
+        with self.storage.staged("xet-file-") as staged:
+            for name, first, end, _length in terms:
+                f, index = xorbs[name]
+                for offset, stored, scheme, size in index[first:end]:
+                    f.seek(offset)
+                    chunk = decode_chunk(scheme, f.read(stored), size)
+                    digest.update(chunk)
+                    staged.file.write(chunk)
+            sha256 = digest.hexdigest()
+            if expected is not None and hash_hex(expected) != sha256:
+                raise HubError(400, f"Shard: a file rebuilt from its chunks has sha256 {sha256}, not the {hash_hex(expected)} it claims")
+            staged.target = self.storage.blob_path(sha256)
+        return sha256

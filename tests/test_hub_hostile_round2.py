@@ -5,12 +5,19 @@ case that could crash the server runs it in a process of its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from huggingface_hub import HfApi
-from raw_http import connect, exchange, read_response, serving, serving_process
+from raw_http import connect, exchange, read_response, serving, serving_process, wait_until_idle
 from test_hub_xet import lz4_frame, shard
+
+from hub_emo.hub.server import MAX_ANONYMOUS_BODY
 
 TOKEN = "hf_hostile_round2_token_1234567890"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -80,3 +87,82 @@ def test_a_xorb_bomb_is_decoded_within_the_declared_sizes_and_in_bounded_memory(
         assert status == 400 and "sha256" in json.loads(data)["error"]
         assert peak_rss_mb(server.process) - before < 48, "decoded chunks were held in memory"
         assert server.process.poll() is None
+
+
+# -- slowloris: a deadline per request, not only per read -------------------------------------
+def closed_now(sock) -> bool:
+    """The server has closed this connection (EOF or reset waiting to be read)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(65536) == b""
+    except ConnectionResetError:
+        return True
+
+
+def trickle_until_closed(socks, first: bytes, byte: bytes, rounds: int = 100) -> list[bool]:
+    """Send ``first`` on each socket, then one ``byte`` every 0.1 s (the per-read timeout never
+    fires) for at most ``rounds`` rounds; which sockets the server closed by then."""
+    for sock in socks:
+        sock.sendall(first)
+    closed = [False] * len(socks)
+    for _ in range(rounds):
+        for i, sock in enumerate(socks):
+            if not closed[i]:
+                closed[i] = closed_now(sock)
+                with contextlib.suppress(OSError):
+                    sock.sendall(byte)
+        if all(closed):
+            break
+        time.sleep(0.1)
+    return closed
+
+
+def test_trickled_headers_are_cut_at_the_request_deadline_and_free_their_slots(tmp_path):
+    with serving(tmp_path / "root", TOKEN, max_connections=4, request_timeout=0.5) as handle:
+        socks = [connect(handle) for _ in range(4)]
+        try:
+            assert all(trickle_until_closed(socks, b"GET /api/whoami-v2 HTTP/1.1\r\n", b"X"))
+        finally:
+            for sock in socks:
+                sock.close()
+        wait_until_idle(handle)
+        assert HfApi(endpoint=handle.url, token=TOKEN).whoami()["name"]
+
+
+def test_a_trickled_body_gets_a_408_at_its_deadline(tmp_path):
+    with serving(tmp_path / "root", TOKEN, request_timeout=0.5) as handle, connect(handle) as sock:
+        head = f"POST /api/repos/create HTTP/1.1\r\nHost: x\r\n{AUTH}Content-Length: 1000\r\n\r\n".encode()
+        assert trickle_until_closed([sock], head, b" ") == [True]
+
+
+# -- a flood of anonymous CPU-heavy requests --------------------------------------------------
+def test_anonymous_card_validation_runs_a_bounded_number_at_once(server):
+    card = card_body("k: [" + ", ".join(["[1, 2, {a: b}]"] * 4000) + "]")
+    assert len(card) < 64 * 1024
+    barrier = threading.Barrier(8)
+
+    def validate(auth: str) -> tuple[int, list[str]]:
+        with connect(server) as sock:
+            barrier.wait(timeout=30)
+            sock.sendall(f"POST /api/validate-yaml HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {len(card)}\r\n\r\n".encode() + card)
+            return read_response(sock)[:2]
+
+    with ThreadPoolExecutor(8) as pool:
+        anonymous = list(pool.map(validate, [""] * 8))
+        authenticated = list(pool.map(validate, [AUTH] * 8))
+    statuses = sorted(status for status, _ in anonymous)
+    assert set(statuses) == {200, 503} and statuses.count(200) >= 1, statuses
+    assert all("Retry-After: 1" in headers for status, headers in anonymous if status == 503)
+    assert [status for status, _ in authenticated] == [200] * 8  # a token is never limited
+
+
+# -- chunk extensions count against the body limits -------------------------------------------
+def test_chunk_extensions_count_against_the_anonymous_body_limit(server):
+    chunk = b"1;" + b"e" * 1000 + b"\r\n{\r\n"  # 1 byte of data in 1006 bytes on the wire
+    with connect(server) as sock:
+        sock.sendall(b"POST /api/models/hub-emo/target/paths-info/main HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(OSError):  # the server stops reading: a reset may come back
+            sock.sendall(chunk * (MAX_ANONYMOUS_BODY // len(chunk) + 64) + b"0\r\n\r\n")
+        status, headers, _ = read_response(sock)
+    assert status == 413 and "Connection: close" in headers

@@ -26,6 +26,7 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -80,6 +81,12 @@ MAX_YAML_DEPTH = 64
 DRAIN_LIMIT = 64 * 1024
 SOCKET_TIMEOUT = 60.0
 MAX_CONNECTIONS = 64
+#: A request's line and headers must arrive within this many seconds of its first byte.
+REQUEST_TIMEOUT = 30.0
+#: A body must arrive at this average rate (bytes/s) once ``REQUEST_TIMEOUT`` has been used up.
+MIN_BODY_RATE = 16 * 1024
+#: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more get a 503.
+ANONYMOUS_AT_ONCE = 2
 _TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -130,12 +137,20 @@ class _ChunkedReader:
     def __init__(self, rfile, limit: int):
         self.rfile, self.left_in_chunk, self.done, self.total, self.limit = rfile, 0, False, 0, limit
 
+    def _count(self, n: int) -> None:
+        """Every byte on the wire counts against the limit: size lines, extensions, CRLFs and
+        trailers too, or 1-byte chunks with long extensions read far past it."""
+        self.total += n
+        if self.total > self.limit:
+            raise HubError(413, f"Request body too large (limit {self.limit} bytes)")
+
     def _line(self) -> bytes:
         line = self.rfile.readline(MAX_LINE + 1)
         if not line:
             raise HubError(400, "Request body ended early")
         if len(line) > MAX_LINE or not line.endswith(b"\r\n"):
             raise HubError(400, "Malformed chunked request body: line too long or not ended by CRLF")
+        self._count(len(line))
         return line
 
     def readinto(self, view) -> int:
@@ -152,9 +167,7 @@ class _ChunkedReader:
                         self.done = True
                         return 0
                 raise HubError(400, f"Malformed chunked request body: more than {MAX_TRAILERS} trailer lines")
-            self.total += size
-            if self.total > self.limit:
-                raise HubError(413, f"Request body too large (limit {self.limit} bytes)")
+            self._count(size + 2)
             self.left_in_chunk = size
         n = self.rfile.readinto(view[: min(len(view), self.left_in_chunk)])
         if not n:
@@ -214,11 +227,59 @@ def header_safe(value) -> str:
     return _UNSAFE_IN_HEADER.sub(" ", str(value))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client may take from the server (each the module constant of the same meaning).
+
+    ``timeout``: seconds of silence on a socket read or write; ``request_timeout``: seconds for
+    a request's headers from its first byte, and the grace a body gets before ``min_body_rate``
+    (bytes/s, averaged) applies; ``max_connections``: connections served at once;
+    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once.
+    """
+
+    timeout: float = SOCKET_TIMEOUT
+    request_timeout: float = REQUEST_TIMEOUT
+    min_body_rate: int = MIN_BODY_RATE
+    max_connections: int = MAX_CONNECTIONS
+    anonymous_at_once: int = ANONYMOUS_AT_ONCE
+
+
+class _DeadlineSocketIO(io.RawIOBase):
+    """A socket's reading side that gives up at a deadline, not only after ``timeout`` seconds
+    of silence: a client trickling a byte now and then (slowloris) would reset a per-read
+    timeout forever. ``deadline`` is a callable giving a ``time.monotonic()`` value or None."""
+
+    def __init__(self, sock: socket.socket, timeout: float):
+        self.sock, self.timeout, self.received, self.first_byte_at = sock, timeout, 0, None
+        self.deadline = lambda: None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, view) -> int:
+        deadline = self.deadline()
+        wait = self.timeout
+        if deadline is not None:
+            wait = min(wait, deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("the request did not arrive before its deadline")
+        self.sock.settimeout(wait)
+        try:
+            n = self.sock.recv_into(view)
+        finally:
+            self.sock.settimeout(self.timeout)
+        if n and self.first_byte_at is None:
+            self.first_byte_at = time.monotonic()
+        self.received += n
+        return n
+
+
 # -- the server -------------------------------------------------------------------------
 class HubHTTPServer(ThreadingHTTPServer):
-    """One thread per connection, at most ``max_connections`` of them: one more is answered
-    503 and closed at once, so idle or slow clients cannot take every thread. Every socket
-    read and write gives up after ``timeout`` seconds of silence."""
+    """One thread per connection, at most ``limits.max_connections`` of them: one more is
+    answered 503 and closed at once. Every socket read and write gives up after
+    ``limits.timeout`` seconds of silence, and every request's headers and body have a
+    deadline (see `Limits`), so idle or slow clients cannot hold the threads."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -231,16 +292,17 @@ class HubHTTPServer(ThreadingHTTPServer):
         tokens: list[str],
         secret: bytes,
         verbose: bool = False,
-        timeout: float = SOCKET_TIMEOUT,
-        max_connections: int = MAX_CONNECTIONS,
+        limits: Limits = Limits(),
     ):
         self.storage = storage
         self.xet = _xet.XetStore(storage)
         self.tokens = [t.encode() for t in tokens]
         self.secret = secret
         self.verbose = verbose
-        self.socket_timeout = timeout
-        self.max_connections = max_connections
+        self.limits = limits
+        self.socket_timeout = limits.timeout
+        self.max_connections = limits.max_connections
+        self.anonymous_slots = threading.BoundedSemaphore(limits.anonymous_at_once)
         self._connections = 0
         self._connections_lock = threading.Lock()
         super().__init__(address, HubRequestHandler)
@@ -298,6 +360,25 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._socket_io = _DeadlineSocketIO(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._socket_io, 64 * 1024)
+
+    def handle_one_request(self):
+        """One request under its deadlines: the headers' starts at the request's first byte
+        (an idle kept-alive connection waits under the per-read timeout alone)."""
+        socket_io, limits = self._socket_io, self.server.limits
+        socket_io.first_byte_at = None
+        socket_io.deadline = lambda: None if socket_io.first_byte_at is None else socket_io.first_byte_at + limits.request_timeout
+        try:
+            super().handle_one_request()
+        finally:
+            socket_io.deadline = lambda: None
+
+    def _start_body_deadline(self) -> None:
+        """From here the body must arrive within ``request_timeout`` plus its size at ``min_body_rate``."""
+        socket_io, limits = self._socket_io, self.server.limits
+        start, received = time.monotonic(), socket_io.received
+        socket_io.deadline = lambda: start + limits.request_timeout + (socket_io.received - received) / limits.min_body_rate
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if self.server.verbose:
@@ -334,6 +415,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._reader = None
         self._responded = False
         try:
+            self._start_body_deadline()
             self._reader = self._make_reader()
             self._route()
         except HubError as error:
@@ -342,7 +424,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             if self._responded:
                 self.close_connection = True
                 return
-            self._send_error(HubError(408, f"No data from the client for {self.server.socket_timeout:g} s"))
+            self._send_error(HubError(408, "The request's body did not arrive in time"))
         except ConnectionError:
             self.close_connection = True
             return
@@ -393,7 +475,23 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         length = getattr(self._reader, "left", None)
         if length is not None and length > limit:
             raise HubError(413, f"Request body too large (limit {limit} bytes)")
+        if isinstance(self._reader, _ChunkedReader):
+            self._reader.limit = min(self._reader.limit, limit)
         return _read_all(self._reader, limit)
+
+    @contextlib.contextmanager
+    def _cpu_slot(self, authenticated: bool):
+        """Anonymous CPU-heavy work runs a few at a time; one more is a 503 at once (a queue
+        would hold a connection per waiting client). A client with a token is not limited."""
+        if authenticated:
+            yield
+            return
+        if not self.server.anonymous_slots.acquire(blocking=False):
+            raise HubError(503, "Too many anonymous requests of this kind at once; retry later")
+        try:
+            yield
+        finally:
+            self.server.anonymous_slots.release()
 
     def _json_body(self, limit: int = MAX_JSON_BODY) -> dict:
         raw = self._body(limit)
@@ -425,6 +523,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         headers = {"X-Error-Message": error.message.encode("ascii", "replace").decode()[:500]}
         if error.code:
             headers["X-Error-Code"] = error.code
+        if error.status == 503:
+            headers["Retry-After"] = "1"
         if not self._body_finished() or error.status in (408, 413):
             self.close_connection = True
         with contextlib.suppress(ConnectionError, TimeoutError):
@@ -558,7 +658,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         validate_repo_type(repo_type)
         if not isinstance(content, str):
             raise HubError(400, "Expected 'content' as a string")
-        errors = card_metadata_errors(content, MAX_YAML if authenticated else MAX_ANONYMOUS_YAML)
+        with self._cpu_slot(authenticated):
+            errors = card_metadata_errors(content, MAX_YAML if authenticated else MAX_ANONYMOUS_YAML)
         self._json({"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200)
 
     def _repo_url(self, repo_type: str, repo_id: str) -> str:
@@ -683,25 +784,19 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _paths_info(self, repo_type: str, repo_id: str, revision: str):
         storage = self.server.storage
         self._readable_repo(repo_type, repo_id)
-        raw = self._body(MAX_JSON_BODY if self._authenticated() else MAX_ANONYMOUS_BODY)
-        if "json" in self.headers.get("Content-Type", ""):
-            body = parse_json(raw)
-            paths = body.get("paths", []) if isinstance(body, dict) else None
-        else:
-            try:
-                paths = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=MAX_PATHS + 1).get("paths", [])
-            except ValueError:
-                paths = None
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or len(paths) > MAX_PATHS:
-            raise HubError(400, "Expected 'paths' as a list of strings")
-        files = storage.files(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
-        out = []
-        for path in paths:
-            path = validate_path(path.strip("/")) if path.strip("/") else ""
-            if path in files:
-                out.append(self._file_json(files[path]))
-            elif path and any(p.startswith(path + "/") for p in files):
-                out.append(self._folder_json(path, files))
+        authenticated = self._authenticated()
+        raw = self._body(MAX_JSON_BODY if authenticated else MAX_ANONYMOUS_BODY)
+        with self._cpu_slot(authenticated):
+            paths = _paths_from_body(raw, self.headers.get("Content-Type", ""))
+            files = storage.files(repo_type, repo_id, storage.resolve(repo_type, repo_id, revision))
+            folders = {p[:i] for p in files for i, c in enumerate(p) if c == "/"}
+            out = []
+            for path in paths:
+                path = validate_path(path.strip("/")) if path.strip("/") else ""
+                if path in files:
+                    out.append(self._file_json(files[path]))
+                elif path in folders:
+                    out.append(self._folder_json(path, files))
         self._json(out)
 
     def _refs(self, repo_type: str, repo_id: str):
@@ -1015,6 +1110,21 @@ def _yaml_too_deep(yaml, block: str, loader) -> str | None:
     return None
 
 
+def _paths_from_body(raw: bytes, content_type: str) -> list[str]:
+    """The ``paths`` of a paths-info request, sent as JSON or as a form."""
+    if "json" in content_type:
+        body = parse_json(raw)
+        paths = body.get("paths", []) if isinstance(body, dict) else None
+    else:
+        try:
+            paths = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=MAX_PATHS + 1).get("paths", [])
+        except ValueError:
+            paths = None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or len(paths) > MAX_PATHS:
+        raise HubError(400, "Expected 'paths' as a list of strings")
+    return paths
+
+
 def _parse_range(header: str | None, size: int):
     """``(start, end)`` for one ``bytes=`` range, None for no/unsupported range, "invalid" if unsatisfiable."""
     if not header or not header.startswith("bytes=") or "," in header:
@@ -1075,23 +1185,23 @@ def make_server(
     tokens: list[str] | None = None,
     verbose: bool = False,
     fsync: bool = True,
-    timeout: float = SOCKET_TIMEOUT,
-    max_connections: int = MAX_CONNECTIONS,
+    **limits,
 ) -> tuple[HubHTTPServer, Path | None]:
-    """Build the server (not yet serving); with no ``tokens`` one is read from or created under ``root``."""
+    """Build the server (not yet serving); with no ``tokens`` one is read from or created under
+    ``root``; ``limits``: fields of `Limits`."""
     root = Path(root)
     token_file = None
     if not tokens:
         token, token_file = load_or_create_token(root)
         tokens = [token]
     storage = Storage(root, fsync=fsync)
-    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose, timeout, max_connections)
+    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose, Limits(**limits))
     return server, token_file
 
 
 def start_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str] | None = None, verbose: bool = False, **limits) -> HubHandle:
     """Serve in a background thread of this process (what the test fixture uses); ``limits``:
-    ``timeout`` and ``max_connections`` of :func:`make_server`."""
+    fields of `Limits`."""
     server, token_file = make_server(root, host, port, tokens, verbose, **limits)
     thread = threading.Thread(target=server.serve_forever, name="hub_emo-hub", daemon=True)
     thread.start()

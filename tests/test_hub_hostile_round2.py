@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import select
 import threading
 import time
@@ -30,7 +31,7 @@ def server(tmp_path):
 
 
 def post(server, path: str, body: bytes, headers: str = "") -> tuple[int, list[str], bytes]:
-    return exchange(server, f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return exchange(server, f"POST {path} HTTP/1.1\r\nHost: x\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body)
 
 
 def xet_token(server, repo_id: str = "hub-emo/target") -> str:
@@ -166,3 +167,74 @@ def test_chunk_extensions_count_against_the_anonymous_body_limit(server):
             sock.sendall(chunk * (MAX_ANONYMOUS_BODY // len(chunk) + 64) + b"0\r\n\r\n")
         status, headers, _ = read_response(sock)
     assert status == 413 and "Connection: close" in headers
+
+
+# -- unauthenticated 500s, lone surrogates, names ending in a line feed ------------------------
+@pytest.mark.parametrize("token", ["xet_\xb2_x", "xet_" + "9" * 5000 + "_x", "xet_-1_x", "xet__", "xet_1"])
+def test_malformed_xet_tokens_are_a_401_without_a_traceback(server, token, caplog):
+    with caplog.at_level(logging.DEBUG, logger="hub_emo.hub.server"):
+        status, _, _ = post(server, f"/xet/v1/xorbs/default/{'ab' * 32}", b"x", f"Authorization: Bearer {token}\r\n")
+    assert status == 401
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def commit_body(path: str) -> bytes:
+    lines = [{"key": "header", "value": {"summary": "s"}}, {"key": "file", "value": {"path": path, "content": "aGk=", "encoding": "base64"}}]
+    return b"\n".join(json.dumps(line).encode() for line in lines)  # json escapes a lone surrogate as \\ud800
+
+
+@pytest.mark.parametrize("path", ["dir\ud800/f.txt", "f\udfff.txt", "d/\ud83d"])
+def test_a_path_that_is_not_valid_utf8_is_refused_and_the_repo_stays_readable(server, path):
+    status, _, data = post(server, "/api/models/hub-emo/target/commit/main", commit_body(path), AUTH)
+    assert status == 400 and "UTF-8" in json.loads(data)["error"]
+    assert post(server, "/api/models/hub-emo/target/commit/main", commit_body("dir/\U0001f600.txt"), AUTH)[0] == 200  # a real emoji is fine
+    api = HfApi(endpoint=server.url, token=TOKEN)
+    assert sorted(api.list_repo_files("hub-emo/target")) == [".gitattributes", "dir/\U0001f600.txt"]
+    status, _, _ = post(server, "/api/models/hub-emo/target/paths-info/main", json.dumps({"paths": [path]}).encode(), "Content-Type: application/json\r\n")
+    assert status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"name": "x", "organization": "api\n"}, {"name": "x", "organization": "datasets\n"}, {"name": "lf\n", "organization": "x"},
+     {"name": "x/lf\n"}, {"name": "lf\r"}, {"name": "x\n/lf"}],
+)
+def test_repo_names_ending_in_a_line_feed_are_refused(server, body):
+    status, _, _ = post(server, "/api/repos/create", json.dumps(body).encode(), AUTH)
+    assert status == 400
+    assert not any(p.name.endswith(("\n", "\r")) for p in (server.root / "repos" / "models").rglob("*"))
+
+
+def test_branch_and_tag_names_ending_in_a_line_feed_are_refused(server):
+    assert post(server, "/api/models/hub-emo/target/branch/dev%0A", b"{}", AUTH)[0] == 400
+    assert post(server, "/api/models/hub-emo/target/tag/main", json.dumps({"tag": "v9\n"}).encode(), AUTH)[0] == 400
+    refs = HfApi(endpoint=server.url, token=TOKEN).list_repo_refs("hub-emo/target")
+    assert [b.name for b in refs.branches] == ["main"] and refs.tags == []
+
+
+# -- raw bytes in the log ---------------------------------------------------------------------
+def test_log_lines_escape_what_a_client_sent(tmp_path, capsys, caplog):
+    with serving(tmp_path / "root", TOKEN, verbose=True) as handle, caplog.at_level(logging.DEBUG, logger="hub_emo.hub.server"):
+        for line in (b"GET /xet/\x1b[31mred\x9b HTTP/1.1", b"GET /\x1b[2J\x07 HTTP/9.9", b"\x1b]0;title\x07 / HTTP/1.1"):
+            with connect(handle) as sock:
+                sock.sendall(line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while sock.recv(65536):  # a malformed request line gets an answer without headers
+                    pass
+    logged = capsys.readouterr().err + "".join(r.getMessage() for r in caplog.records)
+    assert "31m" in logged  # the lines were logged ...
+    assert not any(c in logged for c in "\x1b\x07\x9b")  # ... with their control characters escaped
+
+
+# -- Xet tokens die with the hub token that minted them ----------------------------------------
+def test_a_xet_token_dies_with_the_hub_token_that_minted_it(tmp_path):
+    root, rotated = tmp_path / "root", "hf_rotated_token_0987654321"
+    xorb = f"/xet/v1/xorbs/default/{'ab' * 32}"
+    with serving(root, TOKEN, "hub-emo/target") as first:
+        old = xet_token(first)
+        assert post(first, xorb, b"\0" * 8, xet_auth(old))[0] == 200
+    with serving(root, rotated) as second:  # same root and upload secret, the hub token rotated
+        status, _, data = post(second, xorb.replace("ab", "cd"), b"\0" * 8, xet_auth(old))
+        assert status == 401, data
+        status, _, data = exchange(second, f"GET /api/models/hub-emo/target/xet-write-token/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {rotated}\r\n\r\n".encode())
+        assert status == 200 and rotated not in data.decode()
+        assert post(second, xorb.replace("ab", "cd"), b"\0" * 8, xet_auth(json.loads(data)["accessToken"]))[0] == 200

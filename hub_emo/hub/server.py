@@ -119,10 +119,11 @@ def _load_secret(root: Path) -> bytes:
 
 
 # -- request bodies ---------------------------------------------------------------------
-_CHUNK_SIZE_LINE = re.compile(rb"^([0-9A-Fa-f]{1,15})(;[^\r\n]*)?\r\n$")
-_CONTENT_LENGTH = re.compile(r"^[0-9]{1,15}$")
-_HOST = re.compile(r"^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})(;[^\r\n]*)?\r\n")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,15}")
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+_XET_TOKEN = re.compile(r"xet_(?P<expires>[0-9]{1,12})_(?P<key>[0-9a-f]{16})_(?P<sig>[0-9a-f]{64})")
 MAX_LINE = 1024
 MAX_TRAILERS = 32
 
@@ -157,7 +158,7 @@ class _ChunkedReader:
         if self.done:
             return 0
         if self.left_in_chunk == 0:
-            match = _CHUNK_SIZE_LINE.match(self._line())
+            match = _CHUNK_SIZE_LINE.fullmatch(self._line())
             if not match:
                 raise HubError(400, "Malformed chunked request body: a chunk size must be hex digits only")
             size = int(match.group(1), 16)
@@ -219,6 +220,12 @@ def parse_json(raw: bytes | str, what: str = "request body"):
         raise HubError(400, f"Malformed JSON in {what}: nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise HubError(400, f"Malformed JSON in {what}") from None
+
+
+def log_safe(value) -> str:
+    """Text for a log line: anything but printable ASCII escaped (``\\x1b``, ``\\x9b``, ``\\u202e``),
+    so a client's bytes cannot drive the terminal that shows the log."""
+    return str(value).encode("unicode_escape").decode("ascii")
 
 
 def header_safe(value) -> str:
@@ -303,6 +310,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         self.socket_timeout = limits.timeout
         self.max_connections = limits.max_connections
         self.anonymous_slots = threading.BoundedSemaphore(limits.anonymous_at_once)
+        self.xet_keys = {self.xet_key(t) for t in self.tokens}
         self._connections = 0
         self._connections_lock = threading.Lock()
         super().__init__(address, HubRequestHandler)
@@ -310,6 +318,11 @@ class HubHTTPServer(ThreadingHTTPServer):
     @property
     def active_connections(self) -> int:
         return self._connections
+
+    def xet_key(self, token: bytes) -> str:
+        """A digest naming a hub token inside the Xet tokens it mints (the token itself is never
+        put in one): a Xet token whose hub token is no longer accepted is refused."""
+        return hmac.new(self.secret, b"xet-key:" + token, hashlib.sha256).hexdigest()[:16]
 
     def process_request(self, request, client_address):
         with self._connections_lock:
@@ -383,11 +396,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         if self.server.verbose:
             # The request line only, without the query string (it may carry an upload signature).
-            line = f"{self.address_string()} {self.command} {urlsplit(self.path).path} {args[1] if len(args) > 1 else ''}"
-            sys.stderr.write(header_safe(line) + "\n")  # no terminal escapes from a client's path
+            path = urlsplit(getattr(self, "path", "")).path  # no path yet when the request line is malformed
+            line = f"{self.address_string()} {self.command} {path} {args[1] if len(args) > 1 else ''}"
+            sys.stderr.write(log_safe(line) + "\n")
 
     def log_error(self, format, *args):  # noqa: A002
-        logger.debug(format, *args)
+        logger.debug("%s", log_safe(format % args))
 
     def send_response(self, code, message=None):
         self._responded = True
@@ -429,7 +443,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         except Exception:  # a bug must not take the server down or leak details
-            logger.exception("internal error on %s %s", self.command, urlsplit(self.path).path)
+            logger.exception("internal error on %s %s", log_safe(self.command), log_safe(urlsplit(self.path).path))
             if self._responded:
                 self.close_connection = True
                 return
@@ -449,7 +463,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 raise HubError(501, "Only the 'chunked' transfer coding is supported")
             self.close_connection = False
             return _ChunkedReader(self.rfile, MAX_COMMIT_BODY)
-        if len({v.strip() for v in lengths}) > 1 or (lengths and not _CONTENT_LENGTH.match(lengths[0].strip())):
+        if len({v.strip() for v in lengths}) > 1 or (lengths and not _CONTENT_LENGTH.fullmatch(lengths[0].strip())):
             self.close_connection = True
             raise HubError(400, "Invalid Content-Length")
         return _LengthReader(self.rfile, int(lengths[0]) if lengths else 0)
@@ -533,7 +547,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     @property
     def _base(self) -> str:
         host = self.headers.get("Host") or ""
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             host = f"{self.server.server_address[0]}:{self.server.server_address[1]}"
         return f"http://{host}"
 
@@ -860,7 +874,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             out.append(item)
         self._json({"transfer": "basic", "objects": out, "hash_algo": "sha256"}, content_type="application/vnd.git-lfs+json")
 
-    def _sign(self, oid: str, size: int, expires: int) -> str:
+    def _sign(self, oid: str, size: int | str, expires: int) -> str:
         return hmac.new(self.server.secret, f"{oid}:{size}:{expires}".encode(), hashlib.sha256).hexdigest()
 
     def _lfs_upload(self, oid: str):
@@ -960,22 +974,23 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     # -- Xet (see hub_emo.hub.xet) ------------------------------------------------------
     def _xet_write_token(self, repo_type: str, repo_id: str, revision: str):
-        """A short-lived token for this Hub's Xet endpoints, in the Hub's JSON and header forms."""
+        """A short-lived token for this Hub's Xet endpoints, in the Hub's JSON and header forms.
+        It names (by a keyed digest) the hub token that asked for it, and dies with it."""
         self._writable_repo(repo_type, repo_id)
         self.server.storage.resolve(repo_type, repo_id, revision)
         expires = int(time.time()) + XET_TOKEN_SECONDS
-        token = f"xet_{expires}_{self._sign('xet-write', 0, expires)}"
+        key = self.server.xet_key(self.headers.get("Authorization", "").partition(" ")[2].strip().encode())
+        token = f"xet_{expires}_{key}_{self._sign('xet-write', key, expires)}"
         cas = f"{self._base}/xet"
         headers = {"X-Xet-Cas-Url": cas, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(expires)}
         self._json({"accessToken": token, "exp": expires, "casUrl": cas}, headers=headers)
 
     def _require_xet_token(self):
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-        _, _, rest = token.strip().partition("xet_")
-        expires, _, sig = rest.partition("_")
-        if not (scheme.lower() == "bearer" and expires.isdigit() and int(expires) >= time.time()):
-            raise HubError(401, "A valid Xet token is required (ask /api/<type>s/<repo>/xet-write-token/<revision>)")
-        if not hmac.compare_digest(sig, self._sign("xet-write", 0, int(expires))):
+        match = _XET_TOKEN.fullmatch(token.strip())
+        if not (scheme.lower() == "bearer" and match and int(match["expires"]) >= time.time()
+                and match["key"] in self.server.xet_keys
+                and hmac.compare_digest(match["sig"], self._sign("xet-write", match["key"], int(match["expires"])))):
             raise HubError(401, "A valid Xet token is required (ask /api/<type>s/<repo>/xet-write-token/<revision>)")
 
     def _route_xet(self, method: str, seg: list[str]):

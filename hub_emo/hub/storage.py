@@ -45,10 +45,11 @@ MAX_FILES_PER_COMMIT = 100_000
 #: clients also accept a ``models/`` prefix) and this server's upload routes. A repo there
 #: could never be reached by its URL.
 RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "kernels", "buckets", "lfs-upload", "xet"})
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+# Used with fullmatch: ``$`` would also match before a final line feed ("api\\n").
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
+_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 _CHUNK = 1024 * 1024
 _FLUSH_EVERY = 32 * 1024 * 1024
 GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
@@ -92,7 +93,7 @@ def validate_repo_id(repo_id: str) -> tuple[str, str]:
     if not isinstance(repo_id, str) or len(repo_id) > 200:
         raise HubError(400, "Invalid repo id: expected 'namespace/name' of at most 96 characters each")
     parts = repo_id.split("/")
-    if len(parts) != 2 or not all(_NAME.match(p) and ".." not in p and "--" not in p for p in parts):
+    if len(parts) != 2 or not all(_NAME.fullmatch(p) and ".." not in p and "--" not in p for p in parts):
         raise HubError(
             400,
             f"Invalid repo id {repo_id[:200]!r}: expected 'namespace/name' made of letters, digits, '-', '_', '.'"
@@ -118,6 +119,10 @@ def validate_path(path: str) -> str:
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise HubError(400, f"Invalid path in repo: longer than {MAX_PATH_BYTES} bytes")
     shown = path[:200]
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HubError(400, f"Invalid path in repo {shown!r}: not valid UTF-8 (a lone surrogate)") from None
     if any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
         raise HubError(400, f"Invalid path in repo {shown!r}: control characters or backslashes")
     if path.startswith("/"):
@@ -131,9 +136,9 @@ def validate_path(path: str) -> str:
 
 
 def validate_ref_name(name: str) -> str:
-    if not _REF.match(name or "") or ".." in name or name.startswith(("/", "-")) or name.endswith(("/", ".lock")):
+    if not _REF.fullmatch(name or "") or ".." in name or name.startswith(("/", "-")) or name.endswith(("/", ".lock")):
         raise HubError(400, f"Invalid branch or tag name {str(name)[:200]!r}")
-    if _COMMIT_ID.match(name):
+    if _COMMIT_ID.fullmatch(name):
         raise HubError(400, f"Invalid branch or tag name {name!r}: it looks like a commit id")
     return name
 
@@ -248,7 +253,7 @@ class Storage:
             staged.file.write(data)
 
     def blob_path(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256 or ""):
+        if not _SHA256.fullmatch(sha256 or ""):
             raise HubError(400, "Invalid object id: expected a sha256 in hex")
         return self.blobs / sha256[:2] / sha256
 
@@ -366,7 +371,7 @@ class Storage:
             return refs["branches"][revision]
         if revision in refs["tags"]:
             return refs["tags"][revision]
-        if _COMMIT_ID.match(revision or "") and (
+        if _COMMIT_ID.fullmatch(revision or "") and (
             self._repo_dir(repo_type, repo_id) / "commits" / f"{revision}.json"
         ).is_file():
             return revision
@@ -419,7 +424,7 @@ class Storage:
         Blobs named by the operations must already be stored (``put_bytes``/``put_stream``).
         """
         operations = list(operations)
-        if parent_commit is not None and not _COMMIT_ID.match(parent_commit):
+        if parent_commit is not None and not _COMMIT_ID.fullmatch(parent_commit):
             raise HubError(400, "Invalid parentCommit: expected a 40-character commit id in hex")
         for op in operations:
             validate_path(op.path)

@@ -6,7 +6,9 @@ case that could crash the server runs it in a process of its own.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import logging
 import select
 import threading
@@ -238,3 +240,76 @@ def test_a_xet_token_dies_with_the_hub_token_that_minted_it(tmp_path):
         status, _, data = exchange(second, f"GET /api/models/hub-emo/target/xet-write-token/main HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {rotated}\r\n\r\n".encode())
         assert status == 200 and rotated not in data.decode()
         assert post(second, xorb.replace("ab", "cd"), b"\0" * 8, xet_auth(json.loads(data)["accessToken"]))[0] == 200
+
+
+# -- content-addressed objects, quota, garbage collection --------------------------------------
+def xorb_chunk(data: bytes) -> bytes:
+    return bytes([0]) + len(data).to_bytes(3, "little") + bytes([0]) + len(data).to_bytes(3, "little") + data
+
+
+def test_a_xorb_is_never_overwritten(server):
+    token, name = xet_token(server), "12" * 32
+    status, _, data = post(server, f"/xet/v1/xorbs/default/{name}", xorb_chunk(b"first upload"), xet_auth(token))
+    assert status == 200 and json.loads(data) == {"was_inserted": True}
+    status, _, data = post(server, f"/xet/v1/xorbs/default/{name}", xorb_chunk(b"a forgery!!!"), xet_auth(token))
+    assert status == 200 and json.loads(data) == {"was_inserted": False}
+    good = shard([([(name, 0, 1, 12)], hashlib.sha256(b"first upload").digest())])
+    assert post(server, "/xet/v1/shards", good, xet_auth(token))[0] == 200
+
+
+def test_xorbs_beyond_the_quota_get_a_507(tmp_path):
+    with serving(tmp_path / "root", TOKEN, "hub-emo/target", xet_quota=3000) as handle:
+        token = xet_token(handle)
+        assert post(handle, f"/xet/v1/xorbs/default/{'01' * 32}", xorb_chunk(b"a" * 2000), xet_auth(token))[0] == 200
+        status, headers, _ = post(handle, f"/xet/v1/xorbs/default/{'02' * 32}", xorb_chunk(b"b" * 2000), xet_auth(token))
+        assert status == 507 and "Connection: close" in headers  # refused before its body was read
+        assert handle._server.xet.used == 2008
+
+
+def lfs_upload(server, data: bytes) -> str:
+    oid = hashlib.sha256(data).hexdigest()
+    batch = json.dumps({"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]}).encode()
+    status, _, body = post(server, "/hub-emo/target.git/info/lfs/objects/batch", batch, AUTH)
+    href = json.loads(body)["objects"][0]["actions"]["upload"]["href"]
+    path = href.split("://x", 1)[1]  # the upload URL names the Host the request gave
+    assert exchange(server, f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)[0] == 200
+    return oid
+
+
+def test_unused_xorbs_and_orphan_blobs_are_reclaimed_at_restart(tmp_path):
+    root = tmp_path / "root"
+    with serving(root, TOKEN, "hub-emo/target") as first:
+        token = xet_token(first)
+        assert post(first, f"/xet/v1/xorbs/default/{'03' * 32}", xorb_chunk(b"never used"), xet_auth(token))[0] == 200
+        orphan = lfs_upload(first, b"\0uploaded, never committed")
+        HfApi(endpoint=first.url, token=TOKEN).upload_file(path_or_fileobj=b"\0kept", path_in_repo="k.bin", repo_id="hub-emo/target")
+    blobs = {p.name for p in (root / "blobs").rglob("*") if p.is_file()}
+    assert orphan in blobs
+    old = time.time() - 2 * 24 * 3600
+    for path in [*(root / "blobs").rglob("*"), *(root / "xet").rglob("*")]:
+        os.utime(path, (old, old))
+    with serving(root, TOKEN) as second:
+        assert not [p for p in (root / "xet" / "xorbs").rglob("*") if p.is_file()]
+        assert {p.name for p in (root / "blobs").rglob("*") if p.is_file()} == blobs - {orphan}
+        assert HfApi(endpoint=second.url, token=TOKEN).hf_hub_download("hub-emo/target", "k.bin", cache_dir=tmp_path / "cache")
+
+
+# -- huge shards and commits --------------------------------------------------------------------
+def test_a_shard_of_many_files_reaches_the_disk_with_one_flush_not_an_fsync_each(server, monkeypatch):
+    token, name = xet_token(server), "04" * 32
+    pieces = [f"file {i:04d}".encode() for i in range(300)]
+    assert post(server, f"/xet/v1/xorbs/default/{name}", b"".join(xorb_chunk(p) for p in pieces), xet_auth(token))[0] == 200
+    syncs = []
+    monkeypatch.setattr(os, "fsync", lambda fd, real=os.fsync: (syncs.append("fsync"), real(fd))[1])
+    monkeypatch.setattr(os, "sync", lambda real=os.sync: (syncs.append("sync"), real())[1])
+    files = [([(name, i, i + 1, len(p))], hashlib.sha256(p).digest()) for i, p in enumerate(pieces)]
+    assert post(server, "/xet/v1/shards", shard(files), xet_auth(token))[0] == 200
+    assert all((server.root / "blobs" / hashlib.sha256(p).hexdigest()[:2] / hashlib.sha256(p).hexdigest()).read_bytes() == p for p in pieces)
+    assert len(syncs) <= 10, len(syncs)  # was two fsyncs per file
+
+
+def test_a_commit_line_too_long_to_parse_in_memory_is_a_413(server):
+    lines = [{"key": "header", "value": {"summary": "s"}}, {"key": "file", "value": {"path": "big.txt", "content": "QUFB" * (17 * 1024 * 1024 // 4)}}]
+    status, _, data = post(server, "/api/models/hub-emo/target/commit/main", b"\n".join(json.dumps(x).encode() for x in lines), AUTH)
+    assert status == 413 and "LFS" in json.loads(data)["error"]
+    assert HfApi(endpoint=server.url, token=TOKEN).list_repo_files("hub-emo/target") == [".gitattributes"]

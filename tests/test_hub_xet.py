@@ -23,12 +23,13 @@ TOKEN = "hf_xet_tests_token_1234567890"
 WITHOUT_XET_SWITCH = {"HF_HUB_DISABLE_XET": None, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
-def xorbs_under(root) -> set:
-    return {p.name for p in (root / "xet" / "xorbs").rglob("*") if p.is_file()}
+def xet_objects(root, kind: str = "xorbs") -> set:
+    """Names of the xorbs stored (``xorbs``) or replaced by a map of their chunks (``maps``)."""
+    return {p.name.removesuffix(".json") for p in (root / "xet" / kind).rglob("*") if p.is_file()}
 
 
 def test_upload_file_and_folder_through_xet_without_the_switch(hub, tmp_path):
-    before = xorbs_under(hub.root)
+    before = xet_objects(hub.root, "maps")
     got = run_fresh(
         f"""
         import json, os, pathlib, hashlib
@@ -58,7 +59,30 @@ def test_upload_file_and_folder_through_xet_without_the_switch(hub, tmp_path):
         env=WITHOUT_XET_SWITCH,
     )
     assert got == {"xet": True, "file": True, "folder": [True, True, True], "lfs_sha256": True}
-    assert xorbs_under(hub.root) - before  # it went through Xet, not the LFS batch API
+    mapped = xet_objects(hub.root, "maps") - before
+    assert mapped  # it went through Xet, not the LFS batch API
+    assert not mapped & xet_objects(hub.root)  # each xorb, all its chunks now in files, is kept once: as blobs
+
+
+def test_a_push_sharing_chunks_with_an_earlier_one_is_rebuilt_after_its_xorbs_were_collected(hub):
+    """The client remembers the xorbs it pushed and names them again instead of resending
+    chunks it has sent before; those xorbs are gone by then, and their maps stand in."""
+    code = """
+        import hashlib, json, os, pathlib, random, sys
+        from huggingface_hub import HfApi, hf_hub_download
+        api = HfApi()
+        api.create_repo("hub-emo/xet-dedup", exist_ok=True)
+        base = random.Random(7).randbytes(3_000_000)
+        data = base if sys.argv[1] == "first" else base + random.Random(8).randbytes(500_000)
+        api.upload_file(path_or_fileobj=data, path_in_repo=sys.argv[1] + ".bin", repo_id="hub-emo/xet-dedup")
+        back = pathlib.Path(hf_hub_download("hub-emo/xet-dedup", sys.argv[1] + ".bin")).read_bytes()
+        print(json.dumps({"same": back == data}))
+        """
+    before = xet_objects(hub.root, "maps")
+    assert run_fresh(code.replace("sys.argv[1]", '"first"'), env=WITHOUT_XET_SWITCH) == {"same": True}
+    first = xet_objects(hub.root, "maps") - before
+    assert first and not first & xet_objects(hub.root)
+    assert run_fresh(code.replace("sys.argv[1]", '"second"'), env=WITHOUT_XET_SWITCH) == {"same": True}
 
 
 @pytest.mark.slow  # imports transformers and torch in a fresh process

@@ -65,6 +65,8 @@ TOKEN_FILE = "token"
 SECRET_FILE = ".upload_secret"
 MAX_JSON_BODY = 16 * 1024 * 1024
 MAX_COMMIT_BODY = 4 * 1024**3
+#: One line of a commit payload (an inline file is base64 on one line; larger files go through LFS).
+MAX_COMMIT_LINE = MAX_JSON_BODY
 #: Files above this size, or whose first bytes contain NUL, go through LFS.
 LFS_THRESHOLD = 10 * 1024 * 1024
 PAGE_SIZE = 1000
@@ -87,6 +89,8 @@ REQUEST_TIMEOUT = 30.0
 MIN_BODY_RATE = 16 * 1024
 #: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more get a 503.
 ANONYMOUS_AT_ONCE = 2
+#: Uploaded blobs that no commit names are deleted at start-up once this many seconds old.
+ORPHAN_BLOB_GRACE = 3600.0
 _TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -241,7 +245,10 @@ class Limits:
     ``timeout``: seconds of silence on a socket read or write; ``request_timeout``: seconds for
     a request's headers from its first byte, and the grace a body gets before ``min_body_rate``
     (bytes/s, averaged) applies; ``max_connections``: connections served at once;
-    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once.
+    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once; ``xet_quota``: bytes
+    the stored xorbs may take (None: no limit); ``xorb_ttl``: seconds a xorb whose chunks have
+    not all gone into files is kept (see :class:`hub_emo.hub.xet.XetStore`);
+    ``orphan_blob_grace``: seconds an upload no commit names is kept (collected at start-up).
     """
 
     timeout: float = SOCKET_TIMEOUT
@@ -249,6 +256,9 @@ class Limits:
     min_body_rate: int = MIN_BODY_RATE
     max_connections: int = MAX_CONNECTIONS
     anonymous_at_once: int = ANONYMOUS_AT_ONCE
+    xet_quota: int | None = None
+    xorb_ttl: float = _xet.XORB_TTL
+    orphan_blob_grace: float = ORPHAN_BLOB_GRACE
 
 
 class _DeadlineSocketIO(io.RawIOBase):
@@ -302,7 +312,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         limits: Limits = Limits(),
     ):
         self.storage = storage
-        self.xet = _xet.XetStore(storage)
+        self.xet = _xet.XetStore(storage, limits.xet_quota, limits.xorb_ttl)
         self.tokens = [t.encode() for t in tokens]
         self.secret = secret
         self.verbose = verbose
@@ -911,7 +921,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 if total > MAX_COMMIT_BODY:
                     raise HubError(413, "Commit too large")
             spool.seek(0)
-            for number, line in enumerate(spool, 1):
+            for number, line in enumerate(iter(lambda: spool.readline(MAX_COMMIT_LINE + 1), b""), 1):
+                if len(line) > MAX_COMMIT_LINE:  # a line is parsed in memory: several times its size
+                    raise HubError(413, f"Commit payload line {number} is over {MAX_COMMIT_LINE} bytes: send large files through LFS")
                 if not line.strip():
                     continue
                 item = parse_json(line, f"commit payload line {number}")
@@ -1210,7 +1222,9 @@ def make_server(
         token, token_file = load_or_create_token(root)
         tokens = [token]
     storage = Storage(root, fsync=fsync)
-    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose, Limits(**limits))
+    limits = Limits(**limits)
+    storage.collect_orphan_blobs(limits.orphan_blob_grace)
+    server = HubHTTPServer((host, port), storage, list(tokens), _load_secret(storage.root), verbose, limits)
     return server, token_file
 
 

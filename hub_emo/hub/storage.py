@@ -222,12 +222,14 @@ class Storage:
                         os.unlink(entry.path)
 
     @contextlib.contextmanager
-    def staged(self, prefix: str, target: Path | None = None, *, buffering: int = -1) -> Iterator[StagedFile]:
+    def staged(self, prefix: str, target: Path | None = None, *, buffering: int = -1, exclusive: bool = False) -> Iterator[StagedFile]:
         """Write a file under ``tmp/``, renamed to ``target`` only once complete and on disk.
 
         Whatever stops the write (an error, a dying client, a dying process) leaves ``target``
         as it was: the rename happens last, after the fsync, and the temporary file is removed
         on any error. ``target`` may be set while writing, when the name depends on the bytes.
+        ``exclusive``: an existing ``target`` is kept and the new file dropped (a hard link
+        never replaces, so two writers racing cannot overwrite each other either).
         """
         fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=prefix)
         try:
@@ -240,13 +242,47 @@ class Storage:
             if staged.target is None:
                 raise RuntimeError("a staged file was written without a target")
             staged.target.parent.mkdir(exist_ok=True)
-            os.replace(tmp, staged.target)
+            if exclusive:
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, staged.target)
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, staged.target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         if self.fsync:
             fsync_dir(staged.target.parent)
+
+    def publish(self, finished: list[tuple[str, Path]]) -> None:
+        """Rename finished temporary files to their targets, with one flush of the disks before
+        (their bytes) and one after (their names): an fsync per file cost 1.5 ms each, and a
+        shard can name thousands of files."""
+        if not finished:
+            return
+        if self.fsync:
+            os.sync()
+        for tmp, target in finished:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, target)
+        if self.fsync:
+            os.sync()
+
+    def collect_orphan_blobs(self, grace: float) -> int:
+        """Delete blobs that no commit of any repo names and that are older than ``grace``
+        seconds (younger ones may be waiting for their commit); returns how many."""
+        named = set()
+        for record in self.repos.glob("*/*/*/commits/*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                named.update(entry["sha256"] for entry in json.loads(record.read_text())["files"].values())
+        cutoff, deleted = time.time() - grace, 0
+        for blob in self.blobs.glob("*/*"):
+            with contextlib.suppress(FileNotFoundError):
+                if blob.name not in named and blob.stat().st_mtime < cutoff:
+                    blob.unlink()
+                    deleted += 1
+        return deleted
 
     def _write_atomic(self, target: Path, data: bytes) -> None:
         with self.staged("w-", target) as staged:

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
 import struct
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 if __package__:
@@ -28,6 +33,10 @@ else:  # imported by ``python hub_emo/hub/server.py`` (see there)
 MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024
 MAX_SHARD_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 128 * 1024
+#: A shard names at most this many files (as many as a repo may hold).
+MAX_SHARD_FILES = 100_000
+#: Seconds a xorb is kept while its chunks have not all gone into files.
+XORB_TTL = 24 * 3600
 _ENTRY = 48
 _BOOKEND = b"\xff" * 32
 _SHARD_VERSION = 2
@@ -155,13 +164,16 @@ def decode_chunk(scheme: int, data: bytes, size: int) -> bytes:
     return chunk
 
 
-def xorb_index(f, count: int) -> list[tuple[int, int, int, int]]:
+def xorb_index(f, count: int | None) -> list[tuple[int, int, int, int]]:
     """``(offset of the stored bytes, stored size, scheme, decoded size)`` of the first ``count``
-    chunks of the xorb open as ``f``, from their 8-byte headers alone (nothing is decoded)."""
-    index, pos = [], 0
-    while len(index) < count:
+    chunks of the xorb open as ``f``, from their 8-byte headers alone (nothing is decoded).
+    ``count=None``: every chunk, up to the footer (whose first byte is not a chunk version)."""
+    index, pos, end = [], 0, os.fstat(f.fileno()).st_size
+    while count is None or len(index) < count:
         f.seek(pos)
         header = f.read(8)
+        if count is None and (len(header) < 8 or header[0] != 0 or pos + 8 + int.from_bytes(header[1:4], "little") > end):
+            return index
         if len(header) < 8:
             raise HubError(400, f"Malformed xorb: it holds fewer than the {count} chunks a shard names")
         version, stored, scheme, size = header[0], int.from_bytes(header[1:4], "little"), header[4], int.from_bytes(header[5:8], "little")
@@ -207,37 +219,87 @@ def parse_shard(data: bytes) -> list[tuple[list[tuple[str, int, int, int]], byte
 
 
 class XetStore:
-    """Xorbs under ``root/xet/xorbs``; a shard turns them into the storage's ordinary blobs."""
+    """Xorbs under ``root/xet/xorbs``; a shard turns them into the storage's ordinary blobs.
 
-    def __init__(self, storage: Storage):
-        self.storage = storage
+    Once every chunk of a xorb is inside rebuilt files, the xorb is deleted and a map under
+    ``root/xet/maps`` (chunk -> blob, offset, size) stands in for it, so the bytes are kept
+    once: a later shard naming it (a client deduplicating against what it pushed before) is
+    rebuilt from those blobs. Xorbs take at most ``quota`` bytes (None: no limit); one whose
+    chunks never all went into files is deleted ``ttl`` seconds after its upload (at start-up,
+    and whenever the quota is reached). A xorb name is never overwritten: the first upload stays.
+    """
+
+    def __init__(self, storage: Storage, quota: int | None = None, ttl: float = XORB_TTL):
+        self.storage, self.quota, self.ttl = storage, quota, ttl
         self.xorbs = storage.root / "xet" / "xorbs"
-        self.xorbs.mkdir(parents=True, exist_ok=True)
+        self.maps = storage.root / "xet" / "maps"
+        for folder in (self.xorbs, self.maps):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._used = self._reserved = 0
+        self.collect_expired()
+
+    @property
+    def used(self) -> int:
+        """Bytes the stored xorbs take."""
+        return self._used
 
     def _xorb_path(self, name: str) -> Path:
         name = _valid_hex(name)
         return self.xorbs / name[:2] / name
 
-    def put_xorb(self, name: str, reader, length: int | None) -> bool:
-        """Store a xorb streamed from ``reader`` (staged, then renamed into place);
-        False if one of that name was already here. ``length``: the declared body size, if known.
+    def _map_path(self, name: str) -> Path:
+        name = _valid_hex(name)
+        return self.maps / name[:2] / f"{name}.json"
 
-        Names are not checked (BLAKE3), so the last upload of a name wins: a client's shard is
-        rebuilt from the xorbs it has just sent, never from a stale or forged earlier one.
+    def collect_expired(self) -> None:
+        """Delete xorbs older than ``ttl`` and count the bytes the others take."""
+        cutoff, used = time.time() - self.ttl, 0
+        for path in self.xorbs.glob("*/*"):
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                if stat.st_mtime < cutoff:
+                    path.unlink()
+                else:
+                    used += stat.st_size
+        with self._lock:
+            self._used = used
+
+    def _reserve(self, size: int) -> None:
+        for attempt in range(2):
+            with self._lock:
+                if self.quota is None or self._used + self._reserved + size <= self.quota:
+                    self._reserved += size
+                    return
+            if attempt == 0:
+                self.collect_expired()
+        raise HubError(507, f"The Xet store is full (quota {self.quota} bytes); retry later")
+
+    def put_xorb(self, name: str, reader, length: int | None) -> bool:
+        """Store a xorb streamed from ``reader`` (staged, then linked into place); False, with
+        the body read and dropped, if one of that name is already here. ``length``: the
+        declared body size, if known.
+
+        Names are not checked (BLAKE3 is not in the standard library), so a name is never
+        overwritten: files rebuilt from it, and files that will share its chunks, stay valid.
         """
         path = self._xorb_path(name)
         if length is not None and length > MAX_XORB_BYTES:
             raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
-        existed = path.is_file()
-        with self.storage.staged("xorb-", path) as staged:
-            buf = memoryview(bytearray(1024 * 1024))
-            total = 0
-            while n := reader.readinto(buf):
-                total += n
-                if total > MAX_XORB_BYTES:
-                    raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
-                staged.file.write(buf[:n])
-        return not existed
+        if path.is_file() or self._map_path(name).is_file():
+            _copy(reader, None)
+            return False
+        reserved = MAX_XORB_BYTES if length is None else length
+        self._reserve(reserved)
+        try:
+            with self.storage.staged("xorb-", path, exclusive=True) as staged:
+                total = _copy(reader, staged.file)
+            with self._lock:
+                self._used += total
+        finally:
+            with self._lock:
+                self._reserved -= reserved
+        return True
 
     def put_shard(self, data: bytes) -> list[str]:
         """Rebuild every file the shard names and store it; returns their sha256s.
@@ -245,45 +307,127 @@ class XetStore:
         Memory and work are bounded by what the shard declares: each term's chunk sizes are
         read from the chunk headers and must add up to the term's declared size before any
         chunk is decoded, and decoded chunks go straight to disk, one at a time. A file whose
-        blob is already stored is not rebuilt.
+        blob is already stored is not rebuilt. The files reach the disk with one flush for
+        the whole shard, not an fsync each.
         """
         files = parse_shard(data)
+        if len(files) > MAX_SHARD_FILES:
+            raise HubError(400, f"Shard: more than {MAX_SHARD_FILES} files")
         needed: dict[str, int] = {}
         for terms, _ in files:
             for name, _first, end, _length in terms:
                 needed[name] = max(needed.get(name, 0), end)
-        with contextlib.ExitStack() as stack:
-            xorbs = {name: self._open_xorb(stack, name, count) for name, count in needed.items()}
-            return [self._rebuild(terms, expected, xorbs) for terms, expected in files]
-
-    def _open_xorb(self, stack: contextlib.ExitStack, name: str, count: int):
-        path = self._xorb_path(name)
+        rebuilt: list[tuple[str, str | None, list]] = []
         try:
-            f = stack.enter_context(open(path, "rb"))
-        except FileNotFoundError:
-            raise HubError(400, f"Shard names xorb {name}, which was never uploaded") from None
-        return f, xorb_index(f, count)
+            with contextlib.ExitStack() as stack:
+                sources = {name: self._chunk_sources(stack, name, count) for name, count in needed.items()}
+                for terms, expected in files:
+                    rebuilt.append(self._rebuild(terms, expected, sources))
+            self.storage.publish([(tmp, self.storage.blob_path(sha)) for sha, tmp, _ in rebuilt if tmp])
+        except BaseException:
+            for _, tmp, _ in rebuilt:
+                if tmp:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+            raise
+        self._record([placed for _, _, placements in rebuilt for placed in placements])
+        return [sha for sha, _, _ in rebuilt]
 
-    def _rebuild(self, terms, expected: bytes | None, xorbs: dict) -> str:
+    def _chunk_sources(self, stack: contextlib.ExitStack, name: str, count: int) -> list[tuple]:
+        """``(open file, offset, stored size, scheme, size, in a xorb)`` of the first ``count``
+        chunks of a xorb: in the xorb while it is stored, else in the blobs its map names."""
+        try:
+            f = stack.enter_context(open(self._xorb_path(name), "rb"))
+        except FileNotFoundError:
+            pass
+        else:
+            return [(f, *entry, True) for entry in xorb_index(f, count)]
+        placed = self._load_map(name)
+        blobs: dict[str, object] = {}
+        sources = []
+        for i in range(count):
+            if str(i) not in placed:
+                raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
+            sha, offset, size = placed[str(i)]
+            if sha not in blobs:
+                try:
+                    blobs[sha] = stack.enter_context(open(self.storage.blob_path(sha), "rb"))
+                except FileNotFoundError:
+                    raise HubError(400, f"Shard names xorb {name}, whose chunks are no longer stored") from None
+            sources.append((blobs[sha], offset, size, 0, size, False))
+        return sources
+
+    def _rebuild(self, terms, expected: bytes | None, sources: dict) -> tuple[str, str | None, list]:
+        """One file: its sha256, the temporary file holding it (None if its blob was already
+        stored) and where each chunk read from a stored xorb landed in it."""
         if expected is not None and self.storage.has_blob(hash_hex(expected)):
-            return hash_hex(expected)  # blobs are named by their verified sha256
+            return hash_hex(expected), None, []  # blobs are named by their verified sha256
         for name, first, end, length in terms:
-            held = sum(size for _, _, _, size in xorbs[name][1][first:end])
+            held = sum(source[4] for source in sources[name][first:end])
             if held != length:
                 raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {held} bytes, not {length}")
         if sum(length for *_, length in terms) > MAX_FILE_SIZE:
             raise HubError(413, f"Shard: a file larger than {MAX_FILE_SIZE} bytes")
-        digest = hashlib.sha256()
-        with self.storage.staged("xet-file-") as staged:
-            for name, first, end, _length in terms:
-                f, index = xorbs[name]
-                for offset, stored, scheme, size in index[first:end]:
-                    f.seek(offset)
-                    chunk = decode_chunk(scheme, f.read(stored), size)
-                    digest.update(chunk)
-                    staged.file.write(chunk)
+        digest, placements, offset = hashlib.sha256(), [], 0
+        fd, tmp = tempfile.mkstemp(dir=self.storage.tmp, prefix="xet-file-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for name, first, end, _length in terms:
+                    for i in range(first, end):
+                        f, at, stored, scheme, size, in_xorb = sources[name][i]
+                        f.seek(at)
+                        chunk = decode_chunk(scheme, f.read(stored), size)
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if in_xorb:
+                            placements.append((name, i, offset, size))
+                        offset += size
             sha256 = digest.hexdigest()
             if expected is not None and hash_hex(expected) != sha256:
                 raise HubError(400, f"Shard: a file rebuilt from its chunks has sha256 {sha256}, not the {hash_hex(expected)} it claims")
-            staged.target = self.storage.blob_path(sha256)
-        return sha256
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return sha256, tmp, [(name, i, sha256, at, size) for name, i, at, size in placements]
+
+    def _load_map(self, name: str) -> dict:
+        try:
+            return json.loads(self._map_path(name).read_text())
+        except FileNotFoundError:
+            raise HubError(400, f"Shard names xorb {name}, which was never uploaded") from None
+
+    def _record(self, placements: list[tuple[str, int, str, int, int]]) -> None:
+        """Note where each chunk of a stored xorb now lies in a blob; delete every xorb whose
+        chunks all lie in blobs (its map replaces it)."""
+        by_xorb: dict[str, dict] = {}
+        for name, i, sha, offset, size in placements:
+            by_xorb.setdefault(name, {})[str(i)] = [sha, offset, size]
+        for name, placed in by_xorb.items():
+            path = self._xorb_path(name)
+            with self._lock:
+                with contextlib.suppress(FileNotFoundError):
+                    placed = {**json.loads(self._map_path(name).read_text()), **placed}
+                self._map_path(name).parent.mkdir(exist_ok=True)
+                self.storage._write_atomic(self._map_path(name), json.dumps(placed).encode())
+                try:
+                    with open(path, "rb") as f:
+                        count = len(xorb_index(f, None))
+                    if all(str(i) in placed for i in range(count)):
+                        size = path.stat().st_size
+                        path.unlink()
+                        self._used -= size
+                except FileNotFoundError:
+                    pass
+
+
+def _copy(reader, out) -> int:
+    """Copy a xorb's body from ``reader`` to ``out`` (None: read and drop it); its size."""
+    buf = memoryview(bytearray(1024 * 1024))
+    total = 0
+    while n := reader.readinto(buf):
+        total += n
+        if total > MAX_XORB_BYTES:
+            raise HubError(413, f"Xorb larger than {MAX_XORB_BYTES} bytes")
+        if out is not None:
+            out.write(buf[:n])
+    return total

@@ -19,6 +19,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from hub_emo.hub.server import serve
+    from hub_emo.hub.server import limits_from_args, serve
 
-    return serve(args.root, args.host, args.port, args.token, args.verbose)
+    return serve(args.root, args.host, args.port, args.token, args.verbose, **limits_from_args(args))

@@ -1238,9 +1238,9 @@ def start_server(root, host: str = "127.0.0.1", port: int = 0, tokens: list[str]
     return HubHandle(f"http://{host}:{actual}", actual, Path(root), token_file, server, thread)
 
 
-def serve(root, host: str = "127.0.0.1", port: int = 8080, tokens: list[str] | None = None, verbose: bool = False) -> int:
-    """Serve in the foreground until interrupted or sent SIGTERM."""
-    server, token_file = make_server(root, host, port, tokens, verbose)
+def serve(root, host: str = "127.0.0.1", port: int = 8080, tokens: list[str] | None = None, verbose: bool = False, **limits) -> int:
+    """Serve in the foreground until interrupted or sent SIGTERM; ``limits``: fields of `Limits`."""
+    server, token_file = make_server(root, host, port, tokens, verbose, **limits)
     url = f"http://{host}:{server.server_address[1]}"
     print(f"hub_emo Hub serving {Path(root).resolve()} at {url}", flush=True)
     if token_file is not None:
@@ -1267,13 +1267,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a token that may write (repeatable); with none, one is created and stored under the root",
     )
     parser.add_argument("--verbose", action="store_true", help="log each request (never tokens)")
+    parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS, help=f"connections served at once (default {MAX_CONNECTIONS})")
+    parser.add_argument(
+        "--request-timeout", type=float, default=REQUEST_TIMEOUT,
+        help=f"seconds for a request's headers, and a body's grace before {MIN_BODY_RATE} bytes/s apply (default {REQUEST_TIMEOUT:g})",
+    )
+    parser.add_argument("--xet-quota", type=int, default=None, help="bytes the stored Xet xorbs may take (default: no limit)")
+
+
+def limits_from_args(args: argparse.Namespace) -> dict:
+    """The `Limits` fields given on the command line (see `add_arguments`)."""
+    return {"max_connections": args.max_connections, "request_timeout": args.request_timeout, "xet_quota": args.xet_quota}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub_emo.hub.server", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return serve(args.root, args.host, args.port, args.token, args.verbose)
+    return serve(args.root, args.host, args.port, args.token, args.verbose, **limits_from_args(args))
 
 
 if __name__ == "__main__":

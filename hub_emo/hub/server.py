@@ -12,8 +12,10 @@ as the Hub does. Tokens are compared in constant time and never logged or echoed
 
 Hostile clients: a request is refused before its body is read (auth and declared sizes
 first) and a refused body is never drained (the connection is closed instead); chunked
-framing is parsed strictly; nothing a client sent reaches a response header unsanitised;
-JSON depth, body sizes, idle sockets (timeouts) and connections (a cap) are all bounded.
+framing is parsed strictly, and all its wire bytes count against the body limits; nothing a
+client sent reaches a response header or a log line unescaped; JSON and YAML depth, body
+sizes, idle sockets (timeouts), each request's time (a deadline for headers and body),
+connections (a cap) and anonymous CPU-heavy requests (a few at once) are all bounded.
 
 Run it with ``hub-emo hub serve --root DIR`` or ``python -m hub_emo.hub.server --root DIR``.
 """

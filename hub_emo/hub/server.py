@@ -269,7 +269,8 @@ class _DeadlineSocketIO(io.RawIOBase):
     timeout forever. ``deadline`` is a callable giving a ``time.monotonic()`` value or None."""
 
     def __init__(self, sock: socket.socket, timeout: float):
-        self.sock, self.timeout, self.received, self.first_byte_at = sock, timeout, 0, None
+        self.sock, self.timeout, self.received = sock, timeout, 0
+        self.started_at: float | None = None  # set at the first byte read when None
         self.deadline = lambda: None
 
     def readable(self) -> bool:
@@ -287,8 +288,8 @@ class _DeadlineSocketIO(io.RawIOBase):
             n = self.sock.recv_into(view)
         finally:
             self.sock.settimeout(self.timeout)
-        if n and self.first_byte_at is None:
-            self.first_byte_at = time.monotonic()
+        if n and self.started_at is None:
+            self.started_at = time.monotonic()
         self.received += n
         return n
 
@@ -389,11 +390,12 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self.rfile = io.BufferedReader(self._socket_io, 64 * 1024)
 
     def handle_one_request(self):
-        """One request under its deadlines: the headers' starts at the request's first byte
-        (an idle kept-alive connection waits under the per-read timeout alone)."""
+        """One request under its deadlines: the headers' starts when the connection opens for
+        its first request, at the first byte for the next ones (an idle kept-alive connection
+        waits under the per-read timeout alone)."""
         socket_io, limits = self._socket_io, self.server.limits
-        socket_io.first_byte_at = None
-        socket_io.deadline = lambda: None if socket_io.first_byte_at is None else socket_io.first_byte_at + limits.request_timeout
+        socket_io.started_at = None if socket_io.received else time.monotonic()
+        socket_io.deadline = lambda: None if socket_io.started_at is None else socket_io.started_at + limits.request_timeout
         try:
             super().handle_one_request()
         finally:

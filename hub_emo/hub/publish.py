@@ -33,6 +33,9 @@ METRICS = {
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DEFAULT_LICENSE = "apache-2.0"
+#: How layers are numbered, as the reference implementations (transformers 4.x, MERT) number them.
+LAYER_CONVENTION = ("Hidden state 0 is the first transformer layer's input and state L the output of "
+                    "layer L, after the final LayerNorm in pre-norm backbones.")
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -201,7 +204,7 @@ def render_model_card(
     strategy = results.get("strategy")
     strategy_text = (f"Strategy: `{strategy}`. " if strategy else "") + (
         "The backbone was frozen; " if about["frozen"] else "The backbone was fine-tuned; "
-    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}."
+    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}. " + LAYER_CONVENTION
     card = ModelCard.from_template(
         card_data,
         template_path=str(template_path("model_card.md")),

@@ -260,3 +260,13 @@ def test_a_checkpoint_tensor_the_model_does_not_use_is_reported_by_name(tmp_path
     with caplog.at_level("WARNING", logger="hub_emo.modeling.backbones"):
         backbones.load_model(_reference_repo("mert-v1-95m", tmp_path / "clean"))
     assert "does not use" not in caplog.text
+
+
+def test_an_explicit_choice_of_the_last_state_is_kept(tmp_path):
+    folder = _reference_repo("hubert-prenorm", tmp_path)
+    options = json.loads((folder / "config.json").read_text())
+    assert backbones.config_from_dict(options).tie_last_hidden_states is True
+    kept = backbones.config_from_dict({**options, "tie_last_hidden_states": False})
+    assert kept.tie_last_hidden_states is False
+    post_norm = backbones.config_from_dict(json.loads((REFERENCE / "mert-v1-95m" / "config.json").read_text()))
+    assert getattr(post_norm, "tie_last_hidden_states", None) is None  # unchanged config, unchanged identity

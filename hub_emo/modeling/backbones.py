@@ -110,9 +110,12 @@ def reference_layers(config: PretrainedConfig) -> PretrainedConfig:
     Pre-norm encoders get ``tie_last_hidden_states=True``: transformers 5 then returns the last
     hidden state after the final LayerNorm, as transformers 4.x and MERT's code do. Post-norm
     encoders already do (their LayerNorm comes before the layers) and stay as they are, so their
-    identity, and every feature cached for them, is unchanged. Saved with the config.
+    identity, and every feature cached for them, is unchanged. Saved with the config. An explicit
+    ``tie_last_hidden_states: false`` is kept (e.g. to reload a model trained on transformers 5's
+    own convention).
     """
-    if getattr(config, "do_stable_layer_norm", False) and not getattr(config, "add_adapter", False):
+    prenorm = getattr(config, "do_stable_layer_norm", False) and not getattr(config, "add_adapter", False)
+    if prenorm and getattr(config, "tie_last_hidden_states", None) is None:
         config.tie_last_hidden_states = True
     return config
 

@@ -270,3 +270,15 @@ def test_an_explicit_choice_of_the_last_state_is_kept(tmp_path):
     assert kept.tie_last_hidden_states is False
     post_norm = backbones.config_from_dict(json.loads((REFERENCE / "mert-v1-95m" / "config.json").read_text()))
     assert getattr(post_norm, "tie_last_hidden_states", None) is None  # unchanged config, unchanged identity
+
+
+def test_a_saved_pre_norm_models_card_states_the_convention_it_was_saved_with(tmp_path):
+    from hub_emo.hub.publish import layer_convention
+
+    model = EmoForAudioClassification.from_backbone(str(_reference_repo("mert-v1-330m", tmp_path / "repo")), ["a"])
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())["backbone_config"]
+    assert saved["tie_last_hidden_states"] is True
+    assert "after the encoder's final LayerNorm" in layer_convention(saved)
+    assert "before" in layer_convention({**saved, "tie_last_hidden_states": False})
+    assert "LayerNorm" not in layer_convention({"do_stable_layer_norm": False})

@@ -119,10 +119,14 @@ def adapt(command: str, corpus: Path, steps: int, endpoint: str, models: list[st
 
 
 def publish_models(work: Path, repo_ids) -> None:
-    from real_shapes import publish, write_repo
-
+    """Write and upload each repository in a child process: the full-size weights never enter this
+    process, so the commands it forks later do not start from their high-water mark."""
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); from pathlib import Path; "
+            "from real_shapes import publish, write_repo; "
+            "publish(sys.argv[1], write_repo(sys.argv[1], Path(sys.argv[2]), size=None))")
     for repo_id in repo_ids:
-        publish(repo_id, write_repo(repo_id, work / "repos" / repo_id.replace("/", "__"), size=None))
+        folder = work / "repos" / repo_id.replace("/", "__")
+        subprocess.run([sys.executable, "-c", code, repo_id, str(folder), str(ROOT / "tests")], check=True)
         sys.stdout.write(f"  published {repo_id} (full size, random weights)\n")
 
 

@@ -23,6 +23,10 @@ stands in for the audio. Then:
    demo's shape (batch 8 × 3 s).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_real_shape.py [--actors 4] [--demo]
+
+``--probe-models mert330=m-a-p/MERT-v1-330M --only prepare probe fad --skip-throughput`` runs
+the README's prepare, probe and fad lines with their ``-m`` models replaced (the published
+repositories are served at full size for the ids named there).
 """
 
 from __future__ import annotations
@@ -72,17 +76,36 @@ def run_measured(argv: list[str], cwd: Path, env: dict) -> tuple[int, float, flo
     return process.returncode, wall, usage.ru_maxrss / 2**20, log.read_text()[-1500:]
 
 
-def adapt(command: str, corpus: Path, steps: int, endpoint: str) -> tuple[list[str] | None, str]:
+def with_models(argv: list[str], models: list[str]) -> list[str]:
+    """``argv`` with its ``-m NAME=ID`` pairs replaced by ``models`` (probe and fad lines)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "-m":
+            skip = True
+        else:
+            kept.append(arg)
+    return kept[:2] + sum((["-m", m] for m in models), []) + kept[2:]
+
+
+def adapt(command: str, corpus: Path, steps: int, endpoint: str, models: list[str] | None = None,
+          only: list[str] | None = None) -> tuple[list[str] | None, str]:
     """The argv for one README line here, or None with the reason it is skipped."""
     argv = shlex.split(command.split("  #", 1)[0])
     if argv[0] != "hub-emo":
         return None, "not hub-emo (torchrun: several processes)"
+    if only and argv[1] not in only:
+        return None, f"not among --only {' '.join(only)}"
     if argv[1:3] == ["hub", "serve"]:
         return None, "a long-running server (this script started one)"
     if argv[1] == "prepare" and "ravdess_speech" not in argv:
         return None, "needs corpora that are not here (CREMA-D, TESS, EmoDB)"
     argv = [a.replace("/data/RAVDESS", str(corpus)) for a in argv]
     note = ""
+    if models and argv[1] in ("probe", "fad"):
+        argv = with_models(argv, models)
+        note = f"models replaced: {' '.join(models)}"
     if argv[1] == "train":
         argv += ["--max_steps", str(steps), "--report_to", "none"]
         note = f"appended --max_steps {steps} --report_to none"
@@ -95,11 +118,15 @@ def adapt(command: str, corpus: Path, steps: int, endpoint: str) -> tuple[list[s
             *argv[1:]], note
 
 
-def publish_models(work: Path) -> None:
-    from real_shapes import publish, write_repo
-
-    for repo_id in MODELS:
-        publish(repo_id, write_repo(repo_id, work / "repos" / repo_id.replace("/", "__"), size=None))
+def publish_models(work: Path, repo_ids) -> None:
+    """Write and upload each repository in a child process: the full-size weights never enter this
+    process, so the commands it forks later do not start from their high-water mark."""
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); from pathlib import Path; "
+            "from real_shapes import publish, write_repo; "
+            "publish(sys.argv[1], write_repo(sys.argv[1], Path(sys.argv[2]), size=None))")
+    for repo_id in repo_ids:
+        folder = work / "repos" / repo_id.replace("/", "__")
+        subprocess.run([sys.executable, "-c", code, repo_id, str(folder), str(ROOT / "tests")], check=True)
         sys.stdout.write(f"  published {repo_id} (full size, random weights)\n")
 
 
@@ -170,7 +197,7 @@ def lora_step_seconds(repo_id: str = "facebook/wav2vec2-base", batch: int = 8, s
     return took
 
 
-def main() -> int:
+def parse_options():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--actors", type=int, nargs="*", default=[2, 1, 4, 5], help="RAVDESS actors (default: one per fold)")
     parser.add_argument("--emotions", type=int, nargs="*", default=[1, 3, 4, 5], help="RAVDESS emotion codes")
@@ -181,9 +208,16 @@ def main() -> int:
     parser.add_argument("--skip-readme", action="store_true", help="only the throughput and the projection")
     parser.add_argument("--dataset", default=None, help="prepared dataset for the throughput (default: the one "
                                                         "the README's prepare step writes)")
-    options = parser.parse_args()
+    parser.add_argument("--probe-models", nargs="*", default=None, metavar="NAME=ID",
+                        help="replace the -m models of the README's probe and fad lines (IDs served at full size)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="COMMAND",
+                        help="run only these hub-emo commands of the README (e.g. prepare probe fad)")
+    parser.add_argument("--skip-throughput", action="store_true", help="no throughput ratio, no projection")
+    return parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench_real_shape_"))
+
+def start_hub(work: Path, served) -> tuple[object, dict]:
+    """A local Hub on a free port serving ``served`` at full size, and the environment pointing at it."""
     port = free_port()
     env = {**os.environ, "HF_HOME": str(work / "hf_home"), "HF_ENDPOINT": f"http://127.0.0.1:{port}",
            "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
@@ -196,52 +230,46 @@ def main() -> int:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min), "
           f"{os.cpu_count()} CPUs; work folder {work}")
     start = time.perf_counter()
-    publish_models(work)
+    publish_models(work, served)
     print(f"  setup: {time.perf_counter() - start:.0f} s")
-    from corpora import make_ravdess
+    return server, env
 
-    corpus = make_ravdess(work / "RAVDESS", actors=options.actors, emotions=options.emotions,
-                          seconds=options.seconds, sr=48000)
-    clips = len(list(corpus.rglob("*.wav")))
-    print(f"  corpus: {clips} clips × {options.seconds} s, actors {options.actors}")
-    scratch = work / "run"
-    scratch.mkdir()
-    make_recording(scratch / "recording.mp3")
 
-    steps = []
+def run_readme(options, corpus: Path, scratch: Path, env: dict) -> list[str]:
+    """Each README command adapted and measured, one table row each; the labels of those that failed."""
     commands = [] if options.skip_readme else readme_commands()
     if options.demo:
         commands.append(demo_command())
+    failed = []
     print("\n| step | wall s | peak GiB | exit | note |\n|---|---:|---:|---:|---|")
     for command in commands:
-        argv, note = adapt(command, corpus, options.steps, env["HF_ENDPOINT"])
+        argv, note = adapt(command, corpus, options.steps, env["HF_ENDPOINT"], options.probe_models, options.only)
         label = " ".join(shlex.split(command)[:2])
         if argv is None:
             print(f"| {label} | – | – | skipped | {note} |")
             continue
         code, wall, peak, tail = run_measured(argv, scratch, env)
-        steps.append((label, wall, peak, code))
         print(f"| {label} | {wall:.1f} | {peak:.2f} | {code} | {note} |", flush=True)
         if code != 0:
+            failed.append(label)
             print(f"    {command}\n    " + tail.replace("\n", "\n    "))
+    return failed
 
-    print("\nextraction throughput, hub_emo ÷ bare forward loop (same clips, same process, best of "
-          f"{options.rounds}):")
-    prepared = Path(options.dataset) if options.dataset else scratch / "data" / "ravdess"
-    ratios = throughput(prepared, options.rounds) if prepared.exists() else None
-    if ratios is None:
+
+def throughput_and_projection(prepared: Path, rounds: int) -> float | None:
+    """Print the throughput ratios and the projected study cost; the worst ratio (None: no dataset)."""
+    print(f"\nextraction throughput, hub_emo ÷ bare forward loop (same clips, same process, best of {rounds}):")
+    if not prepared.exists():
         print("  (no prepared dataset: run without --skip-readme, or give --dataset)")
-        server.stop()
-        return 1
+        return None
     per_clip_second = {}
     worst = float("inf")
-    for repo_id, (hub, bare, audio_seconds) in ratios.items():
+    for repo_id, (hub, bare, audio_seconds) in throughput(prepared, rounds).items():
         ratio = bare / hub
         worst = min(worst, ratio)
         per_clip_second[repo_id] = hub / audio_seconds
         print(f"  {repo_id:28s} hub_emo {hub:6.2f} s  bare {bare:6.2f} s  ratio {ratio:.2f}  "
               f"({'meets' if ratio >= GOAL else 'misses'} goal ≥ {GOAL})")
-
     step = lora_step_seconds()
     w2v = per_clip_second["facebook/wav2vec2-base"]
     extraction = RAVDESS_CLIPS * RAVDESS_SECONDS * (2 * w2v + per_clip_second["m-a-p/MERT-v1-95M"])
@@ -255,11 +283,31 @@ def main() -> int:
           f"{step:.1f} s/step (batch 8 × 3 s) = {lora / 3600:.1f} h")
     print("  baseline / weighted_sum train a head on cached features: minutes")
     print(f"  total ≈ {(extraction + lora) / 3600:.0f} h")
+    return worst
+
+
+def main() -> int:
+    options = parse_options()
+    replaced = {m.split("=", 1)[1] for m in options.probe_models or ()}
+    served = sorted(replaced | (set() if options.skip_throughput and replaced else set(MODELS)))
+    work = Path(tempfile.mkdtemp(prefix="bench_real_shape_"))
+    server, env = start_hub(work, served)
+    from corpora import make_ravdess
+
+    corpus = make_ravdess(work / "RAVDESS", actors=options.actors, emotions=options.emotions,
+                          seconds=options.seconds, sr=48000)
+    print(f"  corpus: {len(list(corpus.rglob('*.wav')))} clips × {options.seconds} s, actors {options.actors}")
+    scratch = work / "run"
+    scratch.mkdir()
+    make_recording(scratch / "recording.mp3")
+    failed = run_readme(options, corpus, scratch, env)
+    worst = None
+    if not options.skip_throughput:
+        worst = throughput_and_projection(Path(options.dataset) if options.dataset else scratch / "data" / "ravdess",
+                                          options.rounds)
     server.stop()
-    failed = [label for label, _, _, code in steps if code != 0]
-    if failed:
-        print(f"failed steps: {failed}")
-    return 1 if failed or worst < GOAL else 0
+    print(f"failed steps: {failed}" if failed else "all steps exit 0")
+    return 1 if failed or (not options.skip_throughput and (worst is None or worst < GOAL)) else 0
 
 
 if __name__ == "__main__":

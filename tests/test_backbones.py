@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +150,135 @@ def test_every_family_loads_by_hub_id_at_its_published_shape(published_backbones
 
 
 TINY_LAYERS = 2
+
+
+# ------------------------------------------------------------------ reference hidden states
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference"
+REFERENCE_CASES = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir())
+PRENORM_CASES = [case for case in REFERENCE_CASES
+                 if json.loads((REFERENCE / case / "config.json").read_text())["do_stable_layer_norm"]]
+
+
+def _reference_repo(case: str, folder: Path) -> Path:
+    """The reference's checkpoint as its repository ships it: its config.json and a pytorch_model.bin."""
+    from safetensors.torch import load_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REFERENCE / case / "config.json", folder / "config.json")
+    torch.save(load_file(str(REFERENCE / case / "weights.safetensors")), folder / "pytorch_model.bin")
+    return folder
+
+
+def _reference_states(case: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    saved = load_file(str(REFERENCE / case / "hidden_states.safetensors"))
+    return saved["input_values"], [saved[k] for k in sorted(saved) if k.startswith("hidden_state_")]
+
+
+def _encoder(path: str, folder: Path, tmp_path: Path):
+    """The backbone of ``folder`` as each hub_emo path gets it."""
+    from hub_emo.features import load_backbone
+
+    if path == "load_model":
+        return backbones.load_model(folder)
+    if path == "features":
+        return load_backbone(str(folder)).model
+    classifier = EmoForAudioClassification.from_backbone(str(folder), ["a", "b"], aggregation="weighted_sum")
+    if path == "classifier":
+        return classifier.backbone
+    classifier.save_pretrained(tmp_path / "saved")
+    return EmoForAudioClassification.from_pretrained(tmp_path / "saved").backbone
+
+
+def test_reference_fixtures_cover_every_case_the_script_builds():
+    assert REFERENCE_CASES == ["hubert-prenorm", "mert-v1-330m", "mert-v1-95m", "wav2vec2-prenorm", "wavlm-prenorm"]
+    assert PRENORM_CASES == ["hubert-prenorm", "mert-v1-330m", "wav2vec2-prenorm", "wavlm-prenorm"]
+    mert330 = json.loads((REFERENCE / "mert-v1-330m" / "config.json").read_text())
+    assert mert330["attention_relax"] == 32.0 and "mask_channel_prob" in mert330 and "mask_time_selection" in mert330
+
+
+@pytest.mark.parametrize("path", ["load_model", "features", "classifier", "classifier_reloaded"])
+@pytest.mark.parametrize("case", REFERENCE_CASES)
+def test_every_hidden_state_is_the_reference_implementations(case, path, tmp_path):
+    folder = _reference_repo(case, tmp_path / "repo")
+    wave, expected = _reference_states(case)
+    model = _encoder(path, folder, tmp_path).eval()
+    with torch.no_grad():
+        got = model(wave, output_hidden_states=True).hidden_states
+    assert len(got) == len(expected) == model.config.num_hidden_layers + 1
+    for index, (mine, reference) in enumerate(zip(got, expected)):
+        assert mine.shape == reference.shape, (case, index)
+        assert torch.allclose(mine, reference, atol=1e-4, rtol=0), (case, index, (mine - reference).abs().max())
+
+
+@pytest.mark.parametrize("case", PRENORM_CASES)
+def test_pre_norm_last_state_without_the_convention_is_not_the_reference(case, tmp_path):
+    """The comparison above can fail: transformers 5's own default gives another last state."""
+    model = backbones.load_model(_reference_repo(case, tmp_path)).eval()
+    assert model.config.tie_last_hidden_states is True
+    wave, expected = _reference_states(case)
+    model.config.tie_last_hidden_states = False
+    with torch.no_grad():
+        got = model(wave, output_hidden_states=True).hidden_states
+    assert torch.allclose(got[-2], expected[-2], atol=1e-4, rtol=0)
+    assert (got[-1] - expected[-1]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("case", PRENORM_CASES)
+def test_integer_aggregation_reads_the_reference_layer(case, tmp_path):
+    folder = _reference_repo(case, tmp_path)
+    wave, expected = _reference_states(case)
+    last = len(expected) - 1
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b"], aggregation=last).eval()
+    with torch.no_grad():
+        features = model.extract_layer_features(wave)
+    assert torch.allclose(features[0, last], expected[last][0].mean(0), atol=1e-4, rtol=0)
+
+
+def test_real_330m_config_ignores_fields_mert_never_reads_and_refuses_what_changes_the_network():
+    options, _ = published("m-a-p/MERT-v1-330M")
+    unread = [key for key in options if key.startswith("mask_channel") or key.endswith(("_other", "_selection"))]
+    assert len(unread) == 7 and "mask_time_min_space" in options
+    config = backbones.hubert_config_from_mert(options, "m-a-p/MERT-v1-330M")
+    for key in unread + ["mask_time_min_space"]:
+        assert key not in config.to_dict(), key
+    assert config.tie_last_hidden_states is True and config.do_stable_layer_norm is True
+    with pytest.raises(ValueError, match="deepnorm"):
+        backbones.hubert_config_from_mert({**options, "deepnorm": True}, "m-a-p/MERT-v1-330M")
+
+
+def test_a_checkpoint_tensor_the_model_does_not_use_is_reported_by_name(tmp_path, caplog):
+    folder = _reference_repo("mert-v1-95m", tmp_path)
+    state = torch.load(folder / "pytorch_model.bin", weights_only=True)
+    state["encoder.cqt_projection.weight"] = torch.zeros(3)
+    torch.save(state, folder / "pytorch_model.bin")
+    with caplog.at_level("WARNING", logger="hub_emo.modeling.backbones"):
+        backbones.load_model(folder)
+    assert "encoder.cqt_projection.weight" in caplog.text and "does not use" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hub_emo.modeling.backbones"):
+        backbones.load_model(_reference_repo("mert-v1-95m", tmp_path / "clean"))
+    assert "does not use" not in caplog.text
+
+
+def test_an_explicit_choice_of_the_last_state_is_kept(tmp_path):
+    folder = _reference_repo("hubert-prenorm", tmp_path)
+    options = json.loads((folder / "config.json").read_text())
+    assert backbones.config_from_dict(options).tie_last_hidden_states is True
+    kept = backbones.config_from_dict({**options, "tie_last_hidden_states": False})
+    assert kept.tie_last_hidden_states is False
+    post_norm = backbones.config_from_dict(json.loads((REFERENCE / "mert-v1-95m" / "config.json").read_text()))
+    assert getattr(post_norm, "tie_last_hidden_states", None) is None  # unchanged config, unchanged identity
+
+
+def test_a_saved_pre_norm_models_card_states_the_convention_it_was_saved_with(tmp_path):
+    from hub_emo.hub.publish import layer_convention
+
+    model = EmoForAudioClassification.from_backbone(str(_reference_repo("mert-v1-330m", tmp_path / "repo")), ["a"])
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())["backbone_config"]
+    assert saved["tie_last_hidden_states"] is True
+    assert "after the encoder's final LayerNorm" in layer_convention(saved)
+    assert "before" in layer_convention({**saved, "tie_last_hidden_states": False})
+    assert "LayerNorm" not in layer_convention({"do_stable_layer_norm": False})

@@ -64,7 +64,7 @@ def layer_weights_figure(weights: list[float]):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 2.6))
     ax.bar(range(len(weights)), weights, color="#3b6fb6")
-    ax.set_xlabel("hidden state (0 = CNN output)")
+    ax.set_xlabel("hidden state (0 = first layer's input; L = last layer, after any final LayerNorm)")
     ax.set_ylabel("weight")
     ax.set_xticks(range(len(weights)))
     ax.grid(alpha=0.3, axis="y")

@@ -69,11 +69,15 @@ def _is_hub_emo(model) -> bool:
 
 
 def _prepare_model(model, name: str):
-    """Unwrap a hub_emo classifier to its backbone; force eval mode and no layer drop."""
+    """Unwrap a hub_emo classifier to its backbone; the reference layer convention, eval mode and
+    no layer drop (also for a model object loaded elsewhere)."""
+    from hub_emo.modeling.backbones import reference_layers
+
     if _is_hub_emo(model):
         if not hasattr(model, "backbone"):
             raise ValueError(f"{name}: a hub_emo model without a .backbone attribute")
         model = model.backbone
+    reference_layers(model.config)
     if hasattr(model.config, "layerdrop"):
         model.config.layerdrop = 0.0
     for module in model.modules():  # some models copy layerdrop at construction
@@ -83,27 +87,24 @@ def _prepare_model(model, name: str):
 
 
 def _load_folder(path: str, trust_remote_code: bool):
-    """(model, feature extractor) of a folder or Hub id; the default extractor when it has none."""
+    """(model, feature extractor) of a folder or Hub id; the default extractor when it has none.
+
+    A plain backbone loads through `hub_emo.modeling.backbones.load_model`, the loader training
+    and `from_backbone` use; a hub_emo checkpoint through its Auto class.
+    """
     from hub_emo.inference import feature_extractor_for
     from hub_emo.modeling import backbones
 
-    try:
-        config = backbones.load_config(path, trust_remote_code=trust_remote_code)
-    except Exception as error:  # noqa: BLE001 - name the source in one clear message
-        raise ValueError(f"{path}: cannot load a model config ({error})") from error
-    try:
-        if config.model_type == "hub_emo":
-            from transformers import AutoModelForAudioClassification
+    config = backbones.load_config(path, trust_remote_code=trust_remote_code)
+    if config.model_type != "hub_emo":
+        model = backbones.load_model(path, config=config, trust_remote_code=trust_remote_code)
+    else:
+        from transformers import AutoModelForAudioClassification
 
+        try:
             model = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=trust_remote_code)
-        else:
-            if hasattr(config, "layerdrop"):
-                config.layerdrop = 0.0
-            model = backbones.load_model(path, config=config, trust_remote_code=trust_remote_code)
-    except ValueError:
-        raise
-    except Exception as error:  # noqa: BLE001
-        raise ValueError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from error
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from error
     return model, feature_extractor_for(config, path, trust_remote_code)
 
 

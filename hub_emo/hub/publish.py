@@ -99,6 +99,16 @@ def eval_results_from(results: dict, dataset: str, split: str | None = None) -> 
     return entries
 
 
+def layer_convention(backbone: dict) -> str:
+    """How the card's layers are numbered: hub_emo's convention (see `hub_emo.modeling.backbones`)."""
+    text = "Hidden state 0 is the first transformer layer's input and state L the output of layer L"
+    if not backbone.get("do_stable_layer_norm"):
+        return text + "."
+    if backbone.get("tie_last_hidden_states"):
+        return text + " (the last one after the encoder's final LayerNorm, as transformers 4.x and MERT give it)."
+    return text + " (the last one before the encoder's final LayerNorm, transformers 5's default)."
+
+
 def _describe(config: dict) -> dict:
     """What the card says about the architecture, from a hub_emo or a stock transformers config."""
     if config.get("model_type") == "hub_emo":
@@ -140,6 +150,7 @@ def _describe(config: dict) -> dict:
         "hidden_size": backbone.get("hidden_size", "?"),
         "aggregation": aggregation,
         "aggregation_text": aggregation_text,
+        "layer_convention": layer_convention(backbone),
         "pooling": pooling,
         "pooling_text": "mean-pooled" if pooling == "mean" else "pooled by attentive statistics",
         "adapter": adapter,
@@ -201,7 +212,7 @@ def render_model_card(
     strategy = results.get("strategy")
     strategy_text = (f"Strategy: `{strategy}`. " if strategy else "") + (
         "The backbone was frozen; " if about["frozen"] else "The backbone was fine-tuned; "
-    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}."
+    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}. " + about["layer_convention"]
     card = ModelCard.from_template(
         card_data,
         template_path=str(template_path("model_card.md")),

@@ -10,17 +10,26 @@ without ``trust_remote_code``. Weights come from ``model.safetensors`` or, for o
 ``pytorch_model.bin`` (transformers reads it with ``torch.load(weights_only=True)``: tensors
 only, no pickled code).
 
+Layer convention (every family, every path): ``hidden_states[0]`` is the input of the first
+transformer layer and ``hidden_states[L]`` the output of layer L; for pre-norm encoders
+(``do_stable_layer_norm: true``: MERT-v1-330M, wav2vec2-large-lv60, hubert-large, wavlm-large)
+the last one is taken after the encoder's final LayerNorm, as transformers 4.x and MERT's own
+code return it. transformers 5 returns it before that LayerNorm unless the config sets
+``tie_last_hidden_states``; `reference_layers` sets it on every config this module hands out.
+
 This file is copied as remote code with a saved hub_emo model: it imports only transformers.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HubertConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 MERT_MODEL_TYPE = "mert_model"
+logger = logging.getLogger(__name__)
 
 #: MERT config fields HuBERT has under the same name and meaning.
 _MERT_SHARED = (
@@ -36,10 +45,24 @@ _MERT_SHARED = (
 )
 #: Read and either honoured or proven irrelevant (see `hubert_config_from_mert`); never copied.
 _MERT_CHECKED = ("feature_extractor_cqt", "feature_extractor_cqt_bins", "deepnorm", "attention_relax", "sample_rate")
+#: Fields MERT's code never reads, with the reason. MERT's configs are converted from a
+#: fairseq-era wav2vec2 config (MERT's ``hf_config/mert_large.json`` for the 330M model) and
+#: `MERTConfig` keeps every field it does not know as a plain attribute.
+_MERT_UNREAD = {
+    **dict.fromkeys(
+        ("mask_channel_length", "mask_channel_min_space", "mask_channel_other", "mask_channel_prob",
+         "mask_channel_selection", "mask_time_min_space", "mask_time_other", "mask_time_selection"),
+        "fairseq's SpecAugment options; MERT (and HuBERT in transformers 4.x and 5) masks with "
+        "mask_time_*/mask_feature_* (prob, length, min_masks) only, and masking acts only in "
+        "pretraining",
+    ),
+    "hidden_dropout_prob": "an old alias; MERT's layers read hidden_dropout",
+    "feat_extract_dropout": "an old field; MERT's feature encoder has no dropout",
+}
 #: Bookkeeping that changes nothing in the network.
 _IGNORED = (
     "_name_or_path", "architectures", "auto_map", "model_type", "transformers_version", "torch_dtype",
-    "dtype", "tokenizer_class", "gradient_checkpointing", "hidden_dropout_prob", "feat_extract_dropout", "ctc_loss_reduction",
+    "dtype", "tokenizer_class", "gradient_checkpointing", "ctc_loss_reduction",
     "ctc_zero_infinity", "use_weighted_layer_sum", "_commit_hash", "_attn_implementation_autoset",
     "id2label", "label2id", "return_dict", "output_hidden_states", "output_attentions",
 )
@@ -55,8 +78,9 @@ def hubert_config_from_mert(options: dict, name: str = "MERT") -> HubertConfig:
       invariant to a per-row constant, so it equals stock attention up to rounding (and MERT's
       own code applies it only inside its deepnorm encoder). Accepted.
     * ``sample_rate`` is kept as ``sampling_rate`` so the model's rate travels with its config.
+    * the fields of ``_MERT_UNREAD`` are dropped: MERT's code never reads them.
     """
-    unknown = sorted(set(options) - set(_MERT_SHARED) - set(_MERT_CHECKED) - set(_IGNORED))
+    unknown = sorted(set(options) - set(_MERT_SHARED) - set(_MERT_CHECKED) - set(_MERT_UNREAD) - set(_IGNORED))
     if unknown:
         raise ValueError(f"{name}: MERT config field(s) {unknown} have no HuBERT equivalent; hub_emo cannot build it")
     if options.get("feature_extractor_cqt", False):
@@ -77,6 +101,22 @@ def hubert_config_from_mert(options: dict, name: str = "MERT") -> HubertConfig:
     values["mert_attention_relax"] = float(relax if relax is not None else -1.0)
     config = HubertConfig(**values)
     config._name_or_path = options.get("_name_or_path", "")
+    return reference_layers(config)
+
+
+def reference_layers(config: PretrainedConfig) -> PretrainedConfig:
+    """``config`` with hidden state L as the reference implementations give it (see the module doc).
+
+    Pre-norm encoders get ``tie_last_hidden_states=True``: transformers 5 then returns the last
+    hidden state after the final LayerNorm, as transformers 4.x and MERT's code do. Post-norm
+    encoders already do (their LayerNorm comes before the layers) and stay as they are, so their
+    identity, and every feature cached for them, is unchanged. Saved with the config. An explicit
+    ``tie_last_hidden_states: false`` is kept (e.g. to reload a model trained on transformers 5's
+    own convention).
+    """
+    prenorm = getattr(config, "do_stable_layer_norm", False) and not getattr(config, "add_adapter", False)
+    if prenorm and getattr(config, "tie_last_hidden_states", None) is None:
+        config.tie_last_hidden_states = True
     return config
 
 
@@ -90,7 +130,7 @@ def config_from_dict(options: dict, trust_remote_code: bool = False) -> Pretrain
         return hubert_config_from_mert(options, options.get("_name_or_path") or "MERT")
     options.pop("model_type")
     if model_type in CONFIG_MAPPING:
-        return CONFIG_MAPPING[model_type](**options)
+        return reference_layers(CONFIG_MAPPING[model_type](**options))
     source = options.get("_name_or_path")
     if not (trust_remote_code and source):
         raise ValueError(
@@ -100,36 +140,67 @@ def config_from_dict(options: dict, trust_remote_code: bool = False) -> Pretrain
         )
     base = AutoConfig.from_pretrained(source, trust_remote_code=True)
     base.update({k: v for k, v in options.items() if not k.startswith("_")})
-    return base
+    return reference_layers(base)
 
 
 def load_config(source, *, trust_remote_code: bool = False, revision: str | None = None) -> PretrainedConfig:
-    """The config of a Hub id or folder; MERT's is translated without reading its code."""
+    """The config of a Hub id or folder; MERT's is translated without reading its code.
+
+    Raises a ValueError naming ``source`` (and, for MERT, the field it cannot build).
+    """
     source = str(source)
-    options, _ = PretrainedConfig.get_config_dict(source, revision=revision)
-    if options.get("model_type") == MERT_MODEL_TYPE:
-        options["_name_or_path"] = source
-        return hubert_config_from_mert(options, source)
-    return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+    try:
+        options, _ = PretrainedConfig.get_config_dict(source, revision=revision)
+        if options.get("model_type") == MERT_MODEL_TYPE:
+            options["_name_or_path"] = source
+            return hubert_config_from_mert(options, source)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, revision=revision)
+    except Exception as error:  # noqa: BLE001 - one message that names the source
+        raise ValueError(f"cannot load backbone {source!r}: cannot load a model config ({error})") from error
+    return reference_layers(config)
 
 
 def load_model(source, *, config=None, trust_remote_code: bool = False, revision: str | None = None):
-    """The pretrained encoder of a Hub id or folder (``config`` overrides its own, e.g. layerdrop=0)."""
-    source = str(source)
-    config = config if config is not None else load_config(
-        source, trust_remote_code=trust_remote_code, revision=revision)
-    if getattr(config, "mert_attention_relax", None) is not None:
-        from transformers import HubertModel
+    """The pretrained encoder of a Hub id or folder: the one loader behind training, `from_backbone`
+    and feature extraction, so MERT's translation, the layer convention and the weight checks
+    hold on every path.
 
-        model, info = HubertModel.from_pretrained(source, config=config, revision=revision, output_loading_info=True)
-    else:
-        model, info = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
-                                                revision=revision, output_loading_info=True)
-    # masked_spec_embed only serves pretraining-time masking; everything else must come from the checkpoint.
+    ``config`` overrides the repository's own. A weight the model needs and the checkpoint lacks
+    is refused; a checkpoint tensor the model does not use is logged by name (a warning).
+    """
+    source = str(source)
+    config = reference_layers(config) if config is not None else load_config(
+        source, trust_remote_code=trust_remote_code, revision=revision)
+    if not hasattr(config, "num_hidden_layers"):
+        raise ValueError(f"cannot load backbone {source!r}: a {config.model_type!r} model is not an SSL audio encoder")
+    try:
+        if getattr(config, "mert_attention_relax", None) is not None:
+            from transformers import HubertModel
+
+            model, info = HubertModel.from_pretrained(source, config=config, revision=revision,
+                                                      output_loading_info=True)
+        else:
+            model, info = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                                    revision=revision, output_loading_info=True)
+    except Exception as error:  # noqa: BLE001 - one message that names the source
+        raise ValueError(f"cannot load backbone {source!r}: {type(error).__name__}: {error}") from error
+    check_loading_info(source, info)
+    return model
+
+
+def check_loading_info(source: str, info: dict) -> None:
+    """Refuse weights the checkpoint lacks; name the tensors it holds that the model does not use.
+
+    ``masked_spec_embed`` only serves pretraining-time masking and may be absent.
+    """
     missing = [k for k in info.get("missing_keys", ()) if not k.endswith("masked_spec_embed")]
     if missing:
-        raise ValueError(f"{source}: the checkpoint lacks {len(missing)} of the model's weights, e.g. {sorted(missing)[:3]}")
-    return model
+        raise ValueError(f"cannot load backbone {source!r}: the checkpoint lacks {len(missing)} of the "
+                         f"model's weights, e.g. {sorted(missing)[:3]}")
+    unused = sorted(info.get("unexpected_keys", ()))
+    if unused:
+        logger.warning("backbone %s: %d checkpoint tensor(s) the model does not use, ignored: %s",
+                       source, len(unused), ", ".join(unused))
 
 
 def sampling_rate_of(config, default: int = 16000) -> int:
@@ -188,6 +259,7 @@ def check_hidden_states(hidden_states, expected: int | None, name: str) -> None:
 
 __all__ = [
     "BackboneOutputError", "check_hidden_states",
-    "MERT_MODEL_TYPE", "config_from_dict", "hubert_config_from_mert", "load_config", "load_model",
+    "MERT_MODEL_TYPE", "check_loading_info", "config_from_dict", "hubert_config_from_mert", "load_config",
+    "load_model", "reference_layers",
     "load_feature_extractor", "sampling_rate_of",
 ]

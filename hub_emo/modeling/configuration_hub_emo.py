@@ -11,7 +11,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .backbones import config_from_dict
+from .backbones import config_from_dict, reference_layers
 
 AGGREGATIONS = ("last", "weighted_sum")
 POOLINGS = ("mean", "attentive_stats")
@@ -32,7 +32,7 @@ def _backbone_config_from(value, trust_remote_code: bool):
     if value is None:
         return CONFIG_MAPPING["wav2vec2"]()
     if isinstance(value, PretrainedConfig):
-        return value
+        return reference_layers(value)
     if not isinstance(value, dict):
         raise TypeError(
             f"backbone_config must be a transformers config or its dict, got {type(value).__name__}"

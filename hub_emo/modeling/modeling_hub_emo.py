@@ -235,10 +235,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             source = backbone.config.name_or_path or None
         else:
             source = str(backbone)
-            try:
-                pretrained = load_model(source, trust_remote_code=trust_remote_code, revision=revision)
-            except Exception as error:  # noqa: BLE001 - name the backbone the user gave
-                raise ValueError(f"cannot load backbone {source!r}: {error}") from error
+            pretrained = load_model(source, trust_remote_code=trust_remote_code, revision=revision)
         if labels is not None:
             id2label = dict(labels) if isinstance(labels, dict) else dict(enumerate(labels))
             config_options["id2label"] = {int(k): str(v) for k, v in id2label.items()}
@@ -381,8 +378,8 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(batch, num_hidden_states + 1, hidden): the masked mean of every hidden state, then of
-        the backbone's final output (which differs from the last hidden state where a final
-        LayerNorm follows the layers, e.g. wav2vec2-large). ``forward(layer_features=...)``
+        the backbone's final output (state L: for pre-norm models both are taken after the final
+        LayerNorm, see `backbones.reference_layers`). ``forward(layer_features=...)``
         takes them instead of audio; with mean pooling the result is the same, since a
         weighted sum of per-layer means is the mean of the weighted sum. A frozen backbone's
         features can thus be computed once per clip and cached (as s3prl/SUPERB do).

@@ -79,20 +79,14 @@ def _resolve(args: TrainArguments | None, options: dict) -> TrainArguments:
 
 
 def _load_backbone(args: TrainArguments):
+    """The backbone through `hub_emo.modeling.backbones.load_model` (the one loader), and its preprocessor."""
+    from hub_emo.inference import feature_extractor_for
     from hub_emo.modeling.backbones import load_model
 
     if not args.backbone:
         raise ValueError("no backbone given: set backbone to a local folder or a Hub id")
-    try:
-        model = load_model(args.backbone, trust_remote_code=args.trust_remote_code)
-    except Exception as error:  # noqa: BLE001 - name what the user gave
-        raise ValueError(f"cannot load backbone {args.backbone!r}: {error}") from error
-    if not hasattr(model.config, "num_hidden_layers"):
-        raise ValueError(f"backbone {args.backbone!r} ({model.config.model_type}) is not an SSL audio encoder")
-    from hub_emo.inference import feature_extractor_for
-
-    feature_extractor = feature_extractor_for(model.config, args.backbone, args.trust_remote_code)
-    return model, feature_extractor
+    model = load_model(args.backbone, trust_remote_code=args.trust_remote_code)
+    return model, feature_extractor_for(model.config, args.backbone, args.trust_remote_code)
 
 
 def _source_split(source, target: train_data.Split, args: TrainArguments, name: str) -> train_data.Split:

@@ -88,6 +88,7 @@ def test_dataset_and_models_load_from_the_demo_hub_in_a_fresh_process(demo, tmp_
         code = f"""
 import json, numpy as np
 import hub_emo
+hub_emo.register()
 from datasets import load_dataset
 from transformers import pipeline
 data = load_dataset({hub['dataset_repo']!r}, split="train")

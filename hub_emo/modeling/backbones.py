@@ -15,12 +15,26 @@ This file is copied as remote code with a saved hub_emo model: it imports only t
 
 from __future__ import annotations
 
+import logging
 import math
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HubertConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 MERT_MODEL_TYPE = "mert_model"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+
+logger = logging.getLogger(__name__)
+
+#: Per family, the published preprocessor a backbone without one gets (the repository it
+#: copies, and its ``do_normalize``): WavLM and MERT-v1 feed raw waveforms, the rest normalise.
+FAMILY_PREPROCESSORS = {
+    "wav2vec2": ("facebook/wav2vec2-base", True),
+    "hubert": ("facebook/hubert-base-ls960", True),
+    "data2vec-audio": ("facebook/data2vec-audio-base", True),
+    "wavlm": ("microsoft/wavlm-base-plus", False),
+    MERT_MODEL_TYPE: ("m-a-p/MERT-v1-95M", False),
+}
 
 #: MERT config fields HuBERT has under the same name and meaning.
 _MERT_SHARED = (
@@ -160,6 +174,66 @@ def load_feature_extractor(source, *, trust_remote_code: bool = False, revision:
     return extractor
 
 
+def family_of(config) -> str:
+    """The family name a backbone config belongs to (a MERT config translated to HuBERT stays MERT)."""
+    backbone = getattr(config, "backbone_config", config)
+    if getattr(backbone, "mert_attention_relax", None) is not None:
+        return MERT_MODEL_TYPE
+    return str(getattr(backbone, "model_type", ""))
+
+
+def default_preprocessor(config, name: str = "the backbone"):
+    """The published preprocessor of ``config``'s family, for a backbone that ships none (logged).
+
+    Its rate is the one the config records (MERT: 24 kHz). An attention mask is always returned:
+    hub_emo's model takes it, and a padded batch then scores each clip as if alone.
+    """
+    from transformers import Wav2Vec2FeatureExtractor
+
+    family = family_of(config)
+    if family not in FAMILY_PREPROCESSORS:
+        raise ValueError(
+            f"{name}: has no {PREPROCESSOR_FILE}, and hub_emo knows no published preprocessor for its family "
+            f"{family!r} (known: {', '.join(FAMILY_PREPROCESSORS)}); save the right one next to its config"
+        )
+    repo, normalize = FAMILY_PREPROCESSORS[family]
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=sampling_rate_of(config), padding_value=0.0, do_normalize=normalize,
+        return_attention_mask=True,
+    )
+    logger.warning("%s: no %s; using the %s family's published preprocessor (as %s: do_normalize=%s, "
+                   "sampling_rate=%d)", name, PREPROCESSOR_FILE, family, repo, normalize, extractor.sampling_rate)
+    return extractor
+
+
+def load_preprocessor(source, config, *, trust_remote_code: bool = False, revision: str | None = None, **hub):
+    """The preprocessor of the backbone or model at ``source`` (a Hub id or folder), with an attention mask.
+
+    A source without ``preprocessor_config.json`` gets its family's published default (logged); one
+    whose file cannot be fetched or read is an error naming it: never a silent default, which
+    would change the features (WavLM and MERT do not normalise). ``source=None``: the default.
+    ``hub``: ``cache_dir``, ``token``, ``local_files_only`` for the download.
+    """
+    from transformers.utils import cached_file
+
+    if source is None:
+        return default_preprocessor(config)
+    source = str(source)
+    try:
+        found = cached_file(source, PREPROCESSOR_FILE, revision=revision, _raise_exceptions_for_missing_entries=False,
+                            **hub)
+    except Exception as error:  # noqa: BLE001 - name what could not be fetched
+        raise ValueError(f"{source}: cannot fetch its {PREPROCESSOR_FILE} ({error})") from error
+    if found is None:
+        return default_preprocessor(config, source)
+    try:
+        extractor = load_feature_extractor(source, trust_remote_code=trust_remote_code, revision=revision)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"{source}: cannot load its preprocessor {PREPROCESSOR_FILE} ({error})") from error
+    extractor.return_attention_mask = True
+    return extractor
+
+
 class BackboneOutputError(ValueError):
     """A backbone returned fewer hidden states than its config promises."""
 
@@ -189,5 +263,6 @@ def check_hidden_states(hidden_states, expected: int | None, name: str) -> None:
 __all__ = [
     "BackboneOutputError", "check_hidden_states",
     "MERT_MODEL_TYPE", "config_from_dict", "hubert_config_from_mert", "load_config", "load_model",
-    "load_feature_extractor", "sampling_rate_of",
+    "load_feature_extractor", "sampling_rate_of", "FAMILY_PREPROCESSORS", "default_preprocessor",
+    "family_of", "load_preprocessor",
 ]

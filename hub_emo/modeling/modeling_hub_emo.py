@@ -18,7 +18,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
-from .backbones import check_hidden_states, load_model
+from .backbones import check_hidden_states, load_model, load_preprocessor
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -208,12 +208,31 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         self.apply_freezing()
 
     # ------------------------------------------------------------------ construction
+    #: The backbone's preprocessor, saved with the model (`from_backbone` keeps it, `from_pretrained`
+    #: reads it back), so a saved or pushed model loads with ``pipeline`` / ``AutoFeatureExtractor``.
+    preprocessor = None
+
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As transformers' method; loading replaces the parameters, so freezing is applied again."""
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As transformers' method; loading replaces the parameters, so freezing is applied again, and
+        the folder's preprocessor comes along (a model saved without one gets none)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.apply_freezing()
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+            from transformers.utils import cached_file
+
+            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            if cached_file(str(pretrained_model_name_or_path), "preprocessor_config.json",
+                           _raise_exceptions_for_missing_entries=False, **hub) is not None:
+                model.preprocessor = load_preprocessor(pretrained_model_name_or_path, model.config, **hub)
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As transformers' method, plus the preprocessor (``preprocessor_config.json``); ``push_to_hub``
+        saves through here, so it pushes the preprocessor too."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.preprocessor is not None and kwargs.get("is_main_process", True):
+            self.preprocessor.save_pretrained(save_directory)
 
     @classmethod
     def from_backbone(
@@ -223,12 +242,15 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         *,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        feature_extractor=None,
         **config_options,
     ) -> "EmoForAudioClassification":
         """A new classifier on a pretrained backbone (Hub id, folder, or loaded model).
 
         ``labels`` is a list of class names or an ``id2label`` dict; ``config_options`` are
-        any `EmoConfig` arguments (aggregation, adapter, pooling, ...).
+        any `EmoConfig` arguments (aggregation, adapter, pooling, ...). The model keeps the
+        backbone's preprocessor (``feature_extractor``, else the one at the backbone's source, else
+        its family's published one) and saves it beside itself.
         """
         if isinstance(backbone, PreTrainedModel):
             pretrained = backbone
@@ -251,6 +273,11 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         )
         model = cls(config)
         model.load_backbone_weights(pretrained.state_dict())
+        if feature_extractor is None:  # a loaded model's own folder, if it still exists, else its family's
+            where = source if not isinstance(backbone, PreTrainedModel) or os.path.isdir(source or "") else None
+            feature_extractor = load_preprocessor(where, pretrained.config, trust_remote_code=trust_remote_code,
+                                                  revision=revision)
+        model.preprocessor = feature_extractor
         return model
 
     def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:

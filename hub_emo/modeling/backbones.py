@@ -206,6 +206,24 @@ def default_preprocessor(config, name: str = "the backbone"):
     return extractor
 
 
+def preprocessor_file(source: str, revision: str | None, **hub) -> str | None:
+    """The path of ``source``'s preprocessor file; None only when the folder or repository has none."""
+    import os
+
+    if os.path.isdir(source):
+        path = os.path.join(source, PREPROCESSOR_FILE)
+        return path if os.path.isfile(path) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        return hf_hub_download(source, PREPROCESSOR_FILE, revision=revision, **hub)
+    except RemoteEntryNotFoundError:  # the Hub answered: no such file
+        return None
+    except Exception as error:  # noqa: BLE001 - unreachable, offline, no such repo: name it, never a default
+        raise ValueError(f"{source}: cannot fetch its {PREPROCESSOR_FILE} ({type(error).__name__}: {error})") from error
+
+
 def load_preprocessor(source, config, *, trust_remote_code: bool = False, revision: str | None = None, **hub):
     """The preprocessor of the backbone or model at ``source`` (a Hub id or folder), with an attention mask.
 
@@ -214,16 +232,10 @@ def load_preprocessor(source, config, *, trust_remote_code: bool = False, revisi
     would change the features (WavLM and MERT do not normalise). ``source=None``: the default.
     ``hub``: ``cache_dir``, ``token``, ``local_files_only`` for the download.
     """
-    from transformers.utils import cached_file
-
     if source is None:
         return default_preprocessor(config)
     source = str(source)
-    try:
-        found = cached_file(source, PREPROCESSOR_FILE, revision=revision, _raise_exceptions_for_missing_entries=False,
-                            **hub)
-    except Exception as error:  # noqa: BLE001 - name what could not be fetched
-        raise ValueError(f"{source}: cannot fetch its {PREPROCESSOR_FILE} ({error})") from error
+    found = preprocessor_file(source, revision, **hub)
     if found is None:
         return default_preprocessor(config, source)
     try:
@@ -264,5 +276,5 @@ __all__ = [
     "BackboneOutputError", "check_hidden_states",
     "MERT_MODEL_TYPE", "config_from_dict", "hubert_config_from_mert", "load_config", "load_model",
     "load_feature_extractor", "sampling_rate_of", "FAMILY_PREPROCESSORS", "default_preprocessor",
-    "family_of", "load_preprocessor",
+    "family_of", "load_preprocessor", "preprocessor_file",
 ]

@@ -18,7 +18,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
-from .backbones import check_hidden_states, load_model, load_preprocessor
+from .backbones import preprocessor_file, check_hidden_states, load_model, load_preprocessor
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -219,12 +219,10 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.apply_freezing()
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
-            from transformers.utils import cached_file
-
             hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
-            if cached_file(str(pretrained_model_name_or_path), "preprocessor_config.json",
-                           _raise_exceptions_for_missing_entries=False, **hub) is not None:
-                model.preprocessor = load_preprocessor(pretrained_model_name_or_path, model.config, **hub)
+            source = str(pretrained_model_name_or_path)
+            if preprocessor_file(source, hub.pop("revision", None), **hub) is not None:
+                model.preprocessor = load_preprocessor(source, model.config, revision=kwargs.get("revision"), **hub)
         return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):

@@ -182,8 +182,9 @@ def _check_output_dir(out: Path, resume: bool) -> None:
 
 
 # ---------------------------------------------------------------------- model
-def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArguments):
-    """A fresh classifier for one stage: the strategy's `EmoConfig` on the loaded backbone."""
+def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArguments, feature_extractor=None):
+    """A fresh classifier for one stage: the strategy's `EmoConfig` on the loaded backbone (and
+    its preprocessor, which the model saves beside itself)."""
     from hub_emo.modeling import EmoForAudioClassification
 
     options = strategy_config(
@@ -197,7 +198,8 @@ def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArgum
         bottleneck_reduction=args.bottleneck_reduction,
     )
     return EmoForAudioClassification.from_backbone(
-        backbone, list(labels), trust_remote_code=args.trust_remote_code, **options
+        backbone, list(labels), trust_remote_code=args.trust_remote_code, feature_extractor=feature_extractor,
+        **options
     )
 
 
@@ -388,7 +390,7 @@ def _stage_model(plan_: Plan, stage: StagePlan, init_from: Path | None):
 
     args = plan_.args
     set_seed(args.seed)
-    model = build_model(plan_.backbone, stage.labels, stage.strategy, args)
+    model = build_model(plan_.backbone, stage.labels, stage.strategy, args, plan_.feature_extractor)
     transfer = None
     if init_from is not None:
         from hub_emo.modeling import EmoForAudioClassification

@@ -28,7 +28,6 @@ only the main process writes files.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -44,7 +43,7 @@ from hub_emo.metric import SUMMARY_METRICS, load_metric
 
 from . import data as train_data
 from . import feature_cache
-from .arguments import TrainArguments, parse
+from .arguments import TrainArguments, parse, with_options
 from .strategies import get_strategy, strategy_config, trainable_share
 
 logger = logging.getLogger(__name__)
@@ -71,10 +70,11 @@ class Plan:
 
 
 def _resolve(args: TrainArguments | None, options: dict) -> TrainArguments:
+    """``args`` (or the defaults) with ``options``: hub_emo's fields or any `TrainingArguments` option."""
     if args is None:
         return parse(**options)
     if options:
-        return dataclasses.replace(args, **options)
+        return with_options(args, **options)
     return args
 
 
@@ -289,10 +289,28 @@ def _trainer_classes():
 
 
 def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: bool):
+    """The stage's `TrainingArguments`: hub_emo's defaults, under the user's Trainer options, under
+    what hub_emo fixes (the stage's folder, learning rate and epochs, hub_emo's own fields)."""
     from transformers import TrainingArguments
 
+    if "warmup_steps" in args.trainer_options and args.warmup_ratio is not None:
+        raise ValueError("give warmup_ratio (a share of the steps) or warmup_steps, not both")
     every = "steps" if args.eval_steps else "epoch"
-    return TrainingArguments(
+    cpu = _use_cpu(args)
+    defaults = dict(
+        eval_strategy=every if has_validation else "no",
+        save_strategy=every,
+        save_steps=args.eval_steps,
+        load_best_model_at_end=has_validation,
+        greater_is_better=True,
+        ddp_find_unused_parameters=False,
+        restore_callback_states_from_checkpoint=True,
+        disable_tqdm=True,
+        dataloader_pin_memory=not cpu,
+    )
+    if "warmup_steps" not in args.trainer_options or args.warmup_ratio is not None:
+        defaults["warmup_steps"] = 0.1 if args.warmup_ratio is None else args.warmup_ratio  # < 1: a share
+    fixed = dict(
         output_dir=str(stage.output_dir),
         learning_rate=stage.learning_rate,
         num_train_epochs=stage.num_train_epochs,
@@ -300,28 +318,35 @@ def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: 
         per_device_train_batch_size=args.per_device_train_batch_size,
         per_device_eval_batch_size=args.per_device_eval_batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        warmup_steps=args.warmup_ratio,
         weight_decay=args.weight_decay,
-        eval_strategy=every if has_validation else "no",
         eval_steps=args.eval_steps,
-        save_strategy=every,
-        save_steps=args.eval_steps,
         save_total_limit=args.save_total_limit,
-        load_best_model_at_end=has_validation,
         metric_for_best_model=args.metric_for_best_model if has_validation else None,
-        greater_is_better=True,
         logging_steps=args.logging_steps,
         seed=args.seed,
         report_to=[] if args.report_to in ("none", "") else [args.report_to],
-        use_cpu=_use_cpu(args),
+        use_cpu=cpu,
+        dataloader_num_workers=_dataloader_workers(args, cpu),
         remove_unused_columns=False,
         label_names=["labels"],
-        dataloader_num_workers=args.dataloader_num_workers,
-        ddp_find_unused_parameters=False,
-        restore_callback_states_from_checkpoint=True,
-        disable_tqdm=True,
-        dataloader_pin_memory=not _use_cpu(args),
+        push_to_hub=False,  # hub-emo pushes the model chosen on validation, after every fold
     )
+    return TrainingArguments(**{**defaults, **args.trainer_options, **fixed})
+
+
+def _dataloader_workers(args: TrainArguments, cpu: bool) -> int:
+    """The user's count; else 0 on CPU (workers would take the compute's cores) and, on an
+    accelerator, up to 4 per local device from the usable cores."""
+    if args.dataloader_num_workers is not None:
+        return args.dataloader_num_workers
+    if cpu:
+        return 0
+    import torch
+
+    from hub_emo.threads import usable_cores
+
+    devices = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    return max(0, min(4, usable_cores() // devices - 1))
 
 
 def _compute_metrics(num_labels: int):

@@ -246,6 +246,36 @@ def load_preprocessor(source, config, *, trust_remote_code: bool = False, revisi
     return extractor
 
 
+def weights_hash(model) -> str:
+    """SHA-256 of every tensor of a model's state dict (names, shapes, bytes)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        digest.update(flat.numpy().data)
+    return digest.hexdigest()
+
+
+def public_source(source, model=None) -> str | None:
+    """How a saved config or result names a backbone or dataset: a Hub id as given; a local folder by
+    its name and, with ``model``, the SHA-256 of its weights (``name@sha256:<16 hex>``), never by
+    its path on this machine (which would be published with the model)."""
+    import os
+
+    if source is None:
+        return None
+    text = str(source)
+    if not os.path.exists(text):
+        return text
+    name = os.path.basename(os.path.abspath(text))
+    return name if model is None else f"{name}@sha256:{weights_hash(model)[:16]}"
+
+
 class BackboneOutputError(ValueError):
     """A backbone returned fewer hidden states than its config promises."""
 
@@ -276,5 +306,5 @@ __all__ = [
     "BackboneOutputError", "check_hidden_states",
     "MERT_MODEL_TYPE", "config_from_dict", "hubert_config_from_mert", "load_config", "load_model",
     "load_feature_extractor", "sampling_rate_of", "FAMILY_PREPROCESSORS", "default_preprocessor",
-    "family_of", "load_preprocessor", "preprocessor_file",
+    "family_of", "load_preprocessor", "preprocessor_file", "public_source", "weights_hash",
 ]

@@ -15,10 +15,11 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
-from .backbones import preprocessor_file, check_hidden_states, load_model, load_preprocessor
+from .backbones import check_hidden_states, load_model, load_preprocessor, preprocessor_file, public_source
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -263,9 +264,13 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             id2label = dict(labels) if isinstance(labels, dict) else dict(enumerate(labels))
             config_options["id2label"] = {int(k): str(v) for k, v in id2label.items()}
             config_options["label2id"] = {v: k for k, v in config_options["id2label"].items()}
+        backbone_config = copy.deepcopy(pretrained.config)
+        recorded = public_source(source, pretrained)
+        if backbone_config.model_type in CONFIG_MAPPING:  # remote code needs the path to its repository
+            backbone_config._name_or_path = recorded or ""
         config = EmoConfig(
-            backbone_config=copy.deepcopy(pretrained.config),
-            backbone_name_or_path=source,
+            backbone_config=backbone_config,
+            backbone_name_or_path=recorded,
             backbone_trust_remote_code=trust_remote_code,
             **config_options,
         )

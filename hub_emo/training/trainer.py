@@ -170,7 +170,9 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
             base / ("stage2" if source is not None else "train"),
         ))
         folds.append(stages)
-    return Plan(args, backbone, feature_extractor, folds, name)
+    from hub_emo.modeling.backbones import public_source
+
+    return Plan(args, backbone, feature_extractor, folds, public_source(name))  # a local folder: its name
 
 
 def _check_output_dir(out: Path, resume: bool) -> None:
@@ -490,13 +492,31 @@ def _write_stage(plan_: Plan, stage: StagePlan, result: dict, best: Path) -> Non
     args = plan_.args
     plan_.feature_extractor.save_pretrained(str(best))
     results = {
-        **result,
+        **_portable(result, Path(args.output_dir)),
         "dataset": plan_.dataset_name,
         "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
     }
     (best / "results.json").write_text(json.dumps(results, indent=2))
     _plots(result, stage.output_dir)
     (stage.output_dir / "results.json").write_text(json.dumps(result, indent=2))
+
+
+def _portable(result: dict, root: Path) -> dict:
+    """A stage result as it travels with its model (and to the Hub): folders relative to the run's
+    output_dir, the feature cache by its key under the cache root; no path of this machine."""
+    from hub_emo.paths import cache_dir
+
+    def relative(path, base: Path) -> str | None:
+        if path is None:
+            return None
+        path = Path(path).resolve()
+        return str(path.relative_to(base.resolve())) if path.is_relative_to(base.resolve()) else path.name
+
+    out = dict(result, model=relative(result["model"], root), best_checkpoint=relative(result["best_checkpoint"], root))
+    if "feature_cache" in result:
+        out["feature_cache"] = dict(result["feature_cache"],
+                                    directory=relative(result["feature_cache"]["directory"], cache_dir()))
+    return out
 
 
 def _caches_features(args: TrainArguments, model) -> bool:

@@ -110,6 +110,27 @@ print(json.dumps({{"rows": len(data), "labels": labels}}))
     assert all(label in LABEL_SETS["ravdess6"].classes for label in loaded["labels"])
 
 
+def test_nothing_the_demo_pushed_names_this_machine(demo):
+    """Every file of every repository the demo pushed (dataset and models): no local path, user or host name."""
+    from huggingface_hub import HfApi
+
+    from hub_emo.hub.server import load_or_create_token, start_server
+    from leaks import repo_leaks
+
+    out, _ = demo
+    hub = json.loads((out / "summary.json").read_text())["hub"]
+    token, _ = load_or_create_token(out / "hub")
+    server = start_server(out / "hub", port=0)
+    try:
+        api = HfApi(endpoint=server.url, token=token)
+        found = {hub["dataset_repo"]: repo_leaks(api, hub["dataset_repo"], "dataset")}
+        found.update({m["repo"]: repo_leaks(api, m["repo"]) for m in hub["models"].values()})
+    finally:
+        server.stop()
+    assert len(found) == 1 + len(hub["models"]) >= 3
+    assert found == {repo: {} for repo in found}
+
+
 @pytest.mark.slow  # a second demo run
 def test_a_rerun_reuses_cached_steps(demo, tmp_path):
     """Reuse is read from the files a step would rewrite (their mtimes), not from how long the

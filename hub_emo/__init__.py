@@ -1,28 +1,24 @@
 """hub_emo: emotion recognition across speech and music with self-supervised audio models.
 
-``import hub_emo`` registers `EmoConfig`, `EmoForAudioClassification` and the feature
-extractor with the transformers Auto classes, so ``AutoModelForAudioClassification`` and
-``pipeline("audio-classification")`` load hub_emo checkpoints without remote code; that
-pipeline then preprocesses a hub_emo model's input as `hub-emo predict` does (one path). Saved
-models also carry their code (``auto_map``), so a process without hub_emo loads them with
-``trust_remote_code=True``.
+Importing hub_emo changes nothing for code that does not use it: it loads neither torch nor
+transformers, registers nothing and writes nothing to ``os.environ``. What uses the model
+registers it: ``from hub_emo import EmoForAudioClassification`` (or anything else from
+`hub_emo.modeling`) adds `EmoConfig` and `EmoForAudioClassification` to the transformers
+Auto classes, so ``AutoModelForAudioClassification`` loads hub_emo checkpoints without remote
+code; `register` does the same explicitly. Saved models also carry their code
+(``auto_map``), so a process without hub_emo loads them with ``trust_remote_code=True``.
 
-Importing hub_emo also sets its thread policy (`hub_emo.threads`: OpenMP threads that
-sleep instead of spinning on a shared machine) where the environment does not say otherwise.
+hub_emo's robust inference (paths, any rate, channels and length) is `hub_emo.pipeline`.
+``register(pipeline=True)`` makes ``transformers.pipeline("audio-classification")`` use it for
+hub_emo models too; without that call the stock pipeline stays transformers' own.
 
-The registration waits until transformers is imported (by you or by hub_emo), so that
-importing hub_emo stays cheap for the parts that need neither torch nor transformers (the
-CLI's help, the local Hub server).
+The thread policy (`hub_emo.threads`) belongs to the command line: `hub-emo` sets it, an
+import does not.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-
-from hub_emo import threads as _threads
-
-_threads.configure()
 
 __version__ = "0.1.0"
 
@@ -34,7 +30,7 @@ _LAZY = {
     "predict": "hub_emo.inference",
 }
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [*_LAZY, "register", "__version__"]
 
 
 def __getattr__(name: str):
@@ -43,44 +39,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'hub_emo' has no attribute {name!r}")
 
 
-def _register_now() -> None:
-    for name in ("hub_emo.modeling", "hub_emo.inference"):  # each registers itself when imported
-        module = sys.modules.get(name)
-        if module is None or not getattr(module.__spec__, "_initializing", False):
-            importlib.import_module(name)
-
-
-class _RegisterAfterTransformers:
-    """A meta-path finder that runs the registration once transformers has been imported."""
-
-    _busy = False
-
-    @classmethod
-    def find_spec(cls, fullname, path=None, target=None):
-        if fullname != "transformers" or cls._busy:
-            return None
-        cls._busy = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            cls._busy = False
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            if cls in sys.meta_path:
-                sys.meta_path.remove(cls)
-            _register_now()
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-if "transformers" in sys.modules:
-    _register_now()
-elif _RegisterAfterTransformers not in sys.meta_path:
-    import importlib.util
-
-    sys.meta_path.insert(0, _RegisterAfterTransformers)
+def register(pipeline: bool = False) -> None:
+    """Register hub_emo with the transformers Auto classes; with ``pipeline=True`` also make
+    ``transformers.pipeline("audio-classification")`` give hub_emo models hub_emo's input
+    handling (other models keep the stock behaviour)."""
+    importlib.import_module("hub_emo.modeling").register()
+    if pipeline:
+        importlib.import_module("hub_emo.inference").register_pipeline()

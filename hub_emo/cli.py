@@ -10,6 +10,8 @@ Exit status, for every command: 0 done; 2 a usage error (argparse's, or `UsageEr
 the command line or a config file it names is wrong); 1 a failure (a `ValueError` or
 `OSError`: bad data, a missing file, a model that does not load), with one line on stderr,
 ``hub-emo COMMAND: error: ...``, naming the file or model.
+
+The thread policy (`hub_emo.threads`) is set here, before a command loads torch or numpy.
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hub_emo import threads
+
+    threads.configure()  # before any command loads torch or numpy: their runtimes read it once
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:

@@ -16,38 +16,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AudioClassificationPipeline, Wav2Vec2FeatureExtractor
+from transformers import AudioClassificationPipeline
 
 from hub_emo import audio
+from hub_emo import modeling as _modeling  # noqa: F401 - registers hub_emo with the Auto classes
 
 #: Chunk length for long recordings; emotion corpora have clips of a few seconds.
 DEFAULT_CHUNK_SECONDS = 10.0
 
 
 def feature_extractor_for(config, source: str | os.PathLike | None = None, trust_remote_code: bool = False):
-    """The backbone's feature extractor (from ``source`` when it has one), else a sound default.
+    """The preprocessor of the backbone or model at ``source``, with an attention mask.
 
-    ``config`` is an `EmoConfig` or a backbone config. The default follows transformers'
-    convention for wav2vec2-family models (facebook/wav2vec2-base's own preprocessor):
-    zero-mean unit-variance inputs at the rate the backbone's config records (16 kHz unless it
-    says; MERT: 24 kHz), and an attention mask only for backbones pretrained with one
-    (``feat_extract_norm="layer"``).
+    ``config`` is an `EmoConfig` or a backbone config. A source without
+    ``preprocessor_config.json`` (or ``source=None``) gets its family's published preprocessor
+    (facebook/wav2vec2-base's for wav2vec2, microsoft/wavlm-base-plus's for WavLM, ...: WavLM
+    and MERT do not normalise) at the rate the config records, and a log line says so; a
+    preprocessor that cannot be fetched or read is a ValueError naming it.
     """
-    from hub_emo.modeling.backbones import load_feature_extractor, sampling_rate_of
+    from hub_emo.modeling.backbones import load_preprocessor
 
-    if source is not None:
-        try:
-            return load_feature_extractor(source, trust_remote_code=trust_remote_code)
-        except Exception:  # noqa: BLE001 - a bare encoder checkpoint has no preprocessor_config.json
-            pass
-    backbone = getattr(config, "backbone_config", config)
-    return Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=sampling_rate_of(backbone),
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=getattr(backbone, "feat_extract_norm", "layer") == "layer",
-    )
+    return load_preprocessor(source, config, trust_remote_code=trust_remote_code)
 
 
 def _channels_last(array: np.ndarray) -> np.ndarray:
@@ -182,7 +171,7 @@ class EmoAudioClassificationPipeline(AudioClassificationPipeline):
 
 
 class _AudioClassificationPipeline(EmoAudioClassificationPipeline):
-    """What ``transformers.pipeline("audio-classification")`` builds once hub_emo is imported.
+    """What ``transformers.pipeline("audio-classification")`` builds after ``hub_emo.register(pipeline=True)``.
 
     A hub_emo model gets hub_emo's preprocessing (hub_emo.audio's decoding, downmix and
     soxr resampling, as in data preparation and `hub-emo predict`), so both entry points
@@ -215,7 +204,8 @@ class _AudioClassificationPipeline(EmoAudioClassificationPipeline):
 
 
 def register_pipeline() -> None:
-    """Make ``transformers.pipeline("audio-classification")`` take hub_emo's one inference path."""
+    """Make ``transformers.pipeline("audio-classification")`` take hub_emo's one inference path
+    (asked for explicitly, through ``hub_emo.register(pipeline=True)``: importing never does it)."""
     from transformers.pipelines import PIPELINE_REGISTRY
 
     task = "audio-classification"
@@ -245,5 +235,3 @@ def predict(model, inputs, top_k: int | None = None, **kwargs) -> list[list[dict
     classifier = model if isinstance(model, AudioClassificationPipeline) else pipeline(model, **kwargs)
     return [classifier(item, top_k=top_k) for item in inputs]
 
-
-register_pipeline()

@@ -10,12 +10,15 @@ with ``OMP_WAIT_POLICY=PASSIVE`` (2 cores, load 12). numpy's and scipy's OpenBLA
 own pthreads pool that behaves alike: 150 rounds of a 64-dim Gram matrix and eigh (FAD's
 statistics at the demo's size) took 37 s with 2 threads and 1.6 s with 1 under that load.
 
-`configure` sets ``OMP_WAIT_POLICY=PASSIVE``, ``KMP_BLOCKTIME=0`` (Intel's runtime) and
-``OPENBLAS_NUM_THREADS=1`` where they are unset. Each runtime reads them once, when it is
-loaded, so this runs when hub_emo is imported (the CLI, and a library user who imports
-hub_emo first); a variable whose runtime is already loaded is left alone. The user's
-settings win: any value they set, ``HUB_EMO_THREAD_POLICY=off``, and torch's thread
-count, which hub_emo leaves to ``OMP_NUM_THREADS`` / ``torch.set_num_threads``.
+`configure` sets ``OMP_WAIT_POLICY=PASSIVE`` and ``KMP_BLOCKTIME=0`` (Intel's runtime) where
+they are unset: threads then sleep at barriers, and no thread count changes. On a small host
+(`SMALL_HOST` usable cores or fewer), where one busy neighbour takes half the machine, it
+also sets ``OPENBLAS_NUM_THREADS=1``; a larger host keeps OpenBLAS's own thread count, so
+the policy never caps a many-core node. Each runtime reads these once, when it is loaded, so
+`hub-emo` calls `configure` first thing; importing hub_emo never does (a library user who
+wants the policy calls it before importing torch or numpy). The user's settings win: any
+value they set, ``HUB_EMO_THREAD_POLICY=off``, and torch's thread count, which hub_emo
+leaves to ``OMP_NUM_THREADS`` / ``torch.set_num_threads``.
 
 `task_parallel` is for work made of many small ops that splits into independent tasks
 (the probes of 13 or 25 layers): the tasks run in parallel on one intra-op thread each
@@ -39,6 +42,9 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "KMP_BLOCKTIME": ("0", "torch"),
     "OPENBLAS_NUM_THREADS": ("1", "numpy"),
 }
+#: Set only on hosts with at most `SMALL_HOST` usable cores: they cap a thread count.
+SMALL_HOST_ONLY = ("OPENBLAS_NUM_THREADS",)
+SMALL_HOST = 4
 
 #: ``off`` (or 0 / false / no) leaves the runtimes' own defaults.
 SWITCH = "HUB_EMO_THREAD_POLICY"
@@ -48,13 +54,22 @@ def disabled() -> bool:
     return os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "false", "no")
 
 
-def configure() -> dict[str, str]:
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def configure(cores: int | None = None) -> dict[str, str]:
     """Set the defaults the environment lacks while their runtime is not loaded yet;
-    returns what was set."""
+    returns what was set. ``cores``: the usable cores (default: `usable_cores`)."""
     if disabled():
         return {}
+    small = (usable_cores() if cores is None else cores) <= SMALL_HOST
     applied = {name: value for name, (value, loader) in DEFAULTS.items()
-               if name not in os.environ and loader not in sys.modules}
+               if name not in os.environ and loader not in sys.modules and (small or name not in SMALL_HOST_ONLY)}
     os.environ.update(applied)
     return applied
 

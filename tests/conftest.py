@@ -44,6 +44,10 @@ os.environ.update(
 for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.pop(var, None)
 
+from hub_emo import threads  # noqa: E402 - the policy `hub-emo` sets, for the tests run in-process
+
+threads.configure()
+
 
 @pytest.fixture(scope="session")
 def hub():

@@ -11,10 +11,13 @@ from hub_emo.training.arguments import TrainArguments, parse
 
 
 def test_train_help_is_generated_from_the_dataclass(capsys):
+    from transformers import TrainingArguments
+
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out
-    for f in dataclasses.fields(TrainArguments):
-        assert f"--{f.name}" in text, f.name
+    for f in [*dataclasses.fields(TrainArguments), *dataclasses.fields(TrainingArguments)]:
+        if f.init:  # hub_emo's own options and every one of the Trainer's
+            assert f"--{f.name}" in text, f.name
     assert "[VALUE ...]" not in text
     assert "--strategy STRATEGY" in text and "(default: weighted_sum)" in text
 

@@ -88,6 +88,7 @@ def test_dataset_and_models_load_from_the_demo_hub_in_a_fresh_process(demo, tmp_
         code = f"""
 import json, numpy as np
 import hub_emo
+hub_emo.register()
 from datasets import load_dataset
 from transformers import pipeline
 data = load_dataset({hub['dataset_repo']!r}, split="train")
@@ -107,6 +108,27 @@ print(json.dumps({{"rows": len(data), "labels": labels}}))
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["rows"] == hub["dataset_rows"] > 0
     assert all(label in LABEL_SETS["ravdess6"].classes for label in loaded["labels"])
+
+
+def test_nothing_the_demo_pushed_names_this_machine(demo):
+    """Every file of every repository the demo pushed (dataset and models): no local path, user or host name."""
+    from huggingface_hub import HfApi
+
+    from hub_emo.hub.server import load_or_create_token, start_server
+    from leaks import repo_leaks
+
+    out, _ = demo
+    hub = json.loads((out / "summary.json").read_text())["hub"]
+    token, _ = load_or_create_token(out / "hub")
+    server = start_server(out / "hub", port=0)
+    try:
+        api = HfApi(endpoint=server.url, token=token)
+        found = {hub["dataset_repo"]: repo_leaks(api, hub["dataset_repo"], "dataset")}
+        found.update({m["repo"]: repo_leaks(api, m["repo"]) for m in hub["models"].values()})
+    finally:
+        server.stop()
+    assert len(found) == 1 + len(hub["models"]) >= 3
+    assert found == {repo: {} for repo in found}
 
 
 @pytest.mark.slow  # a second demo run

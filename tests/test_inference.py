@@ -109,6 +109,9 @@ def test_long_audio_is_chunked_and_scores_are_averaged(model_dir):
 def test_stock_transformers_pipeline_loads_the_model(model_dir):
     from transformers import pipeline as hf_pipeline
 
+    import hub_emo
+
+    hub_emo.register()
     classifier = hf_pipeline("audio-classification", model=str(model_dir))
     out = classifier(np.zeros(8000, dtype=np.float32) + 0.01 * np.sin(np.arange(8000)), top_k=2)
     assert len(out) == 2 and out[0]["label"] in LABELS
@@ -116,13 +119,17 @@ def test_stock_transformers_pipeline_loads_the_model(model_dir):
 
 def test_hub_emo_predict_and_the_stock_pipeline_score_a_file_alike(model_dir, stereo_file, capsys):
     """One inference path: a 44.1 kHz stereo file (which ffmpeg would resample otherwise)
-    gets the same scores from `hub-emo predict` and transformers.pipeline("audio-classification")."""
+    gets the same scores from `hub-emo predict` and transformers.pipeline("audio-classification")
+    once hub_emo's pipeline is registered."""
     from transformers import pipeline as hf_pipeline
+
+    import hub_emo
 
     from hub_emo.cli import main
 
     assert main(["predict", str(model_dir), str(stereo_file), "--json", "--top-k", str(len(LABELS))]) == 0
     cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["scores"]
+    hub_emo.register(pipeline=True)
     stock = hf_pipeline("audio-classification", model=str(model_dir))(str(stereo_file), top_k=None)
     assert [s["label"] for s in stock] == [s["label"] for s in cli]
     assert [s["score"] for s in stock] == [s["score"] for s in cli]

@@ -344,14 +344,16 @@ def test_a_frozen_backbone_stays_in_eval_mode_while_training():
     assert adapted.backbone.training
 
 
-def test_import_hub_emo_is_light_and_registers_when_transformers_loads():
+def test_import_hub_emo_is_light_and_registration_is_explicit():
     code = (
         "import sys, hub_emo; light = 'torch' not in sys.modules and 'transformers' not in sys.modules; "
-        "from transformers import AutoConfig; print(light, type(AutoConfig.for_model('hub_emo')).__name__)"
+        "from transformers import AutoConfig; from transformers.models.auto.configuration_auto import CONFIG_MAPPING; "
+        "known = 'hub_emo' in CONFIG_MAPPING; hub_emo.register(); "
+        "print(light, known, type(AutoConfig.for_model('hub_emo')).__name__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["True", "EmoConfig"]
+    assert result.stdout.split() == ["True", "False", "EmoConfig"]
     direct = "from hub_emo.modeling import EmoConfig; from transformers import AutoConfig; print(type(AutoConfig.for_model('hub_emo')).__name__)"
     result = subprocess.run([sys.executable, "-c", direct], capture_output=True, text=True)
     assert result.stdout.strip() == "EmoConfig", result.stderr[-2000:]

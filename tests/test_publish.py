@@ -123,7 +123,7 @@ def test_push_model_then_load_by_repo_id_in_fresh_processes(hub, run_dir):
         best = pipeline("audio-classification", model="{repo}", {{options}})(wave)[0]["label"]
         print(json.dumps({{{{"logits": logits, "best": best, "cls": type(model).__module__}}}}))
         """
-    with_package = run_fresh(load.format(extra=", hub_emo", options=""))
+    with_package = run_fresh(load.format(extra=", hub_emo; hub_emo.register()", options=""))
     remote_code = run_fresh(load.format(extra="", options="trust_remote_code=True"))
     for got in (with_package, remote_code):
         assert np.allclose(got["logits"], expected, atol=1e-5)

@@ -1,4 +1,5 @@
-"""The thread policy: set by importing hub_emo before torch, and never over the user's settings."""
+"""The thread policy: set by the CLI (or `threads.configure`) before torch, never by an import,
+never over the user's settings, and never a cap on a many-core host."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from hub_emo import threads
 PROBE = """
 import json, os, sys
 {before}
-import hub_emo
+from hub_emo import threads
+threads.configure(cores=2)
 import torch
 import numpy
 from threadpoolctl import threadpool_info
@@ -32,8 +34,30 @@ def _run(before: str = "", **env) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _fresh(code: str, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in (*threads.DEFAULTS, threads.SWITCH)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**clean, **env},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_an_import_sets_nothing_and_the_cli_sets_the_policy():
+    imported = _fresh("import os; before = dict(os.environ); import hub_emo, hub_emo.inference, hub_emo.training; "
+                      "print(dict(os.environ) == before)")
+    assert imported == "True"
+    cli = _fresh("import os; from hub_emo.cli import main; main(['--version']); print(os.environ.get('OMP_WAIT_POLICY'))")
+    assert cli == "PASSIVE"
+
+
+def test_a_many_core_host_keeps_its_blas_threads():
+    code = "from hub_emo import threads; print(sorted(threads.configure(cores={})))"
+    assert _fresh(code.format(64)) == str(["KMP_BLOCKTIME", "OMP_WAIT_POLICY"])
+    assert _fresh(code.format(2)) == str(["KMP_BLOCKTIME", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS"])
+
+
 @pytest.mark.slow
-def test_import_sets_the_policy_and_the_user_wins():
+def test_configure_sets_the_policy_and_the_user_wins():
     assert _run(OMP_NUM_THREADS="1") == {"policy": "PASSIVE", "blocktime": "0", "threads": 1, "numpy_blas": [1]}
     assert _run(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="1") == {
         "policy": "ACTIVE", "blocktime": "0", "threads": 1, "numpy_blas": [2]}

@@ -37,17 +37,11 @@ class Backbone:
 
 
 def weights_hash(model) -> str:
-    """SHA-256 of every tensor of a model's state dict (names, shapes, bytes): cache keys
-    follow the weights themselves, not a name that may point to other weights later."""
-    import torch
+    """SHA-256 of a model's weights: cache keys follow the weights themselves, not a name that may
+    point to other weights later (`hub_emo.modeling.backbones.weights_hash`)."""
+    from hub_emo.modeling.backbones import weights_hash as sha256_of_weights
 
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-        digest.update(flat.numpy().data)
-    return digest.hexdigest()
+    return sha256_of_weights(model)
 
 
 def backbone_identity(model, feature_extractor) -> str:

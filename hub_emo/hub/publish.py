@@ -133,7 +133,7 @@ def _describe(config: dict) -> dict:
     if adapter == "lora":
         adapter_text = (
             f"LoRA (rank {config.get('lora_rank')}, alpha {config.get('lora_alpha')}) on "
-            f"{', '.join(config.get('lora_target_modules') or ['the attention projections'])}"
+            f"{', '.join(_lora_targets(config))}"
         )
     elif adapter == "bottleneck":
         adapter_text = (
@@ -158,6 +158,13 @@ def _describe(config: dict) -> dict:
         "head_hidden_sizes": list(head),
         "frozen": config.get("freeze_backbone", False),
     }
+
+
+def _lora_targets(config: dict) -> list[str]:
+    """The LoRA targets in force, as the model resolves them from its config (WavLM: feed-forward)."""
+    from hub_emo.modeling.configuration_hub_emo import EmoConfig
+
+    return EmoConfig.from_dict(config).lora_targets
 
 
 def _labels(config: dict, source: str) -> list[tuple[int, str]]:

@@ -29,7 +29,19 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, HubertConf
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 MERT_MODEL_TYPE = "mert_model"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+
 logger = logging.getLogger(__name__)
+
+#: Per family, the published preprocessor a backbone without one gets (the repository it
+#: copies, and its ``do_normalize``): WavLM and MERT-v1 feed raw waveforms, the rest normalise.
+FAMILY_PREPROCESSORS = {
+    "wav2vec2": ("facebook/wav2vec2-base", True),
+    "hubert": ("facebook/hubert-base-ls960", True),
+    "data2vec-audio": ("facebook/data2vec-audio-base", True),
+    "wavlm": ("microsoft/wavlm-base-plus", False),
+    MERT_MODEL_TYPE: ("m-a-p/MERT-v1-95M", False),
+}
 
 #: MERT config fields HuBERT has under the same name and meaning.
 _MERT_SHARED = (
@@ -231,6 +243,108 @@ def load_feature_extractor(source, *, trust_remote_code: bool = False, revision:
     return extractor
 
 
+def family_of(config) -> str:
+    """The family name a backbone config belongs to (a MERT config translated to HuBERT stays MERT)."""
+    backbone = getattr(config, "backbone_config", config)
+    if getattr(backbone, "mert_attention_relax", None) is not None:
+        return MERT_MODEL_TYPE
+    return str(getattr(backbone, "model_type", ""))
+
+
+def default_preprocessor(config, name: str = "the backbone"):
+    """The published preprocessor of ``config``'s family, for a backbone that ships none (logged).
+
+    Its rate is the one the config records (MERT: 24 kHz). An attention mask is always returned:
+    hub_emo's model takes it, and a padded batch then scores each clip as if alone.
+    """
+    from transformers import Wav2Vec2FeatureExtractor
+
+    family = family_of(config)
+    if family not in FAMILY_PREPROCESSORS:
+        raise ValueError(
+            f"{name}: has no {PREPROCESSOR_FILE}, and hub_emo knows no published preprocessor for its family "
+            f"{family!r} (known: {', '.join(FAMILY_PREPROCESSORS)}); save the right one next to its config"
+        )
+    repo, normalize = FAMILY_PREPROCESSORS[family]
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=sampling_rate_of(config), padding_value=0.0, do_normalize=normalize,
+        return_attention_mask=True,
+    )
+    logger.warning("%s: no %s; using the %s family's published preprocessor (as %s: do_normalize=%s, "
+                   "sampling_rate=%d)", name, PREPROCESSOR_FILE, family, repo, normalize, extractor.sampling_rate)
+    return extractor
+
+
+def preprocessor_file(source: str, revision: str | None, **hub) -> str | None:
+    """The path of ``source``'s preprocessor file; None only when the folder or repository has none."""
+    import os
+
+    if os.path.isdir(source):
+        path = os.path.join(source, PREPROCESSOR_FILE)
+        return path if os.path.isfile(path) else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    try:
+        return hf_hub_download(source, PREPROCESSOR_FILE, revision=revision, **hub)
+    except RemoteEntryNotFoundError:  # the Hub answered: no such file
+        return None
+    except Exception as error:  # noqa: BLE001 - unreachable, offline, no such repo: name it, never a default
+        raise ValueError(f"{source}: cannot fetch its {PREPROCESSOR_FILE} ({type(error).__name__}: {error})") from error
+
+
+def load_preprocessor(source, config, *, trust_remote_code: bool = False, revision: str | None = None, **hub):
+    """The preprocessor of the backbone or model at ``source`` (a Hub id or folder), with an attention mask.
+
+    A source without ``preprocessor_config.json`` gets its family's published default (logged); one
+    whose file cannot be fetched or read is an error naming it: never a silent default, which
+    would change the features (WavLM and MERT do not normalise). ``source=None``: the default.
+    ``hub``: ``cache_dir``, ``token``, ``local_files_only`` for the download.
+    """
+    if source is None:
+        return default_preprocessor(config)
+    source = str(source)
+    found = preprocessor_file(source, revision, **hub)
+    if found is None:
+        return default_preprocessor(config, source)
+    try:
+        extractor = load_feature_extractor(source, trust_remote_code=trust_remote_code, revision=revision)
+    except Exception as error:  # noqa: BLE001
+        raise ValueError(f"{source}: cannot load its preprocessor {PREPROCESSOR_FILE} ({error})") from error
+    extractor.return_attention_mask = True
+    return extractor
+
+
+def weights_hash(model) -> str:
+    """SHA-256 of every tensor of a model's state dict (names, shapes, bytes)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        flat = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        digest.update(flat.numpy().data)
+    return digest.hexdigest()
+
+
+def public_source(source, model=None) -> str | None:
+    """How a saved config or result names a backbone or dataset: a Hub id as given; a local folder by
+    its name and, with ``model``, the SHA-256 of its weights (``name@sha256:<16 hex>``), never by
+    its path on this machine (which would be published with the model)."""
+    import os
+
+    if source is None:
+        return None
+    text = str(source)
+    if not os.path.exists(text):
+        return text
+    name = os.path.basename(os.path.abspath(text))
+    return name if model is None else f"{name}@sha256:{weights_hash(model)[:16]}"
+
+
 class BackboneOutputError(ValueError):
     """A backbone returned fewer hidden states than its config promises."""
 
@@ -260,6 +374,6 @@ def check_hidden_states(hidden_states, expected: int | None, name: str) -> None:
 __all__ = [
     "BackboneOutputError", "check_hidden_states",
     "MERT_MODEL_TYPE", "check_loading_info", "config_from_dict", "hubert_config_from_mert", "load_config",
-    "load_model", "reference_layers",
-    "load_feature_extractor", "sampling_rate_of",
+    "load_model", "reference_layers", "load_feature_extractor", "sampling_rate_of", "FAMILY_PREPROCESSORS",
+    "default_preprocessor", "family_of", "load_preprocessor", "preprocessor_file", "public_source", "weights_hash",
 ]

@@ -15,10 +15,11 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
-from .backbones import check_hidden_states, load_model
+from .backbones import check_hidden_states, load_model, load_preprocessor, preprocessor_file, public_source
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -208,12 +209,29 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         self.apply_freezing()
 
     # ------------------------------------------------------------------ construction
+    #: The backbone's preprocessor, saved with the model (`from_backbone` keeps it, `from_pretrained`
+    #: reads it back), so a saved or pushed model loads with ``pipeline`` / ``AutoFeatureExtractor``.
+    preprocessor = None
+
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As transformers' method; loading replaces the parameters, so freezing is applied again."""
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As transformers' method; loading replaces the parameters, so freezing is applied again, and
+        the folder's preprocessor comes along (a model saved without one gets none)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.apply_freezing()
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+            source = str(pretrained_model_name_or_path)
+            if preprocessor_file(source, hub.pop("revision", None), **hub) is not None:
+                model.preprocessor = load_preprocessor(source, model.config, revision=kwargs.get("revision"), **hub)
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As transformers' method, plus the preprocessor (``preprocessor_config.json``); ``push_to_hub``
+        saves through here, so it pushes the preprocessor too."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.preprocessor is not None and kwargs.get("is_main_process", True):
+            self.preprocessor.save_pretrained(save_directory)
 
     @classmethod
     def from_backbone(
@@ -223,12 +241,15 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         *,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        feature_extractor=None,
         **config_options,
     ) -> "EmoForAudioClassification":
         """A new classifier on a pretrained backbone (Hub id, folder, or loaded model).
 
         ``labels`` is a list of class names or an ``id2label`` dict; ``config_options`` are
-        any `EmoConfig` arguments (aggregation, adapter, pooling, ...).
+        any `EmoConfig` arguments (aggregation, adapter, pooling, ...). The model keeps the
+        backbone's preprocessor (``feature_extractor``, else the one at the backbone's source, else
+        its family's published one) and saves it beside itself.
         """
         if isinstance(backbone, PreTrainedModel):
             pretrained = backbone
@@ -240,14 +261,23 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             id2label = dict(labels) if isinstance(labels, dict) else dict(enumerate(labels))
             config_options["id2label"] = {int(k): str(v) for k, v in id2label.items()}
             config_options["label2id"] = {v: k for k, v in config_options["id2label"].items()}
+        backbone_config = copy.deepcopy(pretrained.config)
+        recorded = public_source(source, pretrained)
+        if backbone_config.model_type in CONFIG_MAPPING:  # remote code needs the path to its repository
+            backbone_config._name_or_path = recorded or ""
         config = EmoConfig(
-            backbone_config=copy.deepcopy(pretrained.config),
-            backbone_name_or_path=source,
+            backbone_config=backbone_config,
+            backbone_name_or_path=recorded,
             backbone_trust_remote_code=trust_remote_code,
             **config_options,
         )
         model = cls(config)
         model.load_backbone_weights(pretrained.state_dict())
+        if feature_extractor is None:  # a loaded model's own folder, if it still exists, else its family's
+            where = source if not isinstance(backbone, PreTrainedModel) or os.path.isdir(source or "") else None
+            feature_extractor = load_preprocessor(where, pretrained.config, trust_remote_code=trust_remote_code,
+                                                  revision=revision)
+        model.preprocessor = feature_extractor
         return model
 
     def load_backbone_weights(self, state_dict: dict[str, torch.Tensor]) -> None:

@@ -1,10 +1,16 @@
-"""`TrainArguments`: every knob of a `hub-emo train` run, in one dataclass.
+"""`TrainArguments`: every knob of a `hub-emo train` run, hub_emo's own and the Trainer's.
 
-`transformers.HfArgumentParser` reads it, so a YAML/JSON file and command-line flags
-configure the same run (flags override the file). Options left ``None`` take the
-strategy's default (see `hub_emo.training.strategies`). A two-stage cross-domain run is
-the same dataclass with the ``source_*`` options set: stage 1 trains on the source
-domain, stage 2 (the target, described by the plain options) starts from it.
+As transformers' ``run_audio_classification.py`` does, `transformers.HfArgumentParser` reads
+hub_emo's dataclass plus `transformers.TrainingArguments`, so a YAML/JSON file and
+command-line flags configure the same run (flags override the file) and ``--help`` lists
+every option. The Trainer's options that hub_emo does not declare itself (``bf16``,
+``gradient_checkpointing``, ``optim``, ``lr_scheduler_type``, ``torch_compile``, ...) are
+`TrainerOptions` fields; those the user sets land in ``TrainArguments.trainer_options`` and go
+to every stage's `TrainingArguments` unchanged. Options left unset take hub_emo's default
+for the run (the strategy's learning rate and epochs, evaluation every epoch, ...), never
+over a value the user gave. A two-stage cross-domain run is the same dataclass with the
+``source_*`` options set: stage 1 trains on the source domain, stage 2 (the target,
+described by the plain options) starts from it.
 """
 
 from __future__ import annotations
@@ -94,7 +100,11 @@ class TrainArguments:
     per_device_train_batch_size: int = 8
     per_device_eval_batch_size: int = 8
     gradient_accumulation_steps: int = 1
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warm-up share of the steps."})
+    warmup_ratio: float | None = field(
+        default=None,
+        metadata={"help": "Linear warm-up as a share of the steps, in [0, 1) (default 0.1 unless warmup_steps "
+                          "is given; a number of steps is warmup_steps)."},
+    )
     weight_decay: float = 0.0
     early_stopping_patience: int = field(
         default=5, metadata={"help": "Evaluations without improvement before stopping; 0 disables."}
@@ -108,7 +118,11 @@ class TrainArguments:
     seed: int = 42
     logging_steps: int = 10
     save_total_limit: int = 2
-    dataloader_num_workers: int = 0
+    dataloader_num_workers: int | None = field(
+        default=None,
+        metadata={"help": "Data loading processes per device (default: 0 on CPU, where they would take the "
+                          "compute's cores; on an accelerator min(4, usable cores / local devices))."},
+    )
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | trackio | none."})
     use_cpu: bool = False
     resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in output_dir."})
@@ -118,6 +132,8 @@ class TrainArguments:
                           "hub_emo.hub.publish.push_training_run(results, repo_id))."},
     )
     hub_private: bool = False
+    #: The `TrainerOptions` the user set (name -> value); filled by `parse` / `from_namespace`.
+    trainer_options: dict[str, Any] = field(default_factory=dict, init=False)
 
     def __post_init__(self):
         from .strategies import get_strategy
@@ -142,6 +158,9 @@ class TrainArguments:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.metric_for_best_model not in ("accuracy", "balanced_accuracy", "macro_f1"):
             raise ValueError(f"metric_for_best_model {self.metric_for_best_model!r} is not a metric this trainer logs")
+        if self.warmup_ratio is not None and not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio is a share of the steps in [0, 1), got {self.warmup_ratio}; "
+                             "for a number of steps use warmup_steps")
 
     @property
     def two_stage(self) -> bool:
@@ -151,8 +170,80 @@ class TrainArguments:
         return dataclasses.asdict(self)
 
 
+#: Trainer options hub_emo sets itself: a user value that differs is refused, with the reason.
+FIXED_TRAINER_OPTIONS = {
+    "remove_unused_columns": (False, "the collators need every column"),
+    "label_names": (["labels"], "the model's labels argument is 'labels'"),
+}
+#: Trainer options with a hub_emo equivalent, which the user should give instead.
+REPLACED_TRAINER_OPTIONS = {
+    "resume_from_checkpoint": "resume (every stage resumes from its own last checkpoint)",
+    "hub_model_id": "push_to_hub REPO (hub-emo pushes the model chosen on validation once training ends)",
+    "hub_private_repo": "hub_private",
+    "hub_strategy": "push_to_hub REPO (the Trainer itself never pushes checkpoints)",
+    "hub_always_push": "push_to_hub REPO (the Trainer itself never pushes checkpoints)",
+    "hub_revision": "push_to_hub REPO",
+    "hub_token": "HF_TOKEN or a saved login (hub-emo never takes a token on its command line)",
+}
+
+_TRAINER_OPTIONS = None
+
+
+def trainer_options_class():
+    """`TrainerOptions`: every `TrainingArguments` field that `TrainArguments` does not declare,
+    with the Trainer's type and help, defaulting to None (unset: transformers' default)."""
+    global _TRAINER_OPTIONS
+    if _TRAINER_OPTIONS is None:
+        import typing
+
+        from transformers import TrainingArguments
+
+        own = {f.name for f in dataclasses.fields(TrainArguments)}
+        hints = typing.get_type_hints(TrainingArguments)
+        specs = []
+        for f in dataclasses.fields(TrainingArguments):
+            if not f.init or f.name in own:
+                continue
+            metadata = dict(f.metadata)
+            metadata["help"] = f"{str(metadata.get('help', '')).strip()} (TrainingArguments; unset: transformers' default)"
+            if hints[f.name] in (bool, bool | None):  # `--bf16` alone means true, as in the Trainer's own parser
+                metadata.update(nargs="?", const=True)
+            specs.append((f.name, hints[f.name], field(default=None, metadata=metadata)))
+        _TRAINER_OPTIONS = dataclasses.make_dataclass("TrainerOptions", specs)
+        _TRAINER_OPTIONS.__doc__ = "The `transformers.TrainingArguments` options hub_emo passes on as given."
+    return _TRAINER_OPTIONS
+
+
+def trainer_option_names() -> set[str]:
+    return {f.name for f in dataclasses.fields(trainer_options_class())}
+
+
+def check_trainer_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The user's Trainer options, or a ValueError naming one hub_emo cannot honour and why."""
+    for name, value in options.items():
+        if name in REPLACED_TRAINER_OPTIONS:
+            raise ValueError(f"{name}: use {REPLACED_TRAINER_OPTIONS[name]}")
+        if name in FIXED_TRAINER_OPTIONS and value != FIXED_TRAINER_OPTIONS[name][0]:
+            fixed, why = FIXED_TRAINER_OPTIONS[name]
+            raise ValueError(f"{name} must be {fixed!r} in hub-emo train ({why}), got {value!r}")
+    return dict(options)
+
+
+def with_options(args: TrainArguments, **options) -> TrainArguments:
+    """``args`` with ``options`` (hub_emo's fields or Trainer options) set; the rest kept."""
+    own = {f.name for f in dataclasses.fields(TrainArguments) if f.init}
+    unknown = sorted(set(options) - own - trainer_option_names())
+    if unknown:
+        raise ValueError(f"unknown options {unknown}")
+    updated = dataclasses.replace(args, **{k: v for k, v in options.items() if k in own})
+    trainer = {k: v for k, v in options.items() if k not in own}
+    updated.trainer_options = check_trainer_options({**args.trainer_options, **trainer})
+    return updated
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON mapping of `TrainArguments` fields, with a clear error naming the file."""
+    """A YAML or JSON mapping of `TrainArguments` and `TrainingArguments` options, with a clear
+    error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such config file")
@@ -170,7 +261,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         values = {}
     if not isinstance(values, dict):
         raise ValueError(f"{path}: a config must be a mapping of option: value")
-    known = {f.name for f in dataclasses.fields(TrainArguments)}
+    known = {f.name for f in dataclasses.fields(TrainArguments) if f.init} | trainer_option_names()
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"{path}: unknown options {unknown}")
@@ -178,20 +269,26 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def parser(**kwargs):
-    """The `HfArgumentParser` of `TrainArguments`: every field is one ``--flag`` (also spelt with dashes)."""
+    """The `HfArgumentParser` of `TrainArguments` plus `TrainerOptions`: every field is one
+    ``--flag`` (also spelt with dashes)."""
     from transformers import HfArgumentParser
 
-    return HfArgumentParser(TrainArguments, **kwargs)
+    return HfArgumentParser((TrainArguments, trainer_options_class()), **kwargs)
 
 
 def from_namespace(namespace, **overrides) -> TrainArguments:
-    """`TrainArguments` from parsed flags (other attributes, such as a CONFIG path, are ignored)."""
-    known = {f.name for f in dataclasses.fields(TrainArguments)}
-    unknown = sorted(set(overrides) - known)
+    """`TrainArguments` from parsed flags (other attributes, such as a CONFIG path, are ignored);
+    a Trainer option is the user's when it is not None."""
+    own = {f.name for f in dataclasses.fields(TrainArguments) if f.init}
+    trainer = trainer_option_names()
+    unknown = sorted(set(overrides) - own - trainer)
     if unknown:
         raise ValueError(f"unknown options {unknown}")
-    values = {k: v for k, v in vars(namespace).items() if k in known}
-    return TrainArguments(**{**values, **overrides})
+    values = {k: v for k, v in vars(namespace).items() if k in own or (k in trainer and v is not None)}
+    values.update(overrides)
+    args = TrainArguments(**{k: v for k, v in values.items() if k in own})
+    args.trainer_options = check_trainer_options({k: v for k, v in values.items() if k in trainer})
+    return args
 
 
 def parse(config_file: str | Path | None = None, argv: Sequence[str] | None = None, **overrides) -> TrainArguments:

@@ -28,7 +28,6 @@ only the main process writes files.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -44,7 +43,7 @@ from hub_emo.metric import SUMMARY_METRICS, load_metric
 
 from . import data as train_data
 from . import feature_cache
-from .arguments import TrainArguments, parse
+from .arguments import TrainArguments, parse, with_options
 from .strategies import get_strategy, strategy_config, trainable_share
 
 logger = logging.getLogger(__name__)
@@ -71,10 +70,11 @@ class Plan:
 
 
 def _resolve(args: TrainArguments | None, options: dict) -> TrainArguments:
+    """``args`` (or the defaults) with ``options``: hub_emo's fields or any `TrainingArguments` option."""
     if args is None:
         return parse(**options)
     if options:
-        return dataclasses.replace(args, **options)
+        return with_options(args, **options)
     return args
 
 
@@ -164,7 +164,9 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
             base / ("stage2" if source is not None else "train"),
         ))
         folds.append(stages)
-    return Plan(args, backbone, feature_extractor, folds, name)
+    from hub_emo.modeling.backbones import public_source
+
+    return Plan(args, backbone, feature_extractor, folds, public_source(name))  # a local folder: its name
 
 
 def _check_output_dir(out: Path, resume: bool) -> None:
@@ -176,8 +178,9 @@ def _check_output_dir(out: Path, resume: bool) -> None:
 
 
 # ---------------------------------------------------------------------- model
-def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArguments):
-    """A fresh classifier for one stage: the strategy's `EmoConfig` on the loaded backbone."""
+def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArguments, feature_extractor=None):
+    """A fresh classifier for one stage: the strategy's `EmoConfig` on the loaded backbone (and
+    its preprocessor, which the model saves beside itself)."""
     from hub_emo.modeling import EmoForAudioClassification
 
     options = strategy_config(
@@ -191,7 +194,8 @@ def build_model(backbone, labels: Sequence[str], strategy: str, args: TrainArgum
         bottleneck_reduction=args.bottleneck_reduction,
     )
     return EmoForAudioClassification.from_backbone(
-        backbone, list(labels), trust_remote_code=args.trust_remote_code, **options
+        backbone, list(labels), trust_remote_code=args.trust_remote_code, feature_extractor=feature_extractor,
+        **options
     )
 
 
@@ -281,10 +285,28 @@ def _trainer_classes():
 
 
 def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: bool):
+    """The stage's `TrainingArguments`: hub_emo's defaults, under the user's Trainer options, under
+    what hub_emo fixes (the stage's folder, learning rate and epochs, hub_emo's own fields)."""
     from transformers import TrainingArguments
 
+    if "warmup_steps" in args.trainer_options and args.warmup_ratio is not None:
+        raise ValueError("give warmup_ratio (a share of the steps) or warmup_steps, not both")
     every = "steps" if args.eval_steps else "epoch"
-    return TrainingArguments(
+    cpu = _use_cpu(args)
+    defaults = dict(
+        eval_strategy=every if has_validation else "no",
+        save_strategy=every,
+        save_steps=args.eval_steps,
+        load_best_model_at_end=has_validation,
+        greater_is_better=True,
+        ddp_find_unused_parameters=False,
+        restore_callback_states_from_checkpoint=True,
+        disable_tqdm=True,
+        dataloader_pin_memory=not cpu,
+    )
+    if "warmup_steps" not in args.trainer_options or args.warmup_ratio is not None:
+        defaults["warmup_steps"] = 0.1 if args.warmup_ratio is None else args.warmup_ratio  # < 1: a share
+    fixed = dict(
         output_dir=str(stage.output_dir),
         learning_rate=stage.learning_rate,
         num_train_epochs=stage.num_train_epochs,
@@ -292,28 +314,35 @@ def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: 
         per_device_train_batch_size=args.per_device_train_batch_size,
         per_device_eval_batch_size=args.per_device_eval_batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        warmup_steps=args.warmup_ratio,
         weight_decay=args.weight_decay,
-        eval_strategy=every if has_validation else "no",
         eval_steps=args.eval_steps,
-        save_strategy=every,
-        save_steps=args.eval_steps,
         save_total_limit=args.save_total_limit,
-        load_best_model_at_end=has_validation,
         metric_for_best_model=args.metric_for_best_model if has_validation else None,
-        greater_is_better=True,
         logging_steps=args.logging_steps,
         seed=args.seed,
         report_to=[] if args.report_to in ("none", "") else [args.report_to],
-        use_cpu=_use_cpu(args),
+        use_cpu=cpu,
+        dataloader_num_workers=_dataloader_workers(args, cpu),
         remove_unused_columns=False,
         label_names=["labels"],
-        dataloader_num_workers=args.dataloader_num_workers,
-        ddp_find_unused_parameters=False,
-        restore_callback_states_from_checkpoint=True,
-        disable_tqdm=True,
-        dataloader_pin_memory=not _use_cpu(args),
+        push_to_hub=False,  # hub-emo pushes the model chosen on validation, after every fold
     )
+    return TrainingArguments(**{**defaults, **args.trainer_options, **fixed})
+
+
+def _dataloader_workers(args: TrainArguments, cpu: bool) -> int:
+    """The user's count; else 0 on CPU (workers would take the compute's cores) and, on an
+    accelerator, up to 4 per local device from the usable cores."""
+    if args.dataloader_num_workers is not None:
+        return args.dataloader_num_workers
+    if cpu:
+        return 0
+    import torch
+
+    from hub_emo.threads import usable_cores
+
+    devices = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    return max(0, min(4, usable_cores() // devices - 1))
 
 
 def _compute_metrics(num_labels: int):
@@ -382,7 +411,7 @@ def _stage_model(plan_: Plan, stage: StagePlan, init_from: Path | None):
 
     args = plan_.args
     set_seed(args.seed)
-    model = build_model(plan_.backbone, stage.labels, stage.strategy, args)
+    model = build_model(plan_.backbone, stage.labels, stage.strategy, args, plan_.feature_extractor)
     transfer = None
     if init_from is not None:
         from hub_emo.modeling import EmoForAudioClassification
@@ -457,13 +486,31 @@ def _write_stage(plan_: Plan, stage: StagePlan, result: dict, best: Path) -> Non
     args = plan_.args
     plan_.feature_extractor.save_pretrained(str(best))
     results = {
-        **result,
+        **_portable(result, Path(args.output_dir)),
         "dataset": plan_.dataset_name,
         "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
     }
     (best / "results.json").write_text(json.dumps(results, indent=2))
     _plots(result, stage.output_dir)
     (stage.output_dir / "results.json").write_text(json.dumps(result, indent=2))
+
+
+def _portable(result: dict, root: Path) -> dict:
+    """A stage result as it travels with its model (and to the Hub): folders relative to the run's
+    output_dir, the feature cache by its key under the cache root; no path of this machine."""
+    from hub_emo.paths import cache_dir
+
+    def relative(path, base: Path) -> str | None:
+        if path is None:
+            return None
+        path = Path(path).resolve()
+        return str(path.relative_to(base.resolve())) if path.is_relative_to(base.resolve()) else path.name
+
+    out = dict(result, model=relative(result["model"], root), best_checkpoint=relative(result["best_checkpoint"], root))
+    if "feature_cache" in result:
+        out["feature_cache"] = dict(result["feature_cache"],
+                                    directory=relative(result["feature_cache"]["directory"], cache_dir()))
+    return out
 
 
 def _caches_features(args: TrainArguments, model) -> bool:

@@ -157,7 +157,3 @@ def alone() -> Iterator[None]:
     finally:
         _ALONE.reset(token)
 
-
-def rank() -> int:
-    """This process's rank as the launcher set it (0 without a launcher)."""
-    return int(os.environ.get("RANK", "0"))

@@ -24,7 +24,7 @@ import re
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 TIMEOUT_VARIABLE = "HUB_EMO_DDP_TIMEOUT"
 DEFAULT_TIMEOUT = 1800
@@ -106,6 +106,17 @@ class Ranks:
         box = [None]
         dist.recv_object_list(box, src=source)
         return box[0]
+
+    def decide(self, decision: Callable[[], Any], what: str) -> Any:
+        """``decision()`` taken on rank 0, its answer on every rank; raises on every rank if it fails."""
+        answer, error = None, None
+        if self.main:
+            try:
+                answer = decision()
+            except Exception as failure:  # noqa: BLE001 - every rank must leave the step together
+                error = failure
+        self.agree(error, what)
+        return self.broadcast(answer)
 
     def agree(self, error: BaseException | None, what: str) -> None:
         """Raise on every rank when any rank failed ``what``: the failing rank re-raises its

@@ -81,22 +81,17 @@ def split_by_duration(weights, world: int) -> list[list[int]]:
 def plan(group: Ranks, store: Store, dataset, clips: list[str], window: Window, frames_cap: int,
          refresh: bool) -> Plan:
     """Rank 0's view of what is missing and who extracts it, broadcast to every rank."""
-    decision, error = None, None
-    if group.main:
-        try:
-            first = {c: i for i, c in reversed(list(enumerate(clips)))}
-            missing = [c for c in first if refresh or not store.has(c, window, frames_cap)]
-            rows = [first[c] for c in missing]
-            if group.world == 1:
-                shares = [rows]
-            else:
-                shares = [[rows[k] for k in share]
-                          for share in split_by_duration(durations(dataset, rows), group.world)]
-            decision = Plan(missing, shares, refresh)
-        except Exception as failure:  # noqa: BLE001 - every rank must leave this step together
-            error = failure
-    group.agree(error, "deciding what to extract")
-    return group.broadcast(decision)
+
+    def decide() -> Plan:
+        first = {c: i for i, c in reversed(list(enumerate(clips)))}
+        missing = [c for c in first if refresh or not store.has(c, window, frames_cap)]
+        rows = [first[c] for c in missing]
+        if group.world == 1:
+            return Plan(missing, [rows], refresh)
+        shares = split_by_duration(durations(dataset, rows), group.world)
+        return Plan(missing, [[rows[k] for k in share] for share in shares], refresh)
+
+    return group.decide(decide, "deciding what to extract")
 
 
 def deliver(group: Ranks, store: Store, clips: list[str], window: Window, frames_cap: int, decision: Plan,

@@ -86,3 +86,41 @@ def test_two_processes_agree_with_one(tmp_path):
     np.testing.assert_allclose(two["layer_weights"], one["layer_weights"], atol=1e-4)
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         assert abs(two[key] - one[key]) <= 0.05, (key, one[key], two[key])
+
+
+# Rank 1 looks in a folder of its own, as on a host whose disk rank 0's files never reach.
+UNSHARED = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    from accelerate import PartialState
+    from hub_emo.training import trainer
+    rank, base = int(os.environ["RANK"]), Path(sys.argv[1])
+    PartialState(cpu=True)
+    trainer.SHARED_WAIT = 1.0
+    outcome = {}
+    for name, out in (("shared", base / "out"), ("unshared", base / f"out-{rank}")):
+        try:
+            trainer._check_shared(out)
+            outcome[name] = "ok"
+        except Exception as error:
+            outcome[name] = f"{type(error).__name__}: {error}"
+    outcome["markers left"] = [p.name for p in base.rglob(".shared-*")]
+    Path(base, f"rank{rank}.json").write_text(json.dumps(outcome))
+""")
+
+
+@pytest.mark.slow  # two torchrun processes
+@pytest.mark.timeout(120)
+def test_an_output_dir_one_rank_does_not_see_is_refused_on_every_rank(tmp_path):
+    script = tmp_path / "unshared.py"
+    script.write_text(UNSHARED)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tmp_path)]
+    done = subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    main, other = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert main["shared"] == other["shared"] == "ok"
+    assert other["unshared"].startswith("ValueError: output_dir") and "is not shared" in other["unshared"]
+    assert main["unshared"].startswith("RuntimeError:") and "rank 1" in main["unshared"]
+    assert main["markers left"] == other["markers left"] == []

@@ -2,8 +2,10 @@
 
 Like s3prl's single Featurizer, this package alone loads a backbone with its feature
 extractor (`load_backbone`), names its content (`backbone_identity`: config, every weight,
-extractor settings), runs it over clips (equal-length batches, never padded; sharded under
-torchrun / accelerate launch) and caches one record per clip and audio window fed (`Store`).
+extractor settings), runs it over clips (equal-length batches, never padded; under torchrun /
+accelerate launch in shares of equal audio duration that rank 0 assigns, the records then
+carried to the ranks that read them: `shares`) and caches one record per clip and audio
+window fed (`Store`).
 Probing, FAD and the frozen training strategies all read those records, so a clip runs
 through a backbone once, whichever of them comes first.
 

@@ -113,9 +113,9 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
 
     Under torchrun rank 0 decides which clips are missing and splits them into shares of
     equal audio duration; each rank extracts its share, and the records reach the ranks
-    that read them (``records``: ``all``, ``main`` = rank 0, ``none`` = rank 0's store
-    only) through the process group (`hub_emo.features.shares`). A failure on any rank
-    raises on every rank. ``refresh`` extracts every clip again. ``batch_size`` (clips of
+    that read them through the process group (`hub_emo.features.shares`): every rank with
+    ``records="all"``; with ``"none"`` rank 0's store holds every record and nothing is
+    loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip again. ``batch_size`` (clips of
     one length per pass) defaults to 1 on a CPU, where a batch of 2 s clips ran 1.5×
     slower through a wav2vec2 conv stack than the clips one by one, and 8 elsewhere.
     """

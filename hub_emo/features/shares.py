@@ -26,9 +26,9 @@ from .window import Window
 #: at 25 hidden states x 32 frames x 1024 dims).
 CHUNK = 64
 
-#: Who reads the records after `extract`: every rank, rank 0 only, or no rank (rank 0's
-#: store is complete; the analyses read it later on rank 0).
-RECORDS = ("all", "main", "none")
+#: Who reads the records after `extract`: every rank (training), or no rank (rank 0's store
+#: is complete; the analyses read it later on rank 0 alone).
+RECORDS = ("all", "none")
 
 
 @dataclass
@@ -112,7 +112,7 @@ def deliver(group: Ranks, store: Store, clips: list[str], window: Window, frames
         wanted = group.all_gather([] if group.main else lacks(dict.fromkeys(clips)))
         for rank in range(1, group.world):
             _transfer(group, store, wanted[rank], window, frames_cap, lambda c: 0, to=rank)
-    reads = records == "all" or (records == "main" and group.main)
+    reads = records == "all"
     found, error = {}, None
     if reads:
         found = {c: store.find(c, window, frames_cap) for c in dict.fromkeys(clips)}

@@ -50,13 +50,14 @@ def durations(dataset, rows: list[int]) -> np.ndarray:
         return np.zeros(0)
     raw = dataset.select(rows).select_columns(["audio"]).cast_column("audio", datasets.Audio(decode=False))
     seconds = []
-    for item in raw["audio"]:
-        source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
-        try:
-            seconds.append(float(soundfile.info(source).duration))
-        except Exception:  # noqa: BLE001 - a guess only weighs the share; decoding names bad files
-            size = len(item["bytes"]) if item.get("bytes") else _file_size(item.get("path"))
-            seconds.append(size / 32000.0)
+    for batch in raw.iter(batch_size=256):  # the encoded audio of 256 clips at a time in memory
+        for item in batch["audio"]:
+            source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
+            try:
+                seconds.append(float(soundfile.info(source).duration))
+            except Exception:  # noqa: BLE001 - a guess only weighs the share; decoding names bad files
+                size = len(item["bytes"]) if item.get("bytes") else _file_size(item.get("path"))
+                seconds.append(size / 32000.0)
     return np.asarray(seconds)
 
 

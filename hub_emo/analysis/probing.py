@@ -96,8 +96,8 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / std, (test - mean) / std
 
 
-def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_size, seed, workers=1):
-    """Train one MLP per layer; returns (L, m) predicted class ids.
+def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_size, seed, workers=1, device=None):
+    """Train one MLP per layer on ``device`` (default the CPU); returns (L, m) predicted class ids.
 
     The layers' probes are independent (own weights, one mini-batch order), so they train as
     ``workers`` groups of layers in parallel threads, each group one batched network. Run on
@@ -106,10 +106,12 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
     intra-op threads would wait for each other at every one of these tiny ops. Initial
     weights and batch orders are drawn for all layers first, so a layer's result does not
     depend on the grouping. Below `GROUP_MIN_DIM` the ops are too small for threads to gain
-    over the Python overhead they contend for: one group.
+    over the Python overhead they contend for: one group, as on an accelerator, where one
+    batched network of every layer is the fastest.
     """
     import torch
 
+    device = torch.device(device or "cpu")
     layers, n, dim = train.shape
     sizes = (dim, *HIDDEN, num_classes)
     generator = torch.Generator().manual_seed(seed)
@@ -118,13 +120,13 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
         bound = 1.0 / fan_in**0.5  # nn.Linear's default initialisation range
         initial.append((torch.rand(layers, fan_in, fan_out, generator=generator) * 2 - 1) * bound)
         initial.append((torch.rand(layers, 1, fan_out, generator=generator) * 2 - 1) * bound)
-    orders = [torch.randperm(n, generator=generator) for _ in range(epochs)]
-    x_train = torch.as_tensor(train, dtype=torch.float32)
-    x_test = torch.as_tensor(test, dtype=torch.float32)
-    targets = torch.as_tensor(y_train, dtype=torch.long)
+    orders = [torch.randperm(n, generator=generator).to(device) for _ in range(epochs)]
+    x_train = torch.as_tensor(train, dtype=torch.float32, device=device)
+    x_test = torch.as_tensor(test, dtype=torch.float32, device=device)
+    targets = torch.as_tensor(y_train, dtype=torch.long, device=device)
 
     def fit_group(group: slice) -> np.ndarray:
-        params = [p[group].clone().requires_grad_() for p in initial]
+        params = [p[group].to(device).clone().requires_grad_() for p in initial]
 
         def forward(x):
             for i in range(0, len(params), 2):
@@ -146,9 +148,9 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
                 loss.backward()
                 optimiser.step()
         with torch.no_grad():
-            return forward(x_test[group]).argmax(-1).numpy()
+            return forward(x_test[group]).argmax(-1).cpu().numpy()
 
-    workers = max(1, min(workers, layers)) if dim >= GROUP_MIN_DIM else 1
+    workers = max(1, min(workers, layers)) if dim >= GROUP_MIN_DIM and device.type == "cpu" else 1
     bounds = np.linspace(0, layers, workers + 1).round().astype(int)
     groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     if len(groups) == 1:
@@ -159,7 +161,7 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
         return np.concatenate(list(pool.map(fit_group, groups)))
 
 
-def _fit_predict_logistic(train, y_train, test, *, seed, **_):
+def _fit_predict_logistic(train, y_train, test, *, seed, **_):  # scikit-learn: on the CPU
     from sklearn.linear_model import LogisticRegression
 
     out = []
@@ -224,8 +226,9 @@ def probe_scores(
     seed: int = 0,
     problems: list[str] | None = None,
     progress: bool = False,
+    device=None,
 ) -> list[dict]:
-    """Score a probe on every layer of (L, N, D) pooled ``features``.
+    """Score a probe on every layer of (L, N, D) pooled ``features`` (MLP probes fit on ``device``).
 
     One row per layer × outer fold with ``split="test"`` (fit on the other folds, scored on
     this one), and one per layer × outer fold × inner fold with ``split="validation"`` (fit
@@ -274,7 +277,8 @@ def probe_scores(
             out = np.full((len(layer_ids), len(labels)), -1, dtype=np.int64)
             with threads.task_parallel() as workers:
                 out[:, scored_any] = fit(train, labels[fit_mask], test, num_classes=num_classes, epochs=epochs,
-                                         lr=lr, batch_size=batch_size, seed=seed, workers=workers)
+                                         lr=lr, batch_size=batch_size, seed=seed, workers=workers,
+                                         device=device)
             predicted[fit_mask.tobytes()] = out
         for fit_mask, scored_mask, classes, fold, split, inner_fold in tasks:
             predictions = predicted[fit_mask.tobytes()][:, scored_mask]
@@ -364,33 +368,55 @@ def run_probing(
     frames_per_clip: int = 32,
     trust_remote_code: bool = False,
     progress: bool = True,
-) -> ProbingResult:
+    device: str | None = None,
+) -> ProbingResult | None:
     """Probe every (or the chosen) layer of each backbone; write CSV, JSON, plots and report.md.
 
-    ``frames_per_clip`` only sets what the shared feature cache keeps for a later FAD run.
+    ``frames_per_clip`` only sets what the shared feature cache keeps for a later FAD run:
+    the frames are written, never loaded. MLP probes fit on ``device`` (default this rank's
+    GPU, else the CPU). Under torchrun every rank extracts its share and rank 0 alone probes
+    and writes the report (`hub_emo.analysis.rank_zero`); the other ranks return None.
     """
-    from hub_emo import features as feats
-    from hub_emo.analysis import report
+    from hub_emo.analysis.rank_zero import on_rank_zero
 
     if not backbones:
         raise ValueError("give at least one backbone (name -> folder, Hub id or model)")
+    settings = dict(label_set=label_set, out_dir=out_dir, probe=probe, layers=layers, epochs=epochs, lr=lr,
+                    batch_size=batch_size, seed=seed, cross_domain=cross_domain, select_by=select_by,
+                    trust_remote_code=trust_remote_code, progress=progress, device=device)
+    clip_metadata(dataset, label_set)  # a label set that covers no clip fails before any extraction
+    return on_rank_zero(backbones, dataset, lambda ok, failed: _probe(ok, dataset, failed, **settings),
+                        frames_per_clip=frames_per_clip, trust_remote_code=trust_remote_code, progress=progress,
+                        extract_first=True)
+
+
+def _probe(backbones: dict, dataset, failed: dict, *, label_set, out_dir, probe, layers, epochs, lr, batch_size,
+           seed, cross_domain, select_by, trust_remote_code, progress, device) -> ProbingResult:
+    """`run_probing` on this process alone, from pooled features only; ``failed`` holds the models
+    that failed before (name -> message) and gains those that fail here."""
+    from hub_emo import features as feats
+    from hub_emo.analysis import report
+    from hub_emo.features.extract import default_device
+
     ids, meta, classes = clip_metadata(dataset, label_set)
     problems: list[str] = unlabelled_note(dataset)
     rows: list[dict] = []
-    failed: dict[str, str] = {}
-    for name, extracted in feats.extract_each(backbones, dataset, failed, frames_per_clip=frames_per_clip,
+    failed = dict(failed)
+    device = default_device(device)
+    here: dict[str, str] = {}
+    for name, extracted in feats.extract_each(backbones, dataset, here, frames_per_clip=0,
                                               trust_remote_code=trust_remote_code, progress=progress):
         chosen = feats.resolve_layers(layers, extracted.num_hidden_states, name) or extracted.layers
         matrix = np.stack([extracted.layer(k) for k in chosen])[:, rows_for(extracted.ids, ids)]
         rows += probe_scores(matrix, meta["label"], meta["domain"], meta["fold"], num_classes=len(classes),
                              layer_ids=chosen, model=name, probe=probe, cross_domain=cross_domain,
                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems,
-                             progress=progress)
+                             progress=progress, device=device)
+    failed.update(here)
     means, best = summarise(rows, select_by)
-    out = Path(out_dir)
     result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)), failed=failed)
     result.report, result.csv, result.json = report.write_probing_report(
-        out, rows, means, best, result.warnings,
+        Path(out_dir), rows, means, best, result.warnings,
         settings={"label set": schema.get_label_set(label_set).name, "classes": ", ".join(classes),
                   "probe": probe, "epochs": epochs, "lr": lr, "batch size": batch_size, "seed": seed,
                   "layer chosen": CHOSEN_BY.format(metric=select_by),

@@ -35,6 +35,8 @@ def run(args) -> int:
         frames_per_clip=args.frames_per_clip, trust_remote_code=args.trust_remote_code,
         progress=not args.quiet,
     )
+    if result is None:  # another rank under torchrun: rank 0 probes and reports
+        return 0
     print(result.summary())
     for name, message in result.failed.items():
         print(f"error: model {name} failed (the others' results are written): {message}", file=sys.stderr)

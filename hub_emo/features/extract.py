@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hub_emo.distributed import ranks
+
+from . import shares
 from .backbone import Backbone
 from .store import Record, Store, frame_indices
 from .window import Window, decodable, waveform
@@ -26,18 +29,6 @@ class Extraction:
     missing: int = 0
     extracted: int = 0
     forward_passes: int = 0
-
-
-def distributed():
-    """(world size, rank, barrier): an initialised torch.distributed group, or one started
-    (gloo: only barriers cross processes) when torchrun / accelerate launch set WORLD_SIZE > 1."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
-            return 1, 0, lambda: None
-        dist.init_process_group(backend="gloo")
-    return dist.get_world_size(), dist.get_rank(), dist.barrier
 
 
 def default_device(device=None):
@@ -116,41 +107,48 @@ def _run(backbone, dataset, clips, window, store, frames_cap, batch_size, device
 
 
 def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_cap: int = 0,
-            batch_size: int | None = None, refresh: bool = False, device=None, progress: bool = False) -> Extraction:
+            batch_size: int | None = None, refresh: bool = False, device=None, progress: bool = False,
+            records: str = "all") -> Extraction:
     """Every row's record through ``window``, from the cache or extracted once.
 
-    Under torchrun each rank extracts its contiguous share of the missing clips; after a
-    barrier every rank reads them all. ``refresh`` extracts every clip again. ``batch_size``
-    (clips of one length per pass) defaults to 1 on a CPU, where a batch of 2 s clips ran
-    1.5× slower through a wav2vec2 conv stack than the clips one by one, and 8 elsewhere.
+    Under torchrun rank 0 decides which clips are missing and splits them into shares of
+    equal audio duration; each rank extracts its share, and the records reach the ranks
+    that read them through the process group (`hub_emo.features.shares`): every rank with
+    ``records="all"``; with ``"none"`` rank 0's store holds every record and nothing is
+    loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip again. ``batch_size`` (clips of
+    one length per pass) defaults to 1 on a CPU, where a batch of 2 s clips ran 1.5×
+    slower through a wav2vec2 conv stack than the clips one by one, and 8 elsewhere.
     """
     from hub_emo.data import clip_fingerprints
-    from hub_emo.progress import bar
 
     store = Store(backbone.identity)
     clips = clip_fingerprints(dataset)
-    world, rank, barrier = distributed()
-    found = {} if refresh else {c: store.find(c, window, frames_cap) for c in dict.fromkeys(clips)}
-    missing = [c for c in dict.fromkeys(clips) if found.get(c) is None]
-    barrier()  # every rank has decided what is missing before any rank writes
-    result = Extraction([], store.directory, clips=len(clips), missing=len(missing))
-    if missing:
-        share = np.array_split(np.arange(len(missing)), world)[rank]
-        first = {c: i for i, c in reversed(list(enumerate(clips)))}
-        rows = [first[missing[k]] for k in share]
-        if rows:
-            desc = f"{backbone.name} features" + (f" [rank {rank}/{world}]" if world > 1 else "")
-            device = default_device(device) if device is None or isinstance(device, str) else device
-            backbone.model.to(device)
-            batch_size = batch_size or (1 if device.type == "cpu" else 8)
-            with bar(total=len(rows), desc=desc, unit="clip", disable=not progress) as progress_bar:
-                result.forward_passes = _run(backbone, dataset.select(rows), [clips[r] for r in rows], window,
-                                             store, frames_cap, batch_size, device, progress_bar)
-            result.extracted = len(rows)
-        barrier()
-        found.update({c: store.find(c, window, frames_cap) for c in missing})
-    absent = [c for c in missing if found[c] is None]
-    if absent:
-        raise RuntimeError(f"{store.directory}: {len(absent)} clips missing after extraction")
-    result.records = [found[c] for c in clips]
+    with ranks() as group:
+        decision = shares.plan(group, store, dataset, clips, window, frames_cap, refresh)
+        result = Extraction([], store.directory, clips=len(clips), missing=len(decision.missing))
+        rows = decision.shares[group.rank]
+        error = None
+        try:
+            if rows:
+                result.forward_passes = _run_share(backbone, dataset, clips, rows, window, store, frames_cap,
+                                                   batch_size, device, progress, group)
+                result.extracted = len(rows)
+        except Exception as failure:  # noqa: BLE001 - every rank leaves the model together
+            error = failure
+        group.agree(error, f"{backbone.name}: feature extraction")
+        result.records = shares.deliver(group, store, clips, window, frames_cap, decision, records)
     return result
+
+
+def _run_share(backbone, dataset, clips, rows, window, store, frames_cap, batch_size, device, progress,
+               group) -> int:
+    """Extract this rank's ``rows`` into the store; returns forward passes."""
+    from hub_emo.progress import bar
+
+    desc = f"{backbone.name} features" + (f" [rank {group.rank}/{group.world}]" if group.world > 1 else "")
+    device = default_device(device) if device is None or isinstance(device, str) else device
+    backbone.model.to(device)
+    batch_size = batch_size or (1 if device.type == "cpu" else 8)
+    with bar(total=len(rows), desc=desc, unit="clip", disable=not progress) as progress_bar:
+        return _run(backbone, dataset.select(rows), [clips[r] for r in rows], window, store, frames_cap,
+                    batch_size, device, progress_bar)

@@ -125,6 +125,11 @@ class TrainArguments:
     )
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard | trackio | none."})
     use_cpu: bool = False
+    ddp_timeout: int = field(
+        default=1800,
+        metadata={"help": "Seconds a rank waits at a barrier under torchrun (rank 0 alone prepares the data "
+                          "and the backbone, and extraction shares can differ)."},
+    )
     resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in output_dir."})
     push_to_hub: str | None = field(
         default=None,

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hub_emo import features, progress
+from hub_emo.distributed import host, ranks
 from hub_emo.data import load_prepared
 from hub_emo.metric import SUMMARY_METRICS, load_metric
 
@@ -326,6 +327,7 @@ def _training_arguments(args: TrainArguments, stage: StagePlan, has_validation: 
         remove_unused_columns=False,
         label_names=["labels"],
         push_to_hub=False,  # hub-emo pushes the model chosen on validation, after every fold
+        ddp_timeout=args.ddp_timeout,  # the process group made before these arguments waits as long
     )
     return TrainingArguments(**{**defaults, **args.trainer_options, **fixed})
 
@@ -364,14 +366,30 @@ def _last_checkpoint(folder: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def _finished_stage(stage: StagePlan) -> dict | None:
+    """The results of a stage a resumed run finished before, or None."""
+    done = stage.output_dir / "results.json"
+    if done.is_file() and (stage.output_dir / "best").is_dir():
+        return json.loads(done.read_text())
+    return None
+
+
+def _on_rank_zero(decision, what: str):
+    """``decision()`` read on rank 0 alone and broadcast: every rank acts on one view of
+    ``output_dir``, however another host's file-system cache lags."""
+    with ranks() as group:
+        return group.decide(decision, what)
+
+
 def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, callbacks=None) -> dict:
     """Train one stage, keep its best model in ``<stage>/best`` and evaluate it; returns its results."""
     from transformers import EarlyStoppingCallback
 
     args = plan_.args
-    done = stage.output_dir / "results.json"
-    if args.resume and done.is_file() and (stage.output_dir / "best").is_dir():
-        return json.loads(done.read_text())
+    if args.resume:
+        finished = _on_rank_zero(lambda: _finished_stage(stage), f"{stage.output_dir}: reading a finished stage")
+        if finished is not None:
+            return finished
 
     model, transfer = _stage_model(plan_, stage, init_from)
     EmoTrainer, CropEpoch = _trainer_classes()
@@ -389,7 +407,8 @@ def run_stage(plan_: Plan, stage: StagePlan, init_from: Path | None = None, call
         compute_metrics=_compute_metrics(len(stage.labels)),
         callbacks=extra + [progress.trainer_callback(f"{stage.name} ({stage.strategy})")] + list(callbacks or []),
     )
-    checkpoint = _last_checkpoint(stage.output_dir) if args.resume else None
+    checkpoint = (_on_rank_zero(lambda: _last_checkpoint(stage.output_dir), f"{stage.output_dir}: finding the "
+                                "last checkpoint") if args.resume else None)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
 
     best = stage.output_dir / "best"
@@ -610,12 +629,11 @@ def summarize(per_fold: dict[str, dict]) -> dict:
 
 def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=None, callbacks=None, **options) -> dict:
     """Fine-tune per fold (one stage, or two with ``source_*`` set); returns and writes ``results.json``."""
-    from accelerate import PartialState
-
     args = _resolve(args, options)
-    state = PartialState(cpu=_use_cpu(args))
-    # Before the first barrier, so no rank can see folders another rank has begun to write.
-    _check_output_dir(Path(args.output_dir), args.resume)
+    state = _process_state(args)
+    # Before the first stage, so no rank can see folders another rank has begun to write.
+    _on_rank_zero(lambda: _check_output_dir(Path(args.output_dir), args.resume), f"{args.output_dir}: checking")
+    _check_shared(Path(args.output_dir))
     with state.main_process_first():
         plan_ = plan(args, dataset, source_dataset)
     per_fold: dict[str, dict] = {}
@@ -657,6 +675,53 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
         (Path(args.output_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str))
     state.wait_for_everyone()
     return results
+
+
+def _process_state(args: TrainArguments):
+    """accelerate's process state, whose process group (under torchrun) waits ``ddp_timeout``
+    seconds at a barrier: the Trainer's own arguments come later and find the group made."""
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    return PartialState(cpu=_use_cpu(args), timeout=timedelta(seconds=args.ddp_timeout))
+
+
+#: Seconds a rank looks for rank 0's marker in ``output_dir`` before calling the folder unshared
+#: (a network file system may show a new file to another host a moment later).
+SHARED_WAIT = 10.0
+
+
+def _check_shared(out: Path) -> None:
+    """Refuse, on every rank, an ``output_dir`` that some rank does not share with rank 0: the
+    Trainer saves checkpoints and the best model on rank 0 only, and every rank reads them back
+    (best model, stage 2's start, resume)."""
+    import os
+    import time
+    import uuid
+
+    with ranks() as group:
+        if group.world == 1:
+            return
+        marker = out / f".shared-{group.broadcast(uuid.uuid4().hex)}"
+        if group.main:
+            out.mkdir(parents=True, exist_ok=True)
+            marker.write_text(host())
+        group.barrier()
+        deadline = time.monotonic() + SHARED_WAIT
+        seen = group.main
+        while not seen and time.monotonic() < deadline:
+            seen = out.is_dir() and marker.name in os.listdir(out)  # listing revalidates an NFS client's view
+            if not seen:
+                time.sleep(0.5)
+        error = None if seen else ValueError(
+            f"output_dir {out} is not shared: this host ({host()}) does not see the files rank 0 writes there. "
+            "The Trainer saves checkpoints and the best model on rank 0 only and every rank reads them back: "
+            "give an output_dir on a file system every host mounts")
+        group.barrier()
+        if group.main:
+            marker.unlink()
+        group.agree(error, f"output_dir {out}")
 
 
 def _mean_validation(per_fold: dict[str, dict]) -> float | None:

@@ -1,0 +1,151 @@
+"""Extraction across ranks: rank 0 decides what is missing and who extracts what; records
+then reach the ranks that read them over the process group, not through a shared disk.
+
+Each rank's cache may be its own (node-local ``HUB_EMO_CACHE``) or one shared folder whose
+view lags on another host (NFS attribute caching). So only rank 0 looks at its cache to
+decide what is missing; the missing clips are split into shares of about equal audio
+duration (read from the files' headers, not decoded), since a rank's time goes with the
+seconds it feeds, not with its clip count; and after extraction a rank that lacks a record
+it must read receives it from a rank that has it, and stores it. On one shared disk
+nothing travels but the lists of names.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from hub_emo.distributed import Ranks
+
+from .store import Store, pack, unpack
+from .window import Window
+
+#: Records per message: bounds the memory a transfer holds (frames make a record ~1.6 MB
+#: at 25 hidden states x 32 frames x 1024 dims).
+CHUNK = 64
+
+#: Who reads the records after `extract`: every rank (training), or no rank (rank 0's store
+#: is complete; the analyses read it later on rank 0 alone).
+RECORDS = ("all", "none")
+
+
+@dataclass
+class Plan:
+    """Rank 0's decision, the same on every rank."""
+
+    missing: list[str]  # unique clip fingerprints to extract
+    shares: list[list[int]]  # per rank: the dataset rows it extracts
+    refresh: bool = False  # stored records are stale: a rank takes every other rank's share
+
+
+def durations(dataset, rows: list[int]) -> np.ndarray:
+    """Seconds of audio of ``rows`` from the files' headers (no decoding); a file whose header
+    soundfile cannot read counts its bytes as 16-bit mono 16 kHz audio."""
+    import datasets
+    import soundfile
+
+    if not rows:
+        return np.zeros(0)
+    raw = dataset.select(rows).select_columns(["audio"]).cast_column("audio", datasets.Audio(decode=False))
+    seconds = []
+    for batch in raw.iter(batch_size=256):  # the encoded audio of 256 clips at a time in memory
+        for item in batch["audio"]:
+            source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
+            try:
+                seconds.append(float(soundfile.info(source).duration))
+            except Exception:  # noqa: BLE001 - a guess only weighs the share; decoding names bad files
+                size = len(item["bytes"]) if item.get("bytes") else _file_size(item.get("path"))
+                seconds.append(size / 32000.0)
+    return np.asarray(seconds)
+
+
+def _file_size(path) -> int:
+    import os
+
+    return os.path.getsize(path) if path and os.path.exists(path) else 0
+
+
+def split_by_duration(weights, world: int) -> list[list[int]]:
+    """Positions 0..n-1 in ``world`` shares of about equal total weight (longest first, each to
+    the lightest share: within the longest item of the best split); each share in order."""
+    loads = np.zeros(world)
+    shares: list[list[int]] = [[] for _ in range(world)]
+    for position in np.argsort(-np.asarray(weights, dtype=float), kind="stable"):
+        lightest = int(np.argmin(loads))
+        shares[lightest].append(int(position))
+        loads[lightest] += float(weights[position])
+    return [sorted(share) for share in shares]
+
+
+def plan(group: Ranks, store: Store, dataset, clips: list[str], window: Window, frames_cap: int,
+         refresh: bool) -> Plan:
+    """Rank 0's view of what is missing and who extracts it, broadcast to every rank."""
+
+    def decide() -> Plan:
+        first = {c: i for i, c in reversed(list(enumerate(clips)))}
+        missing = [c for c in first if refresh or not store.has(c, window, frames_cap)]
+        rows = [first[c] for c in missing]
+        if group.world == 1:
+            return Plan(missing, [rows], refresh)
+        shares = split_by_duration(durations(dataset, rows), group.world)
+        return Plan(missing, [[rows[k] for k in share] for share in shares], refresh)
+
+    return group.decide(decide, "deciding what to extract")
+
+
+def deliver(group: Ranks, store: Store, clips: list[str], window: Window, frames_cap: int, decision: Plan,
+            records: str = "all") -> list:
+    """After every rank extracted its share: the records ``records`` asks for (see `RECORDS`), in
+    the order of ``clips``, with the stores of the ranks that read them complete."""
+    if records not in RECORDS:
+        raise ValueError(f"records must be one of {RECORDS}, got {records!r}")
+    owner = {clips[row]: rank for rank, share in enumerate(decision.shares) for row in share}
+
+    def lacks(candidates):
+        return [c for c in candidates if (decision.refresh and owner.get(c, group.rank) != group.rank)
+                or not store.has(c, window, frames_cap)]
+
+    lacking = group.broadcast(lacks(decision.missing) if group.main else None)
+    _transfer(group, store, lacking, window, frames_cap, lambda c: owner.get(c, 0), to=0)
+    if records == "all" and group.world > 1:
+        wanted = group.all_gather([] if group.main else lacks(dict.fromkeys(clips)))
+        for rank in range(1, group.world):
+            _transfer(group, store, wanted[rank], window, frames_cap, lambda c: 0, to=rank)
+    reads = records == "all"
+    found, error = {}, None
+    if reads:
+        found = {c: store.find(c, window, frames_cap) for c in dict.fromkeys(clips)}
+        absent = [c for c, record in found.items() if record is None]
+        if absent:
+            error = RuntimeError(f"{store.directory}: {len(absent)} clips missing after extraction "
+                                 f"(e.g. {absent[:3]})")
+    group.agree(error, "reading the extracted records")
+    return [found[c] for c in clips] if reads else []
+
+
+def _transfer(group: Ranks, store: Store, clips: list[str], window: Window, frames_cap: int, source_of,
+              to: int) -> None:
+    """Send each of ``clips`` from the rank ``source_of`` names to rank ``to``, which stores it.
+    Every rank walks the same list in the same order; only the two ranks of a message act."""
+    if group.world == 1:
+        return
+    for source in range(group.world):
+        batch = [c for c in clips if source_of(c) == source]
+        if source == to or group.rank not in (source, to):
+            continue
+        for start in range(0, len(batch), CHUNK):
+            chunk = batch[start:start + CHUNK]
+            if group.rank == source:
+                group.send([_packed(store, c, window, frames_cap) for c in chunk], to)
+            else:
+                for clip, data in zip(chunk, group.receive(source)):
+                    if data is not None:  # an unreadable record: the final check names it
+                        name, record = unpack(data)
+                        store.write(clip, name, record, frames_cap)
+
+
+def _packed(store: Store, clip: str, window: Window, frames_cap: int) -> bytes | None:
+    found = store.entry(clip, window, frames_cap)
+    return None if found is None else pack(*found)

@@ -78,8 +78,8 @@ def test_every_hidden_state_of_every_real_frame_equals_the_clip_alone(family):
                                  (*alone.hidden_states, alone.last_hidden_state)):
                 torch.testing.assert_close(mine[row, :frames], own[0], rtol=0, atol=1e-4)
             worst_stock = max(worst_stock, (stock[row, :frames] - alone.last_hidden_state[0]).abs().max().item())
-    exactness_needs_work = getattr(config, "feat_extract_norm", "layer") == "group" or config.model_type == "data2vec-audio"
-    assert (worst_stock > 1e-3) == exactness_needs_work  # the stock masked forward is off exactly where we act
+    needs_work = getattr(config, "feat_extract_norm", "layer") == "group" or config.model_type == "data2vec-audio"
+    assert (worst_stock > 1e-3) == needs_work  # the stock masked forward is off exactly where we act
 
 
 def test_unpadded_batch_and_no_mask_run_as_given():

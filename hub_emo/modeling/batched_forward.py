@@ -113,10 +113,12 @@ def masked_mean(frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
-def pool_layers(hidden_states, last: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+def pool_layers(hidden_states, last: torch.Tensor, frame_mask: torch.Tensor | None, dtype=None) -> torch.Tensor:
     """(batch, hidden states + 1, hidden): the masked mean of every hidden state, then of the
-    backbone's final output; one layer at a time, so no stack of every state is made."""
-    return torch.stack([masked_mean(h, frame_mask) for h in (*hidden_states, last)], dim=1)
+    backbone's final output; one layer at a time (each in ``dtype`` when given, e.g. float32
+    sums of a bfloat16 model's states), so no stack of every state is made."""
+    return torch.stack([masked_mean(h if dtype is None else h.to(dtype), frame_mask) for h in (*hidden_states, last)],
+                       dim=1)
 
 
 def length_batches(lengths, batch_size: int) -> list[list[int]]:

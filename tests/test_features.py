@@ -272,3 +272,21 @@ def test_the_length_cap_cuts_long_clips_with_a_note(tmp_path, fresh_cache, caplo
     assert max(r.samples for r in capped.records) == 6400
     whole = features.extract(backbone, dataset, max_seconds=None)
     assert whole.extracted == longer and max(r.samples for r in whole.records) > 6400
+
+
+def test_cached_features_follow_a_bfloat16_models_dtype(tmp_path, fresh_cache):
+    """A bf16 classifier trains from the cache: its backbone extracts in bf16, the head gets bf16
+    (float32 features made it fail with "mixed dtype")."""
+    from hub_emo import EmoForAudioClassification
+    from hub_emo.training.feature_cache import FeatureCache, collate_features
+    from hub_emo.training.strategies import strategy_config
+
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1)
+    folder = make_backbone_folder(tmp_path / "model")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b", "c", "d"],
+                                                    **strategy_config("weighted_sum")).to(torch.bfloat16)
+    cache = FeatureCache(model, features.load_backbone(str(folder)).feature_extractor, None, "center")
+    batch = collate_features([cache.dataset(dataset)[i] for i in range(3)])
+    assert batch["layer_features"].dtype == torch.bfloat16
+    out = model(**batch)
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.loss)

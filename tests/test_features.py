@@ -191,3 +191,102 @@ def test_a_damaged_clip_is_named_not_fed(tmp_path, clips, fresh_cache):
     with ClipsThroughBackbone() as fed, pytest.raises(AudioError, match="bad-clip.*NaN"):
         features.extract_features(str(clips[1]), dataset, progress=False)
     assert fed.count == 0
+
+
+def _ravdess_like(count: int = 20, seed: int = 0):
+    """Clips of distinct lengths spread as RAVDESS's are (3.0-5.3 s), scaled down ten times."""
+    import datasets
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.permutation(np.linspace(0.30, 0.53, count))
+    audio = [{"array": rng.normal(scale=0.1, size=int(s * 16000)).astype(np.float32), "sampling_rate": 16000}
+             for s in lengths]
+    return datasets.Dataset.from_dict({"id": [f"r{i:02d}" for i in range(count)], "audio": audio}).cast_column(
+        "audio", datasets.Audio())
+
+
+def _alone(backbone, wave):
+    """(S + 1, T, D) states of one clip run by itself."""
+    inputs = backbone.feature_extractor(wave, sampling_rate=backbone.sampling_rate, return_tensors="pt")
+    with torch.no_grad():
+        out = backbone.model(inputs["input_values"].to(next(backbone.model.parameters()).dtype),
+                             output_hidden_states=True)
+    return torch.stack([*out.hidden_states, out.last_hidden_state])[:, 0].float()
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_near_equal_lengths_share_a_pass_and_each_clip_keeps_its_own_features(tmp_path, fresh_cache, norm):
+    dataset = _ravdess_like()
+    backbone = features.load_backbone(str(make_backbone_folder(tmp_path / norm, feat_extract_norm=norm)))
+    passes = []
+    handle = backbone.model.register_forward_hook(lambda _module, args, _out: passes.append(args[0].shape[0]))
+    try:
+        done = features.extract(backbone, dataset, frames_cap=6, batch_size=8)
+    finally:
+        handle.remove()
+    assert passes == [8, 8, 4] and done.forward_passes == 3  # 20 distinct lengths: 6.7 clips per pass
+    rows = features.decodable(dataset)
+    for position, record in enumerate(done.records):
+        states = _alone(backbone, features.waveform(rows[position], backbone.sampling_rate))
+        samples = len(rows[position]["audio"].get_all_samples().data[0])
+        assert record.frame_count == states.shape[1] and record.samples == samples
+        np.testing.assert_allclose(record.mean, states.mean(1).numpy(), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(record.max, states.amax(1).numpy(), rtol=0, atol=1e-4)
+        chosen = states[:-1, features.frame_indices(states.shape[1], 6)].numpy()
+        np.testing.assert_allclose(record.frames.astype(np.float32), chosen, atol=2e-3, rtol=2e-3)
+
+
+def test_decoding_workers_feed_the_same_batches(tmp_path, fresh_cache):
+    dataset = _ravdess_like(10, seed=1)
+    backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))
+    inline = features.extract(backbone, dataset, batch_size=4, num_workers=0)
+    workers = features.extract(backbone, dataset, batch_size=4, num_workers=2, refresh=True)
+    assert workers.extracted == len(dataset) and workers.forward_passes == 3
+    for mine, theirs in zip(workers.records, inline.records):
+        np.testing.assert_array_equal(mine.mean, theirs.mean)
+
+
+def test_a_bfloat16_backbone_extracts_with_inputs_in_its_dtype(tmp_path, fresh_cache):
+    dataset = _ravdess_like(6, seed=2)
+    folder = make_backbone_folder(tmp_path / "model")
+    full = features.extract(features.load_backbone(str(folder)), dataset, batch_size=3)
+    half = features.load_backbone(str(folder))
+    half.model.to(torch.bfloat16)
+    half = features.load_backbone((half.model, half.feature_extractor))
+    done = features.extract(half, dataset, batch_size=3)
+    assert done.extracted == len(dataset) and done.records[0].mean.dtype == np.float32
+    rows = features.decodable(dataset)
+    own = _alone(half, features.waveform(rows[0], half.sampling_rate)).mean(1).numpy()
+    np.testing.assert_allclose(done.records[0].mean, own, rtol=0, atol=2e-2)  # bf16 itself, not a cast of fp32
+    scale = np.abs(full.records[0].mean).max()
+    assert 0 < np.abs(done.records[0].mean - full.records[0].mean).max() < 0.05 * scale
+
+
+def test_the_length_cap_cuts_long_clips_with_a_note(tmp_path, fresh_cache, caplog):
+    dataset = _ravdess_like(4, seed=3)
+    backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))
+    with caplog.at_level("WARNING", logger="hub_emo.features.extract"):
+        capped = features.extract(backbone, dataset, max_seconds=0.4)
+    longer = sum(len(r["audio"].get_all_samples().data[0]) > 6400 for r in features.decodable(dataset))
+    assert longer and f"{longer} clip(s) longer than the 0.4 s cap" in caplog.text and "max_seconds=None" in caplog.text
+    assert max(r.samples for r in capped.records) == 6400
+    whole = features.extract(backbone, dataset, max_seconds=None)
+    assert whole.extracted == longer and max(r.samples for r in whole.records) > 6400
+
+
+def test_cached_features_follow_a_bfloat16_models_dtype(tmp_path, fresh_cache):
+    """A bf16 classifier trains from the cache: its backbone extracts in bf16, the head gets bf16
+    (float32 features made it fail with "mixed dtype")."""
+    from hub_emo import EmoForAudioClassification
+    from hub_emo.training.feature_cache import FeatureCache, collate_features
+    from hub_emo.training.strategies import strategy_config
+
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1)
+    folder = make_backbone_folder(tmp_path / "model")
+    model = EmoForAudioClassification.from_backbone(str(folder), ["a", "b", "c", "d"],
+                                                    **strategy_config("weighted_sum")).to(torch.bfloat16)
+    cache = FeatureCache(model, features.load_backbone(str(folder)).feature_extractor, None, "center")
+    batch = collate_features([cache.dataset(dataset)[i] for i in range(3)])
+    assert batch["layer_features"].dtype == torch.bfloat16
+    out = model(**batch)
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.loss)

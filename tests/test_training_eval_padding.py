@@ -4,7 +4,8 @@ wav2vec2-base and HuBERT-base (``feat_extract_norm="group"``) are pretrained wit
 attention mask: their first convolution's GroupNorm normalises over the whole padded
 length and their attention sees the padding, so a zero-padded clip's logits would change
 with its batch. Through the real evaluation path (`EmoTrainer.predict` + `AudioCollator`),
-every clip must get the logits it gets alone, whatever the batch size and order.
+every clip must get the logits it gets alone, whatever the batch size and order, while the
+whole padded batch runs through the backbone in one pass.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tiny import tiny_backbone_config
 
 torch.set_num_threads(1)
 RATE = 16000
-LENGTHS = (0.20, 0.31, 0.31, 0.45, 0.26, 0.45)  # seconds: repeated lengths share a batch unpadded
+LENGTHS = (0.20, 0.31, 0.31, 0.45, 0.26, 0.45)  # seconds: four distinct lengths
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,22 @@ def test_evaluation_logits_do_not_depend_on_the_batch(clips, tmp_path, kind, str
     assert np.abs(alone[0] - alone[1]).max() > 1e-3  # the clips are told apart: the check has teeth
 
 
+def test_evaluation_runs_each_padded_batch_in_one_backbone_pass(clips, tmp_path):
+    """Clips of four distinct lengths: one backbone pass per evaluation batch, not one per length."""
+    model, extractor = _model("wav2vec2", "weighted_sum")
+    passes = []
+    handle = model.backbone.register_forward_hook(lambda module, args, out: passes.append(len(args[0])))
+    try:
+        _predict(model, extractor, clips, len(clips), tmp_path)
+        _predict(model, extractor, clips, 4, tmp_path)
+    finally:
+        handle.remove()
+    assert passes == [6, 4, 2]
+
+
 def test_a_frozen_backbone_training_sees_each_clip_unpadded_as_the_feature_cache_does():
     """Frozen strategies keep the backbone in eval mode while training: an uncached step gets the
-    features the (length-bucketed) cache would, so cached and uncached training agree."""
+    features the cache (each clip as alone) holds, so cached and uncached training agree."""
     model, _ = _model("wav2vec2", "weighted_sum")
     model.train()
     assert not model.backbone.training

@@ -1,8 +1,15 @@
-"""Running a backbone over clips: equal-length batches (never padded), sharded across ranks,
-every clip's record written to the `Store` as soon as its batch is done."""
+"""Running a backbone over clips as an accelerator pipeline, sharded across ranks.
+
+DataLoader workers decode, resample, cut and pad clips (prefetched, in pinned memory on a
+GPU) in order of length, so each batch holds near-equal lengths; the backbone runs each
+padded batch once, every clip getting the features it gets alone
+(`hub_emo.modeling.batched_forward`); each hidden state is pooled as it comes, in the
+model's dtype, and every clip's record is written to the `Store` as soon as its batch is done.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -13,10 +20,15 @@ from hub_emo.distributed import ranks
 from . import shares
 from .backbone import Backbone
 from .store import Record, Store, frame_indices
-from .window import Window, decodable, waveform
+from .window import Window, decodable, header_lengths, waveform
 
-#: Clips waiting for a batch of their length, in batches: bounds memory when lengths vary.
-_PENDING_BATCHES = 4
+logger = logging.getLogger(__name__)
+
+#: Longest stretch of a clip fed whole; longer clips are cut to their centre (or the window's
+#: crop) this long, and their records are named after that cut. Attention cost grows with the
+#: square of the length (WavLM's position bias alone is heads x T x T per layer: 60 s at
+#: 50 frames/s is 3000 x 3000), so one very long clip would otherwise exhaust a device.
+MAX_SECONDS = 60.0
 
 
 @dataclass
@@ -42,62 +54,105 @@ def default_device(device=None):
     return torch.device("cpu")
 
 
-def _summarise(backbone: Backbone, output, frames_cap: int, samples: list[int]) -> list[Record]:
-    """Per clip of a batch: means and maxima of every hidden state and the final output, frames."""
+class _Clips:
+    """Rows of a dataset decoded at the backbone's rate and cut by the window (run in workers)."""
+
+    def __init__(self, rows, clips: list[str], window: Window, rate: int):
+        self.rows, self.clips, self.window, self.rate = rows, clips, window, rate
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int):
+        row = self.rows[int(index)]
+        whole = waveform(row, self.rate)
+        return self.clips[index], self.window.name(len(whole)), self.window.cut(whole, str(row["id"]))
+
+
+class _Pad:
+    """Collate: the feature extractor pads a batch on the right and returns its attention mask."""
+
+    def __init__(self, feature_extractor, rate: int):
+        self.feature_extractor, self.rate = feature_extractor, rate
+
+    def __call__(self, items):
+        clips, names, waves = zip(*items)
+        inputs = self.feature_extractor(list(waves), sampling_rate=self.rate, padding=True,
+                                        return_attention_mask=True, return_tensors="pt")
+        return list(clips), list(names), [len(w) for w in waves], inputs["input_values"], inputs["attention_mask"]
+
+
+def _loader(backbone: Backbone, dataset, clips, window, batch_size: int, device, num_workers: int,
+            cap_seconds: float | None):
+    """Batches of near-equal lengths (sorted by the files' headers), decoded by workers."""
+    from torch.utils.data import DataLoader
+
+    from hub_emo.modeling.batched_forward import length_batches
+
+    rate = backbone.sampling_rate
+    lengths = header_lengths(dataset, rate)
+    if cap_seconds is not None:
+        _cap_note(lengths, window, cap_seconds)
+    if window.max_samples is not None:
+        lengths = [min(n, window.max_samples) for n in lengths]
+    workers = dict(num_workers=num_workers, prefetch_factor=4, persistent_workers=False,
+                   worker_init_fn=_one_thread) if num_workers > 0 else {}
+    return DataLoader(_Clips(decodable(dataset), clips, window, rate),
+                      batch_sampler=length_batches(lengths, batch_size),
+                      collate_fn=_Pad(backbone.feature_extractor, rate), pin_memory=device.type == "cuda", **workers)
+
+
+def _one_thread(_worker: int) -> None:
+    """Decoding workers leave the cores to the backbone."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _records(backbone: Backbone, output, frame_mask, frames_cap: int, samples: list[int], dtype) -> list[Record]:
+    """Per clip of a batch: every hidden state's and the final output's mean and maximum over the
+    clip's own frames, and up to ``frames_cap`` of its frames (float16). One copy to the host."""
     import torch
 
     from hub_emo.modeling.backbones import check_hidden_states
+    from hub_emo.modeling.batched_forward import pool_layers
 
-    hidden = getattr(output, "hidden_states", None)
+    hidden, last = output.hidden_states, output.last_hidden_state
     check_hidden_states(hidden, backbone.num_hidden_states, backbone.name)
-    states = torch.stack([*hidden, output.last_hidden_state]).float()  # (S + 1, B, T, D)
-    means, maxima = states.mean(2).cpu().numpy(), states.amax(2).cpu().numpy()
-    length = states.shape[2]
-    chosen = None
+    counts = backbone.model._get_feat_extract_output_lengths(torch.tensor(samples)).tolist()  # no device sync
+    keep = None if frame_mask is None else frame_mask.unsqueeze(-1)
+    maxima = torch.stack([(h if keep is None else h.masked_fill(~keep, float("-inf"))).amax(1)
+                          for h in (*hidden, last)], dim=1).to(dtype)
+    pooled = torch.cat([pool_layers(hidden, last, frame_mask, dtype=dtype), maxima], dim=-1).cpu().numpy()
+    chosen = [None] * len(samples)
     if frames_cap:
-        index = torch.from_numpy(frame_indices(length, frames_cap)).to(states.device)
-        chosen = states[:-1, :, index].to(torch.float16).cpu().numpy()  # (S, B, F, D)
-    return [Record(means[:, b], maxima[:, b], samples[b], length, None if chosen is None else chosen[:, b])
-            for b in range(states.shape[1])]
+        index = [torch.from_numpy(frame_indices(n, frames_cap)).to(last.device) for n in counts]
+        picked = torch.cat([torch.stack([h[b, i] for h in hidden]) for b, i in enumerate(index)], dim=1)
+        chosen = np.split(picked.to(torch.float16).cpu().numpy(), np.cumsum([len(i) for i in index])[:-1], axis=1)
+    width = last.shape[-1]
+    return [Record(pooled[b, :, :width], pooled[b, :, width:], samples[b], counts[b], chosen[b])
+            for b in range(len(samples))]
 
 
-def _forward(backbone: Backbone, waves: list[np.ndarray], frames_cap: int, device) -> list[Record]:
-    """One pass over clips of one length: no padding, so no mask and no frame that is not the clip's."""
+def _run(backbone, dataset, clips, window, store, frames_cap, loader_options, device, bar) -> int:
+    """Extract the rows of ``dataset`` (fingerprints ``clips``) into the store; returns forward passes."""
     import torch
 
-    inputs = backbone.feature_extractor(waves, sampling_rate=backbone.sampling_rate, return_tensors="pt")
-    with torch.inference_mode():
-        output = backbone.model(inputs["input_values"].to(device), output_hidden_states=True, return_dict=True)
-    return _summarise(backbone, output, frames_cap, [len(w) for w in waves])
+    from hub_emo.modeling.batched_forward import encode
 
-
-def _batches(rows, clips: list[str], window: Window, rate: int, batch_size: int):
-    """(clips, windows fed, waves) of equal length, at most ``batch_size`` each."""
-    pending: dict[int, list] = {}
-    for clip, row in zip(clips, rows):
-        whole = waveform(row, rate)
-        wave = window.cut(whole, str(row["id"]))
-        bucket = pending.setdefault(len(wave), [])
-        bucket.append((clip, window.name(len(whole)), wave))
-        if len(bucket) >= batch_size:
-            yield zip(*pending.pop(len(wave)))
-        elif sum(map(len, pending.values())) >= _PENDING_BATCHES * batch_size:
-            for length in list(pending):
-                yield zip(*pending.pop(length))
-    for length in list(pending):
-        yield zip(*pending.pop(length))
-
-
-def _run(backbone, dataset, clips, window, store, frames_cap, batch_size, device, bar) -> int:
-    """Extract the rows of ``dataset`` (fingerprints ``clips``) into the store; returns forward passes."""
     passes = 0
     model = backbone.model
+    dtype = next(model.parameters()).dtype
     was_training = model.training
     model.eval()
     try:
-        for batch_clips, names, waves in _batches(decodable(dataset), clips, window, backbone.sampling_rate,
-                                                  batch_size):
-            for clip, name, record in zip(batch_clips, names, _forward(backbone, list(waves), frames_cap, device)):
+        for batch_clips, names, samples, values, mask in _loader(backbone, dataset, clips, window, device=device,
+                                                                   **loader_options):
+            values = values.to(device, dtype=dtype, non_blocking=True)
+            with torch.inference_mode():
+                output, frame_mask = encode(model, values, mask.to(device, non_blocking=True), True)
+                records = _records(backbone, output, frame_mask, frames_cap, samples, torch.float32)
+            for clip, name, record in zip(batch_clips, names, records):
                 store.write(clip, name, record, frames_cap)
             passes += 1
             bar.update(len(batch_clips))
@@ -106,23 +161,47 @@ def _run(backbone, dataset, clips, window, store, frames_cap, batch_size, device
     return passes
 
 
+def _workers(num_workers: int | None, device, world: int) -> int:
+    """The decoding processes: as asked, else none on a CPU, else up to 4 of this rank's cores."""
+    if num_workers is not None:
+        return max(0, int(num_workers))
+    if device.type == "cpu":
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) // max(1, world) - 1))
+
+
+def _cap_note(lengths: list[int], window: Window, max_seconds: float) -> None:
+    longer = sum(n > window.max_samples for n in lengths)
+    if longer:
+        logger.warning("%d clip(s) longer than the %g s cap are cut to %g s (%s crop) for extraction; "
+                       "pass max_seconds=None to feed them whole", longer, max_seconds, max_seconds, window.crop)
+
+
 def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_cap: int = 0,
             batch_size: int | None = None, refresh: bool = False, device=None, progress: bool = False,
-            records: str = "all") -> Extraction:
+            records: str = "all", max_seconds: float | None = MAX_SECONDS,
+            num_workers: int | None = None) -> Extraction:
     """Every row's record through ``window``, from the cache or extracted once.
 
     Under torchrun rank 0 decides which clips are missing and splits them into shares of
     equal audio duration; each rank extracts its share, and the records reach the ranks
     that read them through the process group (`hub_emo.features.shares`): every rank with
     ``records="all"``; with ``"none"`` rank 0's store holds every record and nothing is
-    loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip again. ``batch_size`` (clips of
-    one length per pass) defaults to 1 on a CPU, where a batch of 2 s clips ran 1.5×
-    slower through a wav2vec2 conv stack than the clips one by one, and 8 elsewhere.
+    loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip
+    again. ``batch_size`` (clips per pass, near-equal lengths) defaults to 1 on a CPU, where
+    padded batches of RAVDESS-like clips ran slower than the clips one by one
+    (docs/benchmarks.md), and 8 elsewhere. ``max_seconds`` caps what is fed of a clip
+    (`MAX_SECONDS`; None: no cap). ``num_workers`` decoding processes default to 0 on a CPU
+    (the backbone takes the cores) and up to 4 elsewhere.
     """
     from hub_emo.data import clip_fingerprints
 
+    user_window = window
+    window = window.capped(None if max_seconds is None else int(round(max_seconds * backbone.sampling_rate)))
     store = Store(backbone.identity)
     clips = clip_fingerprints(dataset)
+    options = dict(batch_size=batch_size, num_workers=num_workers,
+                   cap_seconds=max_seconds if window != user_window else None)
     with ranks() as group:
         decision = shares.plan(group, store, dataset, clips, window, frames_cap, refresh)
         result = Extraction([], store.directory, clips=len(clips), missing=len(decision.missing))
@@ -131,7 +210,7 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
         try:
             if rows:
                 result.forward_passes = _run_share(backbone, dataset, clips, rows, window, store, frames_cap,
-                                                   batch_size, device, progress, group)
+                                                   options, device, progress, group)
                 result.extracted = len(rows)
         except Exception as failure:  # noqa: BLE001 - every rank leaves the model together
             error = failure
@@ -140,7 +219,7 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
     return result
 
 
-def _run_share(backbone, dataset, clips, rows, window, store, frames_cap, batch_size, device, progress,
+def _run_share(backbone, dataset, clips, rows, window, store, frames_cap, options, device, progress,
                group) -> int:
     """Extract this rank's ``rows`` into the store; returns forward passes."""
     from hub_emo.progress import bar
@@ -148,7 +227,9 @@ def _run_share(backbone, dataset, clips, rows, window, store, frames_cap, batch_
     desc = f"{backbone.name} features" + (f" [rank {group.rank}/{group.world}]" if group.world > 1 else "")
     device = default_device(device) if device is None or isinstance(device, str) else device
     backbone.model.to(device)
-    batch_size = batch_size or (1 if device.type == "cpu" else 8)
+    loader_options = dict(batch_size=options["batch_size"] or (1 if device.type == "cpu" else 8),
+                          num_workers=_workers(options["num_workers"], device, group.world),
+                          cap_seconds=options["cap_seconds"])
     with bar(total=len(rows), desc=desc, unit="clip", disable=not progress) as progress_bar:
         return _run(backbone, dataset.select(rows), [clips[r] for r in rows], window, store, frames_cap,
-                    batch_size, device, progress_bar)
+                    loader_options, device, progress_bar)

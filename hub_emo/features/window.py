@@ -34,6 +34,26 @@ def waveform(row: dict, rate: int) -> np.ndarray:
                          channels_last=False, allow_silent=True)
 
 
+def header_lengths(dataset, rate: int) -> list[int]:
+    """Each row's length in samples at ``rate``, read from its file header without decoding
+    (0 where the header does not say): enough to sort clips by length before decoding them."""
+    import io
+
+    import datasets
+    import soundfile
+
+    raw = dataset.select_columns(["audio"]).cast_column("audio", datasets.Audio(decode=False))
+    lengths = []
+    for batch in raw.iter(batch_size=256):
+        for item in batch["audio"]:
+            try:
+                info = soundfile.info(io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path"))
+                lengths.append(int(round(info.frames * rate / info.samplerate)))
+            except Exception:  # noqa: BLE001 - unknown length: sorted last, decoded as usual
+                lengths.append(0)
+    return lengths
+
+
 @dataclass(frozen=True)
 class Window:
     """At most ``max_samples`` of a clip (None: the whole clip), cut as ``crop`` says."""
@@ -48,6 +68,12 @@ class Window:
     @classmethod
     def of(cls, max_seconds: float | None, rate: int, crop: str = "center") -> Window:
         return cls(None if max_seconds is None else int(round(max_seconds * rate)), crop)
+
+    def capped(self, max_samples: int | None) -> Window:
+        """This window, feeding at most ``max_samples`` of a clip."""
+        if max_samples is None or (self.max_samples is not None and self.max_samples <= max_samples):
+            return self
+        return Window(int(max_samples), self.crop)
 
     def covers(self, samples: int) -> bool:
         """Whether a clip of ``samples`` is fed whole."""

@@ -10,7 +10,6 @@ import copy
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -20,6 +19,7 @@ from transformers.utils import ModelOutput
 
 from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
 from .backbones import check_hidden_states, load_model, load_preprocessor, preprocessor_file, public_source
+from .batched_forward import encode, is_group_norm, masked_mean, pool_layers
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -54,14 +54,6 @@ class LayerWeights(nn.Module):
             )
         weights = torch.softmax(self.weights, dim=0)
         return torch.einsum("l,bl...->b...", weights.to(stacked.dtype), stacked), weights
-
-
-def masked_mean(frames: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the frames (dim 1) the mask marks as real (all frames without a mask)."""
-    if mask is None:
-        return frames.mean(dim=1)
-    mask = mask.to(frames.dtype).unsqueeze(-1)
-    return (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 class MeanPooling(nn.Module):
@@ -358,51 +350,24 @@ class EmoForAudioClassification(EmoPreTrainedModel):
     def _encode(self, input_values, attention_mask, need_all: bool):
         """Run the backbone: (hidden_states or None, last_hidden_state, frame mask).
 
-        A group-norm backbone (``feat_extract_norm="group"``: wav2vec2-base, HuBERT-base) was
-        pretrained without attention masks, so it gets none; zero padding then changes every
-        frame (the first GroupNorm normalises over the padded length, attention sees the
-        padding), and a clip's output would depend on its batch. Whenever the backbone runs in
-        eval mode (evaluation, inference, a frozen backbone), clips of one length therefore run
-        together and each length alone, unpadded: the output is the clip's own. A backbone that
-        trains keeps the padded batch (one pass; as transformers' recipe does).
+        Outside training each clip of a right-padded batch gets the output it gets alone
+        (`batched_forward.encode`: a group-norm backbone's first GroupNorm runs per clip, the
+        rest is masked), so logits never depend on the batch. A group-norm backbone
+        (``feat_extract_norm="group"``: wav2vec2-base, HuBERT-base) that trains keeps the zero-
+        padded batch without a mask, as it was pretrained and as transformers' recipe does.
         """
-        group_norm = getattr(self.config.backbone_config, "feat_extract_norm", None) == "group"
         grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
         with grad:
-            if group_norm and attention_mask is not None and not self.backbone.training:
-                out = self._run_by_length(input_values, attention_mask, need_all)
+            if is_group_norm(self.backbone) and self.backbone.training:
+                out = self.backbone(input_values, output_hidden_states=need_all, return_dict=True)
+                frame_mask = self._frame_mask(out.last_hidden_state, attention_mask)
             else:
-                out = self.backbone(input_values, attention_mask=None if group_norm else attention_mask,
-                                    output_hidden_states=need_all, return_dict=True)
+                out, frame_mask = encode(self.backbone, input_values, attention_mask, need_all)
         hidden_states = out.hidden_states
         if need_all:
             name = self.config.backbone_name_or_path or self.config.backbone_config.model_type
             check_hidden_states(hidden_states, self.config.num_hidden_states, repr(name))
-        last = out.last_hidden_state
-        return hidden_states, last, self._frame_mask(last, attention_mask)
-
-    def _run_by_length(self, input_values, attention_mask, need_all: bool) -> SimpleNamespace:
-        """The backbone on each group of equal-length (right-padded) clips, unpadded; frames past a
-        clip's end are zero, as the frame mask that pooling uses leaves them out."""
-        lengths = attention_mask.sum(-1)
-        parts = []
-        for length in torch.unique(lengths).tolist():
-            rows = torch.nonzero(lengths == length).squeeze(1)
-            out = self.backbone(input_values[rows, : int(length)], output_hidden_states=need_all, return_dict=True)
-            parts.append((rows, (out.last_hidden_state, *(out.hidden_states or ()))))
-        frames = max(tensors[0].shape[1] for _, tensors in parts)
-        merged = []
-        for position in range(len(parts[0][1])):
-            like = parts[0][1][position]
-            full = like.new_zeros(input_values.shape[0], frames, like.shape[-1])
-            for rows, tensors in parts:
-                full[rows, : tensors[position].shape[1]] = tensors[position]
-            merged.append(full)
-        return SimpleNamespace(last_hidden_state=merged[0], hidden_states=tuple(merged[1:]) if need_all else None)
-
-    @staticmethod
-    def _pool_layers(hidden_states, last, frame_mask) -> torch.Tensor:
-        return torch.stack([masked_mean(h, frame_mask) for h in (*hidden_states, last)], dim=1)
+        return hidden_states, out.last_hidden_state, frame_mask
 
     def extract_layer_features(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -415,7 +380,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         features can thus be computed once per clip and cached (as s3prl/SUPERB do).
         """
         hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all=True)
-        return self._pool_layers(hidden_states, last, frame_mask)
+        return pool_layers(hidden_states, last, frame_mask)
 
     def _check_layer_features(self, layer_features: torch.Tensor) -> None:
         cfg = self.config
@@ -475,7 +440,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all)
             if cfg.pooling == "mean" and cfg.aggregates_layers:
                 # Pool each layer, then aggregate: the very computation of the cached path.
-                pooled, weights = self._aggregate_pooled(self._pool_layers(hidden_states, last, frame_mask))
+                pooled, weights = self._aggregate_pooled(pool_layers(hidden_states, last, frame_mask))
             else:
                 if cfg.aggregation == "weighted_sum":
                     frames, weights = self.layer_weights(torch.stack(hidden_states, dim=1))

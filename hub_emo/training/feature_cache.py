@@ -69,7 +69,8 @@ class FeatureCache:
         self.stats = {"clips": 0, "extracted": 0, "forward_passes": 0}
 
     def features(self, dataset):
-        """(rows, hidden states + 1, hidden) float32 tensor for a split, extracting only what is missing."""
+        """(rows, hidden states + 1, hidden) tensor in the model's dtype (the records are float32;
+        a bfloat16 head would refuse them) for a split, extracting only what is missing."""
         import numpy as np
         import torch
 
@@ -78,7 +79,7 @@ class FeatureCache:
         self.stats["clips"] += done.clips
         self.stats["extracted"] += done.extracted
         self.stats["forward_passes"] += done.forward_passes
-        return torch.from_numpy(np.stack([r.mean for r in done.records]))
+        return torch.from_numpy(np.stack([r.mean for r in done.records])).to(self.model.dtype)
 
     def dataset(self, split) -> FeatureDataset:
         import torch

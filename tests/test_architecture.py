@@ -24,6 +24,7 @@ STAGES = {
     "hub_emo.paths": "base",
     "hub_emo.progress": "base",
     "hub_emo.threads": "base",
+    "hub_emo.plots": "base",
     "hub_emo.audio": "base",
     "hub_emo.metric": "base",
     "dataset_scripts": "corpora",

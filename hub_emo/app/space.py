@@ -39,8 +39,9 @@ APP_PY = '''"""{title}: try the model in the browser (written by `hub-emo space`
 import os
 from pathlib import Path
 
-from hub_emo.app.source import AUDIO_SUFFIXES, resolve
+from hub_emo.app.source import resolve
 from hub_emo.app.ui import launch
+from hub_emo.audio import audio_files
 
 HERE = Path(__file__).resolve().parent
 MODEL = {model!r}
@@ -50,7 +51,7 @@ EXAMPLE_LABELS = {labels!r}
 source = resolve(MODEL if "/" in MODEL else HERE / MODEL, report=REPORT and HERE / REPORT)
 source.title = {title!r}
 if not source.examples:
-    source.examples = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in AUDIO_SUFFIXES)
+    source.examples = audio_files(HERE / "examples")
     source.example_labels = [EXAMPLE_LABELS.get(p.name, p.name) for p in source.examples]
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hub_emo.audio import AUDIO_EXTENSIONS
 from hub_emo.data.decode import ERROR_COLUMN, FIELDS, decode
 from hub_emo.data.parquet import MAX_SHARD_BYTES, check_target, write
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped
@@ -227,7 +228,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
                 "domain": module.DOMAIN,
                 "file": str(path),
                 "name": name,
-                "render": render and path.suffix.lower() not in dataset_scripts.AUDIO_EXTENSIONS,
+                "render": render and path.suffix.lower() not in AUDIO_EXTENSIONS,
                 "stamp": stamp,  # part of the cache fingerprint: an edited file is re-read
             }
     return [by_id[k] for k in sorted(by_id)], skipped

@@ -56,7 +56,7 @@ TINY_CONFIG = dict(
     feat_proj_dropout=0.0,
     feat_quantizer_dropout=0.0,
     final_dropout=0.0,
-    layerdrop=0.0,  # a dropped layer would vanish from hidden_states (see platform notes)
+    layerdrop=0.0,  # in training mode a dropped layer would vanish from hidden_states
     vocab_size=32,
 )
 
@@ -94,10 +94,12 @@ def backbone_config(**overrides):
 
 
 def _audio_files(audio: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    from hub_emo.audio import audio_files
+
     if isinstance(audio, (str, os.PathLike)):
         root = Path(audio)
         if root.is_dir():
-            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+            files = audio_files(root)
         elif root.is_file():
             files = [root]
         else:
@@ -105,7 +107,7 @@ def _audio_files(audio: str | os.PathLike | Iterable[str | os.PathLike]) -> list
     else:
         files = [Path(p) for p in audio]
     if not files:
-        raise ValueError(f"{audio}: no audio files (.wav, .flac) to pretrain on")
+        raise ValueError(f"{audio}: no audio files to pretrain on")
     return files
 
 

@@ -119,10 +119,6 @@ def prepare_dataset(corpus: Path, out: Path):
     return prepared
 
 
-#: RAVDESS vocal channel per domain: 03-01-* is speech, 03-02-* song.
-RAVDESS_PATTERNS = {"speech": "Actor_*/03-01-*.wav", "music": "Actor_*/03-02-*.wav"}
-
-
 def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[str, str]:
     """The backbones to study: the given ones, or two stand-ins pretrained on the corpus's halves.
 
@@ -131,14 +127,15 @@ def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[
     """
     if settings.backbones:
         return dict(settings.backbones)
+    from dataset_scripts import _ravdess
     from hub_emo.demo import pretrain
 
     steps = pretrain.PRESETS["quick" if settings.quick else "default"]["steps"]
     paths = {}
     for name, domain in STAND_IN_BACKBONES.items():
-        files = sorted(corpus.glob(RAVDESS_PATTERNS[domain]))
+        files = [path for path, _ in _ravdess.clips(corpus, domain)]
         if not files:
-            raise ValueError(f"{corpus}: no {domain} clips named {RAVDESS_PATTERNS[domain]} to pretrain on")
+            raise ValueError(f"{corpus}: no {domain} clips with RAVDESS names to pretrain on")
         paths[name] = str(
             pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed).path
         )

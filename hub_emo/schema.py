@@ -60,11 +60,6 @@ def va_to_quadrant(valence: float, arousal: float, threshold: float = 0.0) -> st
     return "Q4" if high_v else "Q3"
 
 
-def va_to_emotion(valence: float, arousal: float, threshold: float = 0.0) -> str:
-    """Canonical emotion for a (valence, arousal) point: its quadrant's emotion."""
-    return QUADRANT_TO_EMOTION[va_to_quadrant(valence, arousal, threshold)]
-
-
 @dataclass(frozen=True)
 class LabelSet:
     """A named selection of canonical emotions for an experiment.

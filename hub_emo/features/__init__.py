@@ -1,7 +1,7 @@
 """Features stage: one way to turn a backbone into features, for probing, FAD and training.
 
-Like s3prl's single Featurizer, this package alone loads a backbone with its feature
-extractor (`load_backbone`), names its content (`backbone_identity`: config, every weight,
+Like s3prl's single Featurizer, this package loads a backbone for feature extraction
+with its feature extractor (`load_backbone`), names its content (`backbone_identity`: config, every weight,
 extractor settings), runs it over clips (equal-length batches, never padded; sharded under
 torchrun / accelerate launch) and caches one record per clip and audio window fed (`Store`).
 Probing, FAD and the frozen training strategies all read those records, so a clip runs

@@ -154,7 +154,7 @@ def get_label_set(name_or_set: str | LabelSet | Sequence[str]) -> LabelSet:
     return LabelSet("custom:" + ",".join(classes), classes)
 
 
-def features(sampling_rate: int | None = None):
+def dataset_features(sampling_rate: int | None = None):
     """The `datasets.Features` every prepared corpus has.
 
     ``sampling_rate=None`` keeps each file's own rate; decoding with a rate resamples.

@@ -32,7 +32,7 @@ from hub_emo.data.decode import ERROR_COLUMN, FIELDS, decode
 from hub_emo.data.parquet import MAX_SHARD_BYTES, check_target, write
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped
 from hub_emo.data.upload import push
-from hub_emo.schema import (EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, features,
+from hub_emo.schema import (EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, dataset_features,
                             get_label_set)
 
 logger = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def _decode_checked(rows: list[dict], num_proc: int | None, strict: bool):
     import datasets
     import datasets.features._torchcodec  # noqa: F401  - import once here, not in every worker
 
-    schema = features()
+    schema = dataset_features()
     schema[ERROR_COLUMN] = datasets.Value("string")
     dataset = decode(rows, schema, max(1, min(int(num_proc or 1), len(rows))))
     errors = dataset[ERROR_COLUMN][:]  # one list: iterating the lazy Column formats row by row

@@ -52,7 +52,7 @@ LICENSE_FILE = "README.md"
 GENERATOR_VERSION = 1
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2",)
 
-#: Corpus sizes: the default for `make demo`, and --quick for the 2-minute demo.
+#: Corpus sizes: the default for `make demo`, and --quick.
 PRESETS: dict[str, dict] = {
     "default": dict(actors=8, repetitions=2),
     "quick": dict(actors=4, repetitions=1),
@@ -240,7 +240,7 @@ class Clip:
         return np.random.default_rng(key)
 
 
-def plan(
+def corpus_clips(
     actors: Sequence[int],
     emotions: Sequence[str],
     statements: Sequence[int],
@@ -564,7 +564,7 @@ def build_corpus(
             (out / row["file"]).unlink(missing_ok=True)
         meta_path.unlink()
     started = time.perf_counter()
-    clips = plan(actor_ids, emotions, parameters["statements"], repetitions, domains)
+    clips = corpus_clips(actor_ids, emotions, parameters["statements"], repetitions, domains)
     # one batch per (domain, actor), ordered longest first, so workers stay busy
     batches: dict[tuple[int, int], list[Clip]] = {}
     for clip in clips:

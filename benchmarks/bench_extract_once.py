@@ -4,7 +4,7 @@ how often each clip runs through the backbone, and what each step costs.
 A random wav2vec2 (hidden 256, 6 layers) over a generated RAVDESS layout (4 actors, 4
 emotions, speech and song, 2 s clips); training's crop (6 s) covers every clip. Clips
 through the backbone are counted by a global forward hook on its top module (rows fed).
-Goal (issue 14.1): each clip once over the three steps, i.e. clips through the backbone
+Goal: each clip once over the three steps, i.e. clips through the backbone
 ÷ clips = 1.0, and the second and third steps extract nothing. Uses only the public
 functions, so the same script measures any revision (``PYTHONPATH=<tree>``).
 

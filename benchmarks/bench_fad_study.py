@@ -48,7 +48,7 @@ def build(args, folder: Path):
     rng = np.random.default_rng(0)
     rate = 16000
     t = np.arange(int(args.seconds * rate)) / rate
-    columns = {k: [] for k in schema.features()}
+    columns = {k: [] for k in schema.dataset_features()}
     for i in range(args.clips):
         domain, emotion = i % 2, EMOTIONS[(i // 2) % len(EMOTIONS)]
         pitch = 150.0 * (1.2 ** EMOTIONS.index(emotion)) * (1 + 0.05 * rng.normal())
@@ -62,7 +62,7 @@ def build(args, folder: Path):
                "valence": 0.0, "arousal": 0.0, "fold": str(i % 4)}
         for key, value in row.items():
             columns[key].append(value)
-    dataset = datasets.Dataset.from_dict(columns, features=schema.features())
+    dataset = datasets.Dataset.from_dict(columns, features=schema.dataset_features())
     torch.manual_seed(0)
     config = Wav2Vec2Config(hidden_size=args.hidden, num_hidden_layers=args.layers, layerdrop=0.0)
     return dataset, (Wav2Vec2Model(config).eval(), Wav2Vec2FeatureExtractor(sampling_rate=rate, do_normalize=True))

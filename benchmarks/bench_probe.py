@@ -30,7 +30,7 @@ def build(args, folder: Path):
     rng = np.random.default_rng(0)
     rate = 16000
     t = np.arange(int(args.seconds * rate)) / rate
-    columns = {k: [] for k in schema.features()}
+    columns = {k: [] for k in schema.dataset_features()}
     emotions = ("neutral", "happy", "sad", "angry")
     for i in range(args.clips):
         domain, emotion = i % 2, emotions[(i // 2) % len(emotions)]
@@ -43,7 +43,7 @@ def build(args, folder: Path):
                "arousal": 0.0, "fold": str(i % 4)}
         for key, value in row.items():
             columns[key].append(value)
-    dataset = datasets.Dataset.from_dict(columns, features=schema.features())
+    dataset = datasets.Dataset.from_dict(columns, features=schema.dataset_features())
     torch.manual_seed(0)
     config = Wav2Vec2Config(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=4,
                             intermediate_size=4 * args.hidden, conv_dim=(256,) * 7, layerdrop=0.0)

@@ -1,4 +1,4 @@
-"""Goal: probing's fits beside one CPU-bound process take <= 2.0x their quiet time (issue 13);
+"""Goal: probing's fits beside one CPU-bound process take <= 2.0x their quiet time;
 the quiet cost against torch's default threads is printed beside it.
 
 The probes are tiny batched matrix products (layers x 32 clips x D by D x 128), so a second

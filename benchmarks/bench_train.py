@@ -1,6 +1,6 @@
 """Training step time and peak memory per strategy, ÷ `full`, on a wav2vec2-base-sized backbone.
 
-Goals (issue #6): weighted_sum ≤ 0.35 time and ≤ 0.4 memory of full; lora ≤ 0.7 time and
+Goals: weighted_sum ≤ 0.35 time and ≤ 0.4 memory of full; lora ≤ 0.7 time and
 ≤ 0.75 memory; plus the trainable share of parameters per strategy.
 
 Each strategy runs in its own subprocess so memory high-water marks do not mix. One step

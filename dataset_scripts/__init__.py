@@ -18,7 +18,8 @@ A corpus module defines
   (EMOPIA's MIDI).
 
 Modules only *yield*: validation, decoding, writing and the skip report live once, in
-`hub_emo.data`. They import nothing from hub_emo but `hub_emo.schema`. Adding a corpus =
+`hub_emo.data`. They import nothing from hub_emo but `hub_emo.schema` and
+`hub_emo.audio.audio_files` (the one way audio files are listed). Adding a corpus =
 one new module listed in `CORPORA`, and one fixture builder in ``tests/corpora.py``.
 """
 
@@ -65,8 +66,6 @@ CONTRACT: tuple[str, ...] = (
     "records",
 )
 
-#: File extensions treated as audio when a corpus is found by walking its tree.
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 
 
 class Skip(NamedTuple):
@@ -139,21 +138,6 @@ def record(
         "arousal": arousal,
         "fold": fold,
     }
-
-
-def audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
-    """Every audio file under ``root``, sorted by path (so runs are deterministic).
-
-    Hidden files (macOS ``._*`` resource forks, ``.DS_Store``) are not audio.
-    """
-    exts = tuple(e.lower() for e in extensions)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
-        found.extend(
-            Path(dirpath, f) for f in filenames if f.lower().endswith(exts) and not f.startswith(".")
-        )
-    return sorted(found)
 
 
 def find(root: str | os.PathLike, *candidates: str, what: str = "") -> Path:

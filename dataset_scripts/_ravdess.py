@@ -1,16 +1,20 @@
-"""RAVDESS file names, shared by `ravdess_speech` and `ravdess_song` (one parser, two corpora).
+"""RAVDESS file names: the one rule, read by `ravdess_speech`, `ravdess_song`, the demo and the app.
 
 ``MM-VV-EE-II-SS-RR-AA.wav``: modality (03 audio-only), vocal channel (01 speech,
-02 song), emotion, intensity, statement, repetition, actor (01-24).
+02 song), emotion, intensity, statement, repetition, actor (01-24). The demo's generated
+corpus uses the same names, so everything that picks clips by channel or emotion asks
+`clips` here.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Iterator
 
-from dataset_scripts import Skip, audio_files, record
+from dataset_scripts import Skip, record
+from hub_emo.audio import audio_files
 
 HOMEPAGE = "https://zenodo.org/records/1188976"
 LICENSE = "CC BY-NC-SA 4.0"
@@ -37,6 +41,8 @@ EMOTION_CODES = {
     "08": "surprised",
 }
 VOCAL_CHANNELS = {"01": "speech", "02": "song"}
+#: The domain (`hub_emo.schema.DOMAINS`) of each vocal channel's clips.
+CHANNEL_DOMAIN = {"speech": "speech", "song": "music"}
 
 #: The paper's 4 actor-independent folds, by integer actor id.
 FOLDS: tuple[tuple[int, ...], ...] = (
@@ -48,6 +54,14 @@ FOLDS: tuple[tuple[int, ...], ...] = (
 _FOLD_OF = {actor: str(i + 1) for i, actors in enumerate(FOLDS) for actor in actors}
 
 _NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+
+
+def file_name(channel: str, emotion: str, intensity: int, statement: int, repetition: int, actor: int) -> str:
+    """``Actor_AA/03-VV-EE-II-SS-RR-AA.wav`` for an audio-only clip (the layout RAVDESS ships);
+    ``channel`` "speech" or "song", ``emotion`` RAVDESS's own name; `parse` reads it back."""
+    vocal = {name: code for code, name in VOCAL_CHANNELS.items()}[channel]
+    code = {name: code for code, name in EMOTION_CODES.items()}[emotion]
+    return f"Actor_{actor:02d}/03-{vocal}-{code}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
 
 
 def fold_of(actor: int | str) -> str:
@@ -80,6 +94,22 @@ def parse(stem: str) -> dict[str, str]:
         "repetition": repetition,
         "actor": actor,
     }
+
+
+def clips(root: str | os.PathLike, domain: str) -> list[tuple[Path, dict[str, str]]]:
+    """(path, `parse` fields) of every well-named audio-only clip of ``domain`` under ``root``,
+    sorted by path; names that do not parse are left out (`records` reports them)."""
+    if domain not in CHANNEL_DOMAIN.values():
+        raise ValueError(f"RAVDESS has no {domain!r} clips (domains: {', '.join(CHANNEL_DOMAIN.values())})")
+    found = []
+    for path in audio_files(root, (".wav",)):
+        try:
+            fields = parse(path.stem)
+        except ValueError:
+            continue
+        if CHANNEL_DOMAIN[fields["channel"]] == domain:
+            found.append((path, fields))
+    return found
 
 
 def records(root: str | os.PathLike, channel: str, label_map: dict, dropped: dict) -> Iterator[dict | Skip]:

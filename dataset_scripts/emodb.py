@@ -11,7 +11,8 @@ import os
 import re
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, record
+from dataset_scripts import Skip, record
+from hub_emo.audio import audio_files
 
 NAME = "emodb"
 DOMAIN = "speech"

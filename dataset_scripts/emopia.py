@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import AUDIO_EXTENSIONS, Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio
+from dataset_scripts import Skip, find, index_by_stem, read_table, record, unmatched_audio
+from hub_emo.audio import AUDIO_EXTENSIONS, audio_files
 from hub_emo.schema import QUADRANT_TO_EMOTION
 
 NAME = "emopia"

@@ -19,7 +19,8 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, rating, read_table, record
+from dataset_scripts import Skip, find, rating, read_table, record
+from hub_emo.audio import audio_files
 
 NAME = "emotify"
 DOMAIN = "music"

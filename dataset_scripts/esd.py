@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, index_by_stem, record, unmatched_audio
+from dataset_scripts import Skip, index_by_stem, record, unmatched_audio
+from hub_emo.audio import audio_files
 
 NAME = "esd"
 DOMAIN = "speech"

@@ -17,7 +17,8 @@ import os
 import re
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, index_by_stem, rating, record, unmatched_audio
+from dataset_scripts import Skip, index_by_stem, rating, record, unmatched_audio
+from hub_emo.audio import audio_files
 from hub_emo.schema import rescale_va
 
 NAME = "iemocap"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio, va_ratings
+from dataset_scripts import Skip, find, index_by_stem, read_table, record, unmatched_audio, va_ratings
+from hub_emo.audio import audio_files
 
 NAME = "msp_podcast"
 DOMAIN = "speech"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dataset_scripts import Skip, audio_files, find, index_by_stem, read_table, record, unmatched_audio
+from dataset_scripts import Skip, find, index_by_stem, read_table, record, unmatched_audio
+from hub_emo.audio import audio_files
 from hub_emo.schema import QUADRANT_TO_EMOTION
 
 NAME = "panda_4q"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 
-from dataset_scripts import Skip, audio_files, record
+from dataset_scripts import Skip, record
+from hub_emo.audio import audio_files
 
 NAME = "savee"
 DOMAIN = "speech"

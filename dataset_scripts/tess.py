@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from dataset_scripts import Skip, audio_files, record
+from dataset_scripts import Skip, record
+from hub_emo.audio import audio_files
 
 NAME = "tess"
 DOMAIN = "speech"

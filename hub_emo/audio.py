@@ -1,6 +1,6 @@
-"""Load, downmix, resample and validate one waveform.
+"""Find audio files; load, downmix, resample and validate one waveform.
 
-The single place where audio is read and checked, shared by data preparation and
+The single place where audio files are listed, read and checked, shared by data preparation and
 inference, so a clip that prepares cleanly also predicts cleanly. Every failure is an
 `AudioError` that names the file (or input) and the problem.
 """
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 #: Peak amplitude below which a clip counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
+#: File extensions treated as audio when a folder is walked (`read` decodes them all).
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm")
 
 
 class AudioError(ValueError):
@@ -23,6 +26,21 @@ class AudioError(ValueError):
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
+
+
+def audio_files(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> list[Path]:
+    """Every audio file under ``root``, sorted by path (so runs are deterministic).
+
+    Hidden files (macOS ``._*`` resource forks, ``.DS_Store``) are not audio.
+    """
+    exts = tuple(e.lower() for e in extensions)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
+        found.extend(
+            Path(dirpath, f) for f in filenames if f.lower().endswith(exts) and not f.startswith(".")
+        )
+    return sorted(found)
 
 
 def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:

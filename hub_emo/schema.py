@@ -60,11 +60,6 @@ def va_to_quadrant(valence: float, arousal: float, threshold: float = 0.0) -> st
     return "Q4" if high_v else "Q3"
 
 
-def va_to_emotion(valence: float, arousal: float, threshold: float = 0.0) -> str:
-    """Canonical emotion for a (valence, arousal) point: its quadrant's emotion."""
-    return QUADRANT_TO_EMOTION[va_to_quadrant(valence, arousal, threshold)]
-
-
 @dataclass(frozen=True)
 class LabelSet:
     """A named selection of canonical emotions for an experiment.
@@ -159,7 +154,7 @@ def get_label_set(name_or_set: str | LabelSet | Sequence[str]) -> LabelSet:
     return LabelSet("custom:" + ",".join(classes), classes)
 
 
-def features(sampling_rate: int | None = None):
+def dataset_features(sampling_rate: int | None = None):
     """The `datasets.Features` every prepared corpus has.
 
     ``sampling_rate=None`` keeps each file's own rate; decoding with a rate resamples.

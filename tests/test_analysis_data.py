@@ -52,7 +52,7 @@ def make_dataset(folder: Path, **options):
 
     from hub_emo import schema
 
-    return datasets.Dataset.from_dict(make_wavs(folder, **options), features=schema.features())
+    return datasets.Dataset.from_dict(make_wavs(folder, **options), features=schema.dataset_features())
 
 
 def make_backbone_folder(folder: Path, kind="wav2vec2", seed=0, **overrides) -> Path:

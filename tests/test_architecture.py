@@ -10,6 +10,7 @@ listed for it in `ALLOWED`; a new module that fits no stage fails here until the
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,13 @@ STAGES = {
     "hub_emo.progress": "base",
     "hub_emo.threads": "base",
     "hub_emo.distributed": "base",
+    "hub_emo.plots": "base",
     "hub_emo.audio": "base",
     "hub_emo.metric": "base",
     "dataset_scripts": "corpora",
     "hub_emo.data": "data",
     "hub_emo.inference": "inference",
-    "hub_emo.features": "features",  # issue 14.1: one backbone loader, identity, extraction and cache
+    "hub_emo.features": "features",  # one backbone loader, identity, extraction and cache
     "hub_emo.training": "training",
     "hub_emo.analysis": "analysis",
     "hub_emo.hub.server": "hub_server",
@@ -129,17 +131,21 @@ def test_every_module_has_a_stage():
     assert [m for m in SOURCES if _stage(m) is None] == []
 
 
+def _wrong_imports(module: str, path: Path) -> list[str]:
+    """The imports of ``module`` (at ``path``) that its stage may not make."""
+    stage = _stage(module)
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+    wrong = []
+    for name, line, _ in _imports(module, path):
+        target = _stage(name)
+        if target is not None and target != stage and target not in ALLOWED[stage]:
+            wrong.append(f"{where}:{line} ({stage}) imports {name} ({target})")
+    return wrong
+
+
 @pytest.mark.parametrize("module", sorted(SOURCES))
 def test_a_stage_imports_only_the_stages_before_it(module):
-    stage = _stage(module)
-    wrong = []
-    for name, line, _ in _imports(module, SOURCES[module]):
-        target = _stage(name)
-        if target is None or target == stage:
-            continue
-        if target not in ALLOWED[stage]:
-            wrong.append(f"{SOURCES[module].relative_to(ROOT)}:{line} ({stage}) imports {name} ({target})")
-    assert wrong == []
+    assert _wrong_imports(module, SOURCES[module]) == []
 
 
 def test_modeling_imports_nothing_else_from_hub_emo():
@@ -184,12 +190,49 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     source.write_text("from . import data\n\ndef f():\n    from hub_emo.hub.publish import push_model\n")
     found = {name for name, _, _ in _imports("hub_emo.training.m", source)}
     assert found == {"hub_emo.training.data", "hub_emo.hub.publish"}
-    assert "hub" not in ALLOWED["training"]
+    assert _wrong_imports("hub_emo.training.m", source) == ["m.py:4 (training) imports hub_emo.hub.publish (hub)"]
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _docs_table() -> dict[str, tuple[str, set[str]]]:
+    """docs/architecture.md's stage table: stage -> (its modules cell, the stages it may import)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Stages", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        allowed = cells[2].split(" — ", 1)[0]
+        imports = set() if allowed == "nothing" else {name.strip() for name in allowed.split(",")}
+        for stage in (name.strip(" `") for name in cells[0].split(",")):
+            table[stage] = (cells[1], imports)
+    return table
+
+
+def test_the_docs_table_is_this_table():
+    """docs/architecture.md states the same stages, modules and allowed imports as `STAGES`/`ALLOWED`."""
+    table = _docs_table()
+    assert {stage: imports for stage, (_, imports) in table.items()} == ALLOWED
+    for prefix, stage in STAGES.items():
+        path = prefix.replace(".", "/")
+        forms = (f"`{path}/`", f"`{path}.py`", f"`{path}/__init__.py`")
+        assert any(form in table[stage][0] for form in forms), f"{prefix} ({stage}) is not in its docs row"
 
 
 def test_docs_stand_alone():
-    """The repository's docs point at nothing outside it."""
-    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    sources = [p for _, p in SOURCES.items()]
-    for path in texts + sources:
-        assert "../shared" not in path.read_text(), f"{path.relative_to(ROOT)} points outside the repository"
+    """The docs link only to files of the repository, and no doc or source climbs out of it."""
+    link = re.compile(r"\]\(([^)#\s]+)")
+    climb = re.compile(r"(?<![\w/.])((?:\.\./)+[\w./-]*)")
+    for path in DOCS + [p for _, p in SOURCES.items()]:
+        text = path.read_text()
+        targets = climb.findall(text) + (link.findall(text) if path in DOCS else [])
+        for target in targets:
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            resolved = (path.parent / target).resolve()
+            where = f"{path.relative_to(ROOT)}: {target}"
+            assert resolved.is_relative_to(ROOT), f"{where} points outside the repository"
+            assert resolved.exists(), f"{where} does not exist"

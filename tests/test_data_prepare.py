@@ -12,7 +12,7 @@ import soundfile as sf
 
 import corpora
 from hub_emo import data
-from hub_emo.schema import EMOTIONS, features
+from hub_emo.schema import EMOTIONS, dataset_features
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def written(ravdess, tmp_path_factory):
 
 def test_speech_and_song_concatenate_in_the_schema(ravdess):
     ds = data.prepare(["ravdess_speech", "ravdess_song"], ravdess)
-    expected = features()
+    expected = dataset_features()
     assert ds.features == expected
     assert len(ds) == 16
     assert ds["corpus"] == ["ravdess_speech"] * 8 + ["ravdess_song"] * 8
@@ -181,7 +181,7 @@ def test_written_folder_loads_by_config_and_streams(written):
     assert set(get_dataset_config_names(out)) == {"all", "ravdess_speech", "ravdess_song", "speech", "music"}
     song = load_dataset(out, "ravdess_song", split="train")
     assert len(song) == 8 and set(song["corpus"]) == {"ravdess_song"}
-    assert song.features == features()
+    assert song.features == dataset_features()
     assert len(load_dataset(out, "speech", split="train")) == 8
     assert len(load_dataset(out, split="train")) == 16  # "all" is the default
     streamed = list(load_dataset(out, "music", split="train", streaming=True))

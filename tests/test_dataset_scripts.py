@@ -90,6 +90,22 @@ def test_ravdess_bad_names_are_reported(tmp_path):
     assert any("'disgust' is dropped" in s.reason for s in song_skips)
 
 
+def test_ravdess_clips_of_a_domain_are_what_the_loaders_read(tmp_path):
+    """The demo and the app pick clips with `_ravdess.clips`: the same files the loaders keep."""
+    from dataset_scripts import _ravdess
+
+    corpora.make_ravdess(tmp_path, actors=(1, 2), intensities=(1, 2), seconds=0.01)
+    corpora.tone(tmp_path / "Actor_01" / "notes.wav", seconds=0.01)
+    for domain, corpus in (("speech", "ravdess_speech"), ("music", "ravdess_song")):
+        clips = _ravdess.clips(tmp_path, domain)
+        assert sorted(path.stem for path, _ in clips) == sorted(run(corpus, tmp_path)[0])
+        assert [path for path, _ in clips] == sorted(path for path, _ in clips)
+    fields = dict(_ravdess.clips(tmp_path, "music"))[tmp_path / "Actor_02" / "03-02-05-02-01-01-02.wav"]
+    assert (fields["channel"], fields["emotion"], fields["intensity"], fields["actor"]) == ("song", "05", "02", "02")
+    with pytest.raises(ValueError, match="no 'noise' clips"):
+        _ravdess.clips(tmp_path, "noise")
+
+
 def test_crema_d(tmp_path):
     corpora.make_crema_d(tmp_path)
     corpora.tone(tmp_path / "AudioWAV" / "1001_DFA_XYZ_XX.wav")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from dataset_scripts import _ravdess
 from hub_emo.demo import synth
 
 NAME = re.compile(r"^03-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
@@ -29,7 +30,7 @@ def corpus(tmp_path_factory) -> Path:
 def test_default_actors_cover_the_four_ravdess_folds():
     for n in (4, 8):
         actors = synth.resolve_actors(n)
-        folds = {i for i, fold in enumerate(synth.RAVDESS_FOLDS) for a in actors if a in fold}
+        folds = {i for i, fold in enumerate(_ravdess.FOLDS) for a in actors if a in fold}
         assert folds == {0, 1, 2, 3}
     assert synth.resolve_actors(4) == (1, 2, 4, 5)
     assert synth.resolve_actors(8) == tuple(range(1, 9))
@@ -108,11 +109,20 @@ def test_rerun_reuses_and_foreign_folder_is_refused(tmp_path):
 
 
 def test_strong_intensity_exaggerates_the_cues():
-    strong = synth._intensify(synth.SPEECH_STYLES["angry"], synth.SPEECH_STYLES["neutral"], synth.STRONG)
-    assert strong.loudness > synth.SPEECH_STYLES["angry"].loudness > 0
-    sad = synth._intensify(synth.MUSIC_STYLES["sad"], synth.MUSIC_STYLES["neutral"], synth.STRONG)
-    assert sad.tempo < synth.MUSIC_STYLES["sad"].tempo < synth.MUSIC_STYLES["neutral"].tempo
-    assert sad.scale == synth.MINOR
+    """RAVDESS's intensity 02 is performed further from neutral: louder anger, slower sadness."""
+    def speech(intensity):
+        return synth.render_speech(synth.Clip(1, "angry", intensity, 1, 1, 1), seed=0, sample_rate=16000)
+
+    (normal, said), (strong, shouted) = speech(1), speech(2)
+    assert shouted["loudness"] > said["loudness"] > synth.SPEECH_STYLES["neutral"].loudness
+    assert np.sqrt(np.mean(strong**2)) > np.sqrt(np.mean(normal**2))
+
+    def song(emotion, intensity):
+        return synth.melody(synth.Clip(2, emotion, intensity, 1, 1, 1), seed=0)[1]
+
+    neutral, sad, very_sad = song("neutral", 1), song("sad", 1), song("sad", 2)
+    assert very_sad["tempo"] < sad["tempo"] < neutral["tempo"]
+    assert very_sad["scale"] == list(synth.MINOR)
 
 
 @pytest.mark.parametrize("domain, margin", [("speech", 0.35), ("music", 0.2)])

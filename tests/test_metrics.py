@@ -36,7 +36,7 @@ def test_classification_matches_scikit_learn(metric, seed):
 
 @pytest.mark.parametrize("labels", [[0, 1], None])
 def test_out_of_label_predictions_are_misses(metric, labels):
-    """The issue's case: 10 clips of class 0 and 10 of class 1, five class-0 clips predicted
+    """10 clips of class 0 and 10 of class 1, five class-0 clips predicted
     as class 6 (outside the scored classes). Recall 0.5 and 1 → UA 0.75; F1 2/3 and 1 → 0.833."""
     refs = [0] * 10 + [1] * 10
     preds = [6] * 5 + [0] * 5 + [1] * 10
@@ -62,20 +62,6 @@ def test_ua_and_f1_average_over_the_same_classes(metric):
 def test_references_outside_labels_are_refused(metric):
     with pytest.raises(ValueError, match="every reference must count"):
         metric.compute(predictions=[0, 1, 2], references=[0, 1, 2], labels=[0, 1])
-
-
-def test_ccc_regression():
-    regression = load_metric("regression")
-    rng = np.random.default_rng(0)
-    y = rng.normal(size=200)
-    x = 0.8 * y + 0.3 + 0.2 * rng.normal(size=200)
-    got = regression.compute(predictions=x, references=y)
-    x32, y32 = x.astype(np.float32).astype(float), y.astype(np.float32).astype(float)
-    ccc = 2 * np.cov(x32, y32, bias=True)[0, 1] / (x32.var() + y32.var() + (x32.mean() - y32.mean()) ** 2)
-    assert got["ccc"] == pytest.approx(ccc, rel=1e-6)
-    assert got["pearson"] == pytest.approx(np.corrcoef(x32, y32)[0, 1], rel=1e-6)
-    assert regression.compute(predictions=y, references=y)["ccc"] == pytest.approx(1.0)
-    assert regression.compute(predictions=y + 1.0, references=y)["ccc"] < 0.7  # a shift costs CCC, not r
 
 
 def test_bad_input(metric):

@@ -515,7 +515,8 @@ def _ranks(values: dict[str, float]) -> dict[str, int]:
 
 def _write_fad(out: Path, rows, within, by_model, replicates, classes, report_at, problems, settings,
                method) -> FADResult:
-    from hub_emo.analysis import plots, report
+    from hub_emo import plots
+    from hub_emo.analysis import report
 
     out.mkdir(parents=True, exist_ok=True)
     figures, bias, ranking = [], [], []

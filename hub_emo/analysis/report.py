@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from hub_emo.analysis import plots
+from hub_emo import plots
 
 
 def _cell(value) -> str:

@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm")
-#: RAVDESS file names: modality-channel-emotion-...; channel 01 is speech, 02 song.
-DEMO_CHANNEL = {"SER": "01", "MER": "02"}
+from hub_emo.audio import AUDIO_EXTENSIONS, audio_files
+
+#: The domain of each task's clips in a demo corpus.
+TASK_DOMAIN = {"SER": "speech", "MER": "music"}
 MAX_EXAMPLES = 6
 
 
@@ -28,21 +29,16 @@ class AppSource:
     example_labels: list[str] = field(default_factory=list)
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES)[:MAX_EXAMPLES]
-
-
 def _demo_examples(corpus: Path, task: str) -> tuple[list[Path], list[str]]:
     """One clip per emotion of the task's domain from the demo corpus (RAVDESS layout), and its emotion."""
-    from dataset_scripts._ravdess import EMOTION_CODES
+    from dataset_scripts import _ravdess
 
     chosen: dict[str, Path] = {}
-    for clip in sorted(corpus.glob("Actor_*/*.wav")):
-        parts = clip.stem.split("-")
-        if len(parts) == 7 and parts[1] == DEMO_CHANNEL[task]:
-            chosen.setdefault(parts[2], clip)
+    for clip, fields in _ravdess.clips(corpus, TASK_DOMAIN[task]):
+        chosen.setdefault(fields["emotion"], clip)
     codes = sorted(chosen)[:MAX_EXAMPLES]
-    return [chosen[code] for code in codes], [f"{EMOTION_CODES.get(code, code)} ({chosen[code].name})" for code in codes]
+    names = _ravdess.EMOTION_CODES
+    return [chosen[code] for code in codes], [f"{names.get(code, code)} ({chosen[code].name})" for code in codes]
 
 
 def from_demo(folder: Path, task: str = "SER") -> AppSource:
@@ -69,7 +65,7 @@ def _hub_examples(repo_id: str, revision: str | None) -> list[Path]:
     from huggingface_hub import HfApi, hf_hub_download
 
     files = HfApi().list_repo_files(repo_id, revision=revision)
-    names = sorted(f for f in files if f.startswith("examples/") and f.lower().endswith(AUDIO_SUFFIXES))
+    names = sorted(f for f in files if f.startswith("examples/") and f.lower().endswith(AUDIO_EXTENSIONS))
     return [Path(hf_hub_download(repo_id, name, revision=revision)) for name in names[:MAX_EXAMPLES]]
 
 
@@ -81,7 +77,7 @@ def resolve(model: str | os.PathLike, *, task: str = "SER", report=None, revisio
     elif path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(f"{path}: not a model folder (no config.json)")
-        source = AppSource(model=str(path), examples=_audio_files(path / "examples"), title=path.name)
+        source = AppSource(model=str(path), examples=audio_files(path / "examples")[:MAX_EXAMPLES], title=path.name)
     elif path.exists():
         raise ValueError(f"{path}: not a model folder (expected a folder with config.json)")
     else:

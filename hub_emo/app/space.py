@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 
 from hub_emo.app.source import AppSource, resolve
+from hub_emo.paths import is_hub_id
 
 #: What the app imports when it runs (hub_emo.app.ui, .source, hub_emo.inference, .audio, .modeling).
 SPACE_REQUIREMENTS = (
@@ -39,8 +39,9 @@ APP_PY = '''"""{title}: try the model in the browser (written by `hub-emo space`
 import os
 from pathlib import Path
 
-from hub_emo.app.source import AUDIO_SUFFIXES, resolve
+from hub_emo.app.source import resolve
 from hub_emo.app.ui import launch
+from hub_emo.audio import audio_files
 
 HERE = Path(__file__).resolve().parent
 MODEL = {model!r}
@@ -50,17 +51,13 @@ EXAMPLE_LABELS = {labels!r}
 source = resolve(MODEL if "/" in MODEL else HERE / MODEL, report=REPORT and HERE / REPORT)
 source.title = {title!r}
 if not source.examples:
-    source.examples = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in AUDIO_SUFFIXES)
+    source.examples = audio_files(HERE / "examples")
     source.example_labels = [EXAMPLE_LABELS.get(p.name, p.name) for p in source.examples]
 
 if __name__ == "__main__":
     launch(source, host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
            port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
 '''
-
-
-def _is_hub_id(model: str) -> bool:
-    return not Path(model).exists() and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", model) is not None
 
 
 def requirements() -> list[str]:
@@ -137,7 +134,7 @@ def card(title: str, model: str | None, has_report: bool, examples: int) -> str:
 
 
 def _fill(staging: Path, source: AppSource, lines: list[str]) -> None:
-    linked = source.model if _is_hub_id(source.model) else None
+    linked = source.model if is_hub_id(source.model) else None
     if linked is None:
         _copy_model(Path(source.model), staging / "model")
     report_name = None

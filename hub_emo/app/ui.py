@@ -5,7 +5,7 @@ with ``hub-emo predict`` (any format, rate, channel count and length; long recor
 chunks, shown as a timeline), and bad audio shows the pipeline's own message.
 
 Offline by construction: Gradio's analytics and version check are off, the theme uses
-the fonts Gradio ships, plots are PNGs made here and the report is one self-contained
+the fonts Gradio ships, plots are PNGs drawn by `hub_emo.plots` and the report is one self-contained
 page; the page requests nothing beyond the app's own server (a browser test checks it).
 """
 
@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402 - after the environment that turns its analyti
 from hub_emo.app.source import AppSource  # noqa: E402
 from hub_emo.audio import AudioError  # noqa: E402
 from hub_emo.inference import DEFAULT_CHUNK_SECONDS, pipeline  # noqa: E402
+from hub_emo import plots  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -31,46 +32,6 @@ CSS = """
 #status { min-height: 2.5em; }
 #status.error, #status .error { color: #b42318; }
 """
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def timeline_figure(chunks: list[dict]):
-    """Each emotion's probability per chunk, against time (chunk centres)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    centres = [(c["start"] + c["end"]) / 2 for c in chunks]
-    for label in chunks[0]["scores"]:
-        ax.plot(centres, [c["scores"][label] for c in chunks], marker="o", ms=3, label=label)
-    ax.set_xlabel("time (s, chunk centre)")
-    ax.set_ylabel("probability")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))  # room for the label Gradio lays over the top
-    plt.close(fig)
-    return fig
-
-
-def layer_weights_figure(weights: list[float]):
-    """The learned softmax weights of a weighted-sum model over its hidden states."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    ax.bar(range(len(weights)), weights, color="#3b6fb6")
-    ax.set_xlabel("hidden state (0 = first layer's input; L = last layer, after any final LayerNorm)")
-    ax.set_ylabel("weight")
-    ax.set_xticks(range(len(weights)))
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout(rect=(0, 0, 1, 0.88))
-    plt.close(fig)
-    return fig
 
 
 def describe(config, model_name: str) -> str:
@@ -135,7 +96,7 @@ def build_app(source: AppSource, *, revision: str | None = None, trust_remote_co
             status += f" · {len(chunks)} chunks of {float(chunk_seconds):g} s, scores averaged by length"
         status += "</p>"
         scores = {s["label"]: s["score"] for s in result["scores"]}
-        timeline = gr.update(visible=True, value=timeline_figure(chunks)) if len(chunks) > 1 else hidden
+        timeline = gr.update(visible=True, value=plots.timeline(chunks)) if len(chunks) > 1 else hidden
         return status, scores, timeline
 
     with gr.Blocks(title=f"hub_emo · {source.title or source.model}", analytics_enabled=False) as app:
@@ -167,7 +128,7 @@ def build_app(source: AppSource, *, revision: str | None = None, trust_remote_co
                         timeline = gr.Plot(label="Scores over time (per chunk)", visible=False, elem_id="timeline")
                 if weights is not None:
                     gr.Plot(
-                        layer_weights_figure(weights),
+                        plots.layer_weights(weights),
                         label="Learned layer weights (weighted sum over hidden states)",
                         elem_id="layer-weights",
                     )

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from hub_emo.audio import AUDIO_EXTENSIONS
 from hub_emo.data.decode import ERROR_COLUMN, FIELDS, decode
 from hub_emo.data.parquet import MAX_SHARD_BYTES, check_target, write
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped
 from hub_emo.data.upload import push
-from hub_emo.schema import (EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, features,
+from hub_emo.schema import (EMOTIONS, NO_LABEL, LabelSet, apply_label_set, count_unlabelled, dataset_features,
                             get_label_set)
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def _collect(module, root: Path, options: Mapping[str, Any]) -> tuple[list[dict]
                 "domain": module.DOMAIN,
                 "file": str(path),
                 "name": name,
-                "render": render and path.suffix.lower() not in dataset_scripts.AUDIO_EXTENSIONS,
+                "render": render and path.suffix.lower() not in AUDIO_EXTENSIONS,
                 "stamp": stamp,  # part of the cache fingerprint: an edited file is re-read
             }
     return [by_id[k] for k in sorted(by_id)], skipped
@@ -241,7 +242,7 @@ def _decode_checked(rows: list[dict], num_proc: int | None, strict: bool):
     import datasets
     import datasets.features._torchcodec  # noqa: F401  - import once here, not in every worker
 
-    schema = features()
+    schema = dataset_features()
     schema[ERROR_COLUMN] = datasets.Value("string")
     dataset = decode(rows, schema, max(1, min(int(num_proc or 1), len(rows))))
     errors = dataset[ERROR_COLUMN][:]  # one list: iterating the lazy Column formats row by row

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hub_emo.schema import features
+from hub_emo.schema import dataset_features
 
 #: Files by which `datasets.save_to_disk` folders are recognised (Dataset / DatasetDict).
 _SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
@@ -30,7 +30,7 @@ def load_prepared(source, config: str | None = None, split: str | None = None, *
             if any((path / marker).is_file() for marker in _SAVED_MARKERS):
                 loaded = datasets.load_from_disk(name)
             elif path.is_dir():
-                loaded = _load_folder(name, config, split)
+                loaded = _load_prepared_folder(name, config, split)
             else:
                 loaded = datasets.load_dataset(name, config, split=split)
         except Exception as error:  # noqa: BLE001 - one message naming the source
@@ -44,13 +44,13 @@ def load_prepared(source, config: str | None = None, split: str | None = None, *
             loaded = datasets.concatenate_datasets(list(loaded.values()))
     parts = loaded.values() if isinstance(loaded, datasets.DatasetDict) else [loaded]
     for part in parts:
-        missing = [c for c in features() if c not in part.column_names]
+        missing = [c for c in dataset_features() if c not in part.column_names]
         if missing:
             raise ValueError(f"{name}: not a prepared hub_emo dataset; missing columns {missing}")
     return loaded
 
 
-def _load_folder(folder: str, config: str | None, split: str | None):
+def _load_prepared_folder(folder: str, config: str | None, split: str | None):
     """A local folder's config (one split or all), cached under its files' absolute paths and mtimes.
 
     ``load_dataset(folder)`` keys its cache on the folder's base name, the config name and the

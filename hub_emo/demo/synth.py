@@ -29,8 +29,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from dataset_scripts import _ravdess
 from hub_emo.progress import bar
-from hub_emo.schema import EMOTIONS
 
 #: RAVDESS's statements, by statement code.
 STATEMENTS: dict[int, str] = {
@@ -38,27 +38,21 @@ STATEMENTS: dict[int, str] = {
     2: "Dogs are sitting by the door",
 }
 SPEECH_CHANNEL, SONG_CHANNEL = 1, 2
-#: RAVDESS emotion codes 01..08 are the first eight canonical emotions, in order.
-SPEECH_EMOTIONS: tuple[str, ...] = EMOTIONS[:8]
+#: RAVDESS's emotions, in code order 01..08 (they are canonical emotions' names).
+SPEECH_EMOTIONS: tuple[str, ...] = tuple(_ravdess.EMOTION_CODES.values())
 #: RAVDESS song has no disgust or surprised.
-SONG_EMOTIONS: tuple[str, ...] = EMOTIONS[:6]
+SONG_EMOTIONS: tuple[str, ...] = SPEECH_EMOTIONS[:6]
 DEFAULT_EMOTIONS: tuple[str, ...] = SONG_EMOTIONS
-#: RAVDESS's four actor folds (the evaluation protocol's performer-independent split).
-RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
-    (2, 8, 10, 16, 18, 24),
-    (1, 3, 9, 11, 19, 23),
-    (4, 6, 12, 13, 20, 21),
-    (5, 7, 14, 15, 17, 22),
-)
-#: Actors taken one per fold in turn, so the first N actors always span min(N, 4) folds.
-ACTOR_ORDER: tuple[int, ...] = tuple(a for group in zip(*RAVDESS_FOLDS) for a in group)
+#: Actors taken one per fold in turn (RAVDESS's four actor folds, the protocol's performer-
+#: independent split), so the first N actors always span min(N, 4) folds.
+ACTOR_ORDER: tuple[int, ...] = tuple(a for group in zip(*_ravdess.FOLDS) for a in group)
 
 METADATA_FILE = "synth_metadata.json"
 LICENSE_FILE = "README.md"
 GENERATOR_VERSION = 1
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2",)
 
-#: Corpus sizes: the default for `make demo`, and --quick for the 2-minute demo.
+#: Corpus sizes: the default for `make demo`, and --quick.
 PRESETS: dict[str, dict] = {
     "default": dict(actors=8, repetitions=2),
     "quick": dict(actors=4, repetitions=1),
@@ -237,12 +231,8 @@ class Clip:
 
     @property
     def relpath(self) -> str:
-        code = SPEECH_EMOTIONS.index(self.emotion) + 1
-        name = (
-            f"03-{self.channel:02d}-{code:02d}-{self.intensity:02d}-{self.statement:02d}"
-            f"-{self.repetition:02d}-{self.actor:02d}.wav"
-        )
-        return f"Actor_{self.actor:02d}/{name}"
+        channel = "speech" if self.channel == SPEECH_CHANNEL else "song"
+        return _ravdess.file_name(channel, self.emotion, self.intensity, self.statement, self.repetition, self.actor)
 
     def rng(self, seed: int) -> np.random.Generator:
         key = [seed, self.channel, SPEECH_EMOTIONS.index(self.emotion), self.intensity,
@@ -250,7 +240,7 @@ class Clip:
         return np.random.default_rng(key)
 
 
-def plan(
+def corpus_clips(
     actors: Sequence[int],
     emotions: Sequence[str],
     statements: Sequence[int],
@@ -574,7 +564,7 @@ def build_corpus(
             (out / row["file"]).unlink(missing_ok=True)
         meta_path.unlink()
     started = time.perf_counter()
-    clips = plan(actor_ids, emotions, parameters["statements"], repetitions, domains)
+    clips = corpus_clips(actor_ids, emotions, parameters["statements"], repetitions, domains)
     # one batch per (domain, actor), ordered longest first, so workers stay busy
     batches: dict[tuple[int, int], list[Clip]] = {}
     for clip in clips:

@@ -19,6 +19,7 @@ from typing import Any
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 
+from hub_emo.paths import is_hub_id
 from model_cards import template_path
 
 #: Files of a model folder that belong on the Hub (weights in safetensors only).
@@ -31,7 +32,6 @@ METRICS = {
     "macro_f1": ("f1", "Macro F1", {"average": "macro"}),
     "f1": ("f1", "F1", None),
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 DEFAULT_LICENSE = "apache-2.0"
 
 
@@ -144,7 +144,7 @@ def _describe(config: dict) -> dict:
         adapter_text = "none"
     return {
         "backbone": source or backbone.get("model_type", "unknown"),
-        "base_model": source if source and _HUB_ID.match(source) and not os.path.exists(source) else None,
+        "base_model": source if source and is_hub_id(source) else None,
         "backbone_type": backbone.get("model_type", "unknown"),
         "num_layers": backbone.get("num_hidden_layers", "?"),
         "hidden_size": backbone.get("hidden_size", "?"),

@@ -15,8 +15,8 @@ SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 METRIC_PATH = Path(__file__).resolve().parent / "hub_emo_metrics.py"
 
 
-def load_metric(config_name: str = "default"):
+def load_metric():
     """The `evaluate` module, loaded by path (works offline), kept in memory (DDP-safe)."""
     import evaluate
 
-    return evaluate.load(str(METRIC_PATH), config_name, keep_in_memory=True)
+    return evaluate.load(str(METRIC_PATH), keep_in_memory=True)

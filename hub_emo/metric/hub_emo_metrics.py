@@ -1,6 +1,6 @@
 """hub_emo's evaluation metrics as an `evaluate` module, loaded by local path (offline).
 
-``evaluate.load("<path to this file>")`` (classification, the default config) returns
+``evaluate.load("<path to this file>")`` returns
 accuracy (WA), balanced accuracy (UA), macro-F1, per-class F1 and the confusion matrix.
 
 Every reference counts. ``labels`` (default: the classes in the references) must hold every
@@ -10,8 +10,6 @@ recall) and macro-F1 average over one class set: the classes of ``labels`` that 
 the references (a class no reference has has no recall; the predictions made for it still
 count as misses of their reference classes). ``per_class_f1`` lists every class of
 ``labels`` (0 for one absent from the references).
-``evaluate.load(path, "regression")`` returns the concordance correlation coefficient
-(CCC), Pearson's r and the MSE for valence/arousal predictions.
 
 `evaluate` copies this file into its cache, so it imports only installed packages.
 """
@@ -26,16 +24,15 @@ _DESCRIPTION = __doc__
 _CITATION = ""
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: predicted class ids (classification) or values (regression).
-    references: true class ids or values.
-    labels (list[int], optional): the classes to report (classification), a superset of the
-        reference classes; default: the classes in the references.
+    predictions: predicted class ids.
+    references: true class ids.
+    labels (list[int], optional): the classes to report, a superset of the reference
+        classes; default: the classes in the references.
 Returns:
-    classification: accuracy, balanced_accuracy, macro_f1 (both over the classes of `labels`
-    present in the references), per_class_f1 (list, in `labels` order), labels,
-    confusion_matrix (rows = reference, columns = prediction, over `labels`),
-    unlisted_predictions (per reference class: predictions outside `labels`).
-    regression: ccc, pearson, mse.
+    accuracy, balanced_accuracy, macro_f1 (both over the classes of `labels` present in the
+    references), per_class_f1 (list, in `labels` order), labels, confusion_matrix (rows =
+    reference, columns = prediction, over `labels`), unlisted_predictions (per reference
+    class: predictions outside `labels`).
 """
 
 
@@ -83,34 +80,15 @@ def classification(predictions, references, labels=None) -> dict:
     }
 
 
-def regression(predictions, references) -> dict:
-    x = np.asarray(predictions, dtype=np.float64)
-    y = np.asarray(references, dtype=np.float64)
-    if x.shape != y.shape or x.size < 2:
-        raise ValueError(f"need equal predictions and references of 2+ values, got {x.shape} and {y.shape}")
-    mx, my = x.mean(), y.mean()
-    vx, vy = x.var(), y.var()
-    cov = ((x - mx) * (y - my)).mean()
-    denominator = vx + vy + (mx - my) ** 2
-    return {
-        "ccc": float(2 * cov / denominator) if denominator > 0 else 0.0,
-        "pearson": float(cov / np.sqrt(vx * vy)) if vx > 0 and vy > 0 else 0.0,
-        "mse": float(((x - y) ** 2).mean()),
-    }
-
-
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class HubEmoMetrics(evaluate.Metric):
     def _info(self):
-        kind = "float32" if self.config_name == "regression" else "int64"
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value(kind), "references": datasets.Value(kind)}),
+            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
         )
 
     def _compute(self, predictions, references, labels=None):
-        if self.config_name == "regression":
-            return regression(predictions, references)
         return classification(predictions, references, labels)

@@ -11,16 +11,14 @@ from .arguments import TrainArguments, parse
 from .strategies import STRATEGIES, get_strategy, strategy_config
 
 
-def train(*args, **kwargs):
-    from .trainer import train as _train
+def __getattr__(name: str):
+    """`train` and `train_two_stage` themselves (signatures and docstrings intact), loaded on
+    first use: they need torch and transformers."""
+    if name in ("train", "train_two_stage"):
+        from . import trainer
 
-    return _train(*args, **kwargs)
-
-
-def train_two_stage(*args, **kwargs):
-    from .trainer import train_two_stage as _train_two_stage
-
-    return _train_two_stage(*args, **kwargs)
+        return getattr(trainer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["TrainArguments", "parse", "STRATEGIES", "get_strategy", "strategy_config", "train", "train_two_stage"]

@@ -1,4 +1,10 @@
-"""PNG figures for the analysis reports (matplotlib, Agg backend: no display needed)."""
+"""Every figure hub_emo draws, in one place: the reports' PNGs, training's and the app's plots.
+
+matplotlib with the Agg backend (no display needed), imported when a figure is drawn. A
+base module, so training, analysis and the app all draw with it. Functions given a
+``path`` write a PNG there and return the path; the others return the figure (closed to
+pyplot, so nothing accumulates), for the app to show or `save` to write.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,19 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+#: What hidden state 0 of a wav2vec2-family backbone is (transformers' encoder records each
+#: layer's input; state 0 is the projected CNN features plus the positional convolution), and
+#: the last one (after the final LayerNorm of a pre-norm model, as the reference implementations give it).
+HIDDEN_STATE_0 = "0 = first transformer layer's input; L = last layer, after any final LayerNorm"
+
+
+def save(fig, path, dpi: int = 110) -> Path:
+    """Write ``fig`` as a PNG at ``path``."""
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return Path(path)
 
 
 def layer_curves(means: list[dict], path: Path, *, metric: str = "UA", title: str = "") -> Path:
@@ -34,15 +53,13 @@ def layer_curves(means: list[dict], path: Path, *, metric: str = "UA", title: st
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer (0 = first transformer layer's input)")
+    ax.set_xlabel(f"layer ({HIDDEN_STATE_0})")
     ax.set_ylabel(metric)
     ax.set_title(title or f"{metric} per layer (shaded: fold min–max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)
 
 
 def heatmap(matrix: np.ndarray, rows: Sequence[str], columns: Sequence, path: Path, *,
@@ -67,9 +84,7 @@ def heatmap(matrix: np.ndarray, rows: Sequence[str], columns: Sequence, path: Pa
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)
 
 
 def emotion_bars(values: dict[str, dict[str, tuple[float, float, float]]], path: Path, *,
@@ -94,6 +109,59 @@ def emotion_bars(values: dict[str, dict[str, tuple[float, float, float]]], path:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return save(fig, path)
+
+
+def confusion_matrix(matrix, labels: Sequence[str], title: str = ""):
+    """Counts of reference (rows) against predicted (columns) classes, numbers in the cells."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * len(labels), 1 + 0.6 * len(labels)))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    ax.set_title(title)
+    fig.tight_layout()
     plt.close(fig)
-    return Path(path)
+    return fig
+
+
+def layer_weights(weights: Sequence[float]):
+    """The learned softmax weights of a weighted-sum model over its hidden states.
+
+    The top band is left free: Gradio lays its plot label over it.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.bar(range(len(weights)), weights, color="#3b6fb6")
+    ax.set_xlabel(f"hidden state ({HIDDEN_STATE_0})")
+    ax.set_ylabel("softmax weight")
+    ax.set_xticks(range(len(weights)))
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    plt.close(fig)
+    return fig
+
+
+def timeline(chunks: list[dict]):
+    """Each emotion's probability per chunk, against time (chunk centres).
+
+    ``chunks`` as `hub_emo.inference`'s timeline gives them: ``start``, ``end``, ``scores``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    centres = [(c["start"] + c["end"]) / 2 for c in chunks]
+    for label in chunks[0]["scores"]:
+        ax.plot(centres, [c["scores"][label] for c in chunks], marker="o", ms=3, label=label)
+    ax.set_xlabel("time (s, chunk centre)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))  # room for the label Gradio lays over the top
+    plt.close(fig)
+    return fig

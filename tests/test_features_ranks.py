@@ -39,7 +39,7 @@ def test_durations_come_from_the_headers(tmp_path):
 
     from hub_emo import schema
 
-    columns = {k: [] for k in schema.features()}
+    columns = {k: [] for k in schema.dataset_features()}
     for k, seconds in enumerate((0.25, 1.5, 0.75)):
         path = tmp_path / f"{k}.wav"
         sf.write(path, np.zeros(int(seconds * 8000), dtype=np.float32), 8000)
@@ -51,7 +51,7 @@ def test_durations_come_from_the_headers(tmp_path):
             columns[key].append("x")
         columns["valence"].append(0.0)
         columns["arousal"].append(0.0)
-    dataset = datasets.Dataset.from_dict(columns, features=schema.features())
+    dataset = datasets.Dataset.from_dict(columns, features=schema.dataset_features())
     np.testing.assert_allclose(shares.durations(dataset, [2, 0, 1]), [0.75, 0.25, 1.5])
 
 

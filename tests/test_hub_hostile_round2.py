@@ -11,6 +11,7 @@ import json
 import os
 import logging
 import select
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from raw_http import closed_by_server, connect, exchange, read_response, serving
 from test_hub_xet import lz4_frame, shard
 
 from hub_emo.hub.server import MAX_ANONYMOUS_BODY
+from hub_emo.hub.xet import MAX_SHARD_TERMS
 
 TOKEN = "hf_hostile_round2_token_1234567890"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -311,6 +313,14 @@ def test_a_shard_of_many_files_reaches_the_disk_with_one_flush_not_an_fsync_each
     assert post(server, "/xet/v1/shards", shard(files), xet_auth(token))[0] == 200
     assert all((server.root / "blobs" / hashlib.sha256(p).hexdigest()[:2] / hashlib.sha256(p).hexdigest()).read_bytes() == p for p in pieces)
     assert len(syncs) <= 10, len(syncs)  # was two fsyncs per file
+
+
+def test_a_shard_with_more_terms_than_a_real_one_needs_is_refused_before_they_are_built(server):
+    one = shard([([("05" * 32, 0, 1, 1)], b"\1" * 32)])  # header, file entry, one term, metadata, bookend
+    file_entry = one[48:96][:36] + struct.pack("<I", MAX_SHARD_TERMS + 1) + one[48:96][40:]
+    many = one[:48] + file_entry + one[96:144] * (MAX_SHARD_TERMS + 1) + one[144:]  # 9.6 MB of terms
+    status, _, data = post(server, "/xet/v1/shards", many, xet_auth(xet_token(server)))
+    assert status == 400 and "terms" in json.loads(data)["error"]
 
 
 def test_a_commit_line_too_long_to_parse_in_memory_is_a_413(server):

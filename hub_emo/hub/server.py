@@ -89,8 +89,10 @@ MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT = 30.0
 #: A body must arrive at this average rate (bytes/s) once ``REQUEST_TIMEOUT`` has been used up.
 MIN_BODY_RATE = 16 * 1024
-#: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more get a 503.
+#: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more wait up to
+#: ``ANONYMOUS_WAIT`` seconds for a turn, then get a 503.
 ANONYMOUS_AT_ONCE = 2
+ANONYMOUS_WAIT = 5.0
 #: Uploaded blobs that no commit names are deleted at start-up once this many seconds old.
 ORPHAN_BLOB_GRACE = 3600.0
 _TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -247,7 +249,8 @@ class Limits:
     ``timeout``: seconds of silence on a socket read or write; ``request_timeout``: seconds for
     a request's headers from its first byte, and the grace a body gets before ``min_body_rate``
     (bytes/s, averaged) applies; ``max_connections``: connections served at once;
-    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once; ``xet_quota``: bytes
+    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once, the others waiting up
+    to ``anonymous_wait`` seconds for a turn; ``xet_quota``: bytes
     the stored xorbs may take (None: no limit); ``xorb_ttl``: seconds a xorb whose chunks have
     not all gone into files is kept (see :class:`hub_emo.hub.xet.XetStore`);
     ``orphan_blob_grace``: seconds an upload no commit names is kept (collected at start-up).
@@ -258,6 +261,7 @@ class Limits:
     min_body_rate: int = MIN_BODY_RATE
     max_connections: int = MAX_CONNECTIONS
     anonymous_at_once: int = ANONYMOUS_AT_ONCE
+    anonymous_wait: float = ANONYMOUS_WAIT
     xet_quota: int | None = None
     xorb_ttl: float = _xet.XORB_TTL
     orphan_blob_grace: float = ORPHAN_BLOB_GRACE
@@ -509,12 +513,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     @contextlib.contextmanager
     def _cpu_slot(self, authenticated: bool):
-        """Anonymous CPU-heavy work runs a few at a time; one more is a 503 at once (a queue
-        would hold a connection per waiting client). A client with a token is not limited."""
+        """Anonymous CPU-heavy work runs a few at a time: a burst of honest clients waits its
+        turn, a flood cannot take every core (a waiting thread costs no CPU), and a wait past
+        ``anonymous_wait`` is a 503. A client with a token is not limited."""
         if authenticated:
             yield
             return
-        if not self.server.anonymous_slots.acquire(blocking=False):
+        if not self.server.anonymous_slots.acquire(timeout=self.server.limits.anonymous_wait):
             raise HubError(503, "Too many anonymous requests of this kind at once; retry later")
         try:
             yield

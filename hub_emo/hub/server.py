@@ -15,7 +15,7 @@ first) and a refused body is never drained (the connection is closed instead); c
 framing is parsed strictly, and all its wire bytes count against the body limits; nothing a
 client sent reaches a response header or a log line unescaped; JSON and YAML depth, body
 sizes, idle sockets (timeouts), each request's time (a deadline for headers and body),
-connections (a cap) and anonymous CPU-heavy requests (a few at once) are all bounded.
+connections (a cap) and anonymous CPU-heavy requests (one at a time) are all bounded.
 
 Run it with ``hub-emo hub serve --root DIR`` or ``python -m hub_emo.hub.server --root DIR``.
 """
@@ -91,7 +91,7 @@ REQUEST_TIMEOUT = 30.0
 MIN_BODY_RATE = 16 * 1024
 #: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more wait up to
 #: ``ANONYMOUS_WAIT`` seconds for a turn, then get a 503.
-ANONYMOUS_AT_ONCE = 2
+ANONYMOUS_AT_ONCE = 1
 ANONYMOUS_WAIT = 5.0
 #: Uploaded blobs that no commit names are deleted at start-up once this many seconds old.
 ORPHAN_BLOB_GRACE = 3600.0

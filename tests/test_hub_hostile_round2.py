@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
 from raw_http import closed_by_server, connect, exchange, read_response, serving, serving_process, wait_until_idle
 from test_hub_xet import lz4_frame, shard
 
@@ -340,3 +340,27 @@ def test_a_commit_line_too_long_to_parse_in_memory_is_a_413(server):
     status, _, data = post(server, "/api/models/hub-emo/target/commit/main", b"\n".join(json.dumps(x).encode() for x in lines), AUTH)
     assert status == 413 and "LFS" in json.loads(data)["error"]
     assert HfApi(endpoint=server.url, token=TOKEN).list_repo_files("hub-emo/target") == [".gitattributes"]
+
+
+def test_chunks_of_an_expired_xorb_that_went_into_files_are_rebuilt_from_their_blobs(tmp_path):
+    root, name = tmp_path / "root", "06" * 32
+    used, unused = b"a chunk that went into a file", b"a chunk no file used"
+    with serving(root, TOKEN, "hub-emo/target") as first:
+        token = xet_token(first)
+        assert post(first, f"/xet/v1/xorbs/default/{name}", xorb_chunk(used) + xorb_chunk(unused), xet_auth(token))[0] == 200
+        assert post(first, "/xet/v1/shards", shard([([(name, 0, 1, len(used))], hashlib.sha256(used).digest())]), xet_auth(token))[0] == 200
+        HfApi(endpoint=first.url, token=TOKEN).create_commit(  # the blob is named by a commit: it stays
+            "hub-emo/target", [CommitOperationAdd("f.bin", used)], commit_message="f")
+    old = time.time() - 2 * 24 * 3600
+    for path in (root / "xet" / "xorbs").rglob("*"):
+        os.utime(path, (old, old))
+    with serving(root, TOKEN) as second:
+        assert not [p for p in (root / "xet" / "xorbs").rglob("*") if p.is_file()]  # expired: one chunk was never used
+        token = xet_token(second)
+        again = used + used
+        status, _, data = post(second, "/xet/v1/shards", shard([([(name, 0, 1, len(used))] * 2, hashlib.sha256(again).digest())]), xet_auth(token))
+        assert status == 200, data
+        sha = hashlib.sha256(again).hexdigest()
+        assert (root / "blobs" / sha[:2] / sha).read_bytes() == again
+        status, _, data = post(second, "/xet/v1/shards", shard([([(name, 1, 2, len(unused))], hashlib.sha256(unused).digest())]), xet_auth(token))
+        assert status == 400 and "no longer stored" in json.loads(data)["error"]

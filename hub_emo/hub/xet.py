@@ -340,7 +340,8 @@ class XetStore:
 
     def _chunk_sources(self, stack: contextlib.ExitStack, name: str, count: int) -> list[tuple]:
         """``(open file, offset, stored size, scheme, size, in a xorb)`` of the first ``count``
-        chunks of a xorb: in the xorb while it is stored, else in the blobs its map names."""
+        chunks of a xorb: in the xorb while it is stored, else in the blobs its map names
+        (None for a chunk the map lacks)."""
         try:
             f = stack.enter_context(open(self._xorb_path(name), "rb"))
         except FileNotFoundError:
@@ -349,10 +350,11 @@ class XetStore:
             return [(f, *entry, True) for entry in xorb_index(f, count)]
         placed = self._load_map(name)
         blobs: dict[str, object] = {}
-        sources = []
+        sources: list[tuple | None] = []
         for i in range(count):
-            if str(i) not in placed:
-                raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
+            if str(i) not in placed:  # a chunk never used in a file, its xorb since expired
+                sources.append(None)
+                continue
             sha, offset, size = placed[str(i)]
             if sha not in blobs:
                 try:
@@ -368,6 +370,8 @@ class XetStore:
         if expected is not None and self.storage.has_blob(hash_hex(expected)):
             return hash_hex(expected), None, []  # blobs are named by their verified sha256
         for name, first, end, length in terms:
+            if None in sources[name][first:end]:
+                raise HubError(400, f"Shard names chunks {first}-{end} of xorb {name}, which are no longer stored")
             held = sum(source[4] for source in sources[name][first:end])
             if held != length:
                 raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {held} bytes, not {length}")

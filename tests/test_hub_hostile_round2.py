@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
-from raw_http import closed_by_server, connect, exchange, read_response, serving, serving_process, wait_until_idle
+from raw_http import closed_by_server, connect, exchange, read_response, serving, serving_process, wait_for_connections, wait_until_idle
 from test_hub_xet import lz4_frame, shard
 
 from hub_emo.hub.server import MAX_ANONYMOUS_BODY
@@ -133,6 +133,24 @@ def test_trickled_headers_are_cut_at_the_request_deadline_and_free_their_slots(t
                 sock.close()
         wait_until_idle(handle)
         assert HfApi(endpoint=handle.url, token=TOKEN).whoami()["name"]
+
+
+def test_a_normal_client_is_served_while_slow_clients_hold_every_slot(tmp_path):
+    """At the cap, the connection that has waited longest for its request's headers (over a
+    second) is closed to serve a new one, instead of a 503 for as long as the slow ones last."""
+    with serving(tmp_path / "root", TOKEN, max_connections=4) as handle:
+        slow = [connect(handle) for _ in range(4)]
+        try:
+            for sock in slow:
+                sock.sendall(b"GET /api/whoami-v2 HTTP/1.1\r\n")  # and never the rest
+            wait_for_connections(handle, lambda n: n == 4)
+            time.sleep(1.5)  # a second and more in their headers: the slow ones may now be evicted
+            status, _, data = exchange(handle, f"GET /api/whoami-v2 HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n".encode())
+            assert status == 200, data
+            assert sum(closed_now(sock) for sock in slow) == 1
+        finally:
+            for sock in slow:
+                sock.close()
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_request_deadline(tmp_path):

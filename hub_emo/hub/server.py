@@ -87,6 +87,9 @@ SOCKET_TIMEOUT = 60.0
 MAX_CONNECTIONS = 64
 #: A request's line and headers must arrive within this many seconds of its first byte.
 REQUEST_TIMEOUT = 30.0
+#: At the connection cap, a connection waiting this long for a request's headers is closed
+#: to serve a new one.
+EVICT_AFTER = 1.0
 #: A body must arrive at this average rate (bytes/s) once ``REQUEST_TIMEOUT`` has been used up.
 MIN_BODY_RATE = 16 * 1024
 #: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more wait up to
@@ -300,8 +303,10 @@ class _DeadlineSocketIO(io.RawIOBase):
 
 # -- the server -------------------------------------------------------------------------
 class HubHTTPServer(ThreadingHTTPServer):
-    """One thread per connection, at most ``limits.max_connections`` of them: one more is
-    answered 503 and closed at once. Every socket read and write gives up after
+    """One thread per connection, at most ``limits.max_connections`` of them: at the cap, the
+    connection that has waited longest for a request's headers (over ``EVICT_AFTER`` s: slow
+    or idle) is closed for a new one, else the new one is answered 503 and closed at once.
+    Every socket read and write gives up after
     ``limits.timeout`` seconds of silence, and every request's headers and body have a
     deadline (see `Limits`), so idle or slow clients cannot hold the threads."""
 
@@ -330,6 +335,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         self.xet_keys = {self.xet_key(t) for t in self.tokens}
         self._connections = 0
         self._connections_lock = threading.Lock()
+        self._waiting: dict = {}
         super().__init__(address, HubRequestHandler)
 
     @property
@@ -343,7 +349,7 @@ class HubHTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request, client_address):
         with self._connections_lock:
-            busy = self._connections >= self.max_connections
+            busy = self._connections >= self.max_connections and not self._evict_slowest()
             if not busy:
                 self._connections += 1
         if busy:
@@ -364,6 +370,28 @@ class HubHTTPServer(ThreadingHTTPServer):
     def _release(self) -> None:
         with self._connections_lock:
             self._connections -= 1
+
+    def waiting_for_headers(self, handler, since: float | None) -> None:
+        """Mark a connection as waiting for a request's headers since ``since`` (None: no longer)."""
+        with self._connections_lock:
+            if since is None:
+                self._waiting.pop(handler, None)
+            else:
+                self._waiting[handler] = since
+
+    def _evict_slowest(self) -> bool:
+        """At the cap, close the connection that has waited longest (over ``EVICT_AFTER`` s) for
+        its request's headers, so a slow or idle client's slot serves a new one (the lock is held).
+        Its thread sees the end of its stream and ends; the count may exceed the cap meanwhile."""
+        if not self._waiting:
+            return False
+        handler, since = min(self._waiting.items(), key=lambda item: item[1])
+        if time.monotonic() - since < EVICT_AFTER:
+            return False
+        del self._waiting[handler]
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        return True
 
     def _refuse_busy(self, request) -> None:
         body = b'{"error": "Too many connections to this Hub; retry later"}'
@@ -400,9 +428,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         socket_io, limits = self._socket_io, self.server.limits
         socket_io.started_at = None if socket_io.received else time.monotonic()
         socket_io.deadline = lambda: None if socket_io.started_at is None else socket_io.started_at + limits.request_timeout
+        self.server.waiting_for_headers(self, time.monotonic())
         try:
             super().handle_one_request()
         finally:
+            self.server.waiting_for_headers(self, None)
             socket_io.deadline = lambda: None
 
     def _start_body_deadline(self) -> None:
@@ -444,6 +474,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self):
+        self.server.waiting_for_headers(self, None)
         self._reader = None
         self._responded = False
         try:

@@ -164,16 +164,17 @@ def phase(name: str, port: int, workers) -> Run:
 
 
 START = """
-import sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import server
-server.serve(sys.argv[2], port=int(sys.argv[3]), tokens=[sys.argv[4]], max_connections=int(sys.argv[5]), anonymous_at_once=int(sys.argv[6]))
+server.serve(sys.argv[2], port=int(sys.argv[3]), tokens=[sys.argv[4]], **json.loads(sys.argv[5]))
 """
 
 
-def start(root: Path, port: int, anonymous_at_once: int) -> subprocess.Popen:
-    clients = DOWNLOADERS + PUSHERS * 4 + FLOODERS + 8
-    args = [str(SERVER.parent), str(root), str(port), TOKEN, str(clients), str(anonymous_at_once)]
+def start(root: Path, port: int, **limits) -> subprocess.Popen:
+    """The server in a process of its own, with its default limits but those given."""
+    limits.setdefault("max_connections", DOWNLOADERS + PUSHERS * 4 + FLOODERS + 8)
+    args = [str(SERVER.parent), str(root), str(port), TOKEN, json.dumps(limits)]
     server = subprocess.Popen([sys.executable, "-c", START, *args], stdout=subprocess.PIPE, text=True)
     server.stdout.readline()
     return server
@@ -195,7 +196,7 @@ def seed(port: int) -> tuple[object, dict]:
 def unlimited_flood_p99(work: Path) -> float:
     """The flood phase on a server that parses all 16 anonymous cards at once."""
     port = free_port()
-    server = start(work / "root-unlimited", port, FLOODERS)
+    server = start(work / "root-unlimited", port, anonymous_at_once=FLOODERS)
     try:
         seed(port)
         return phase(f"flood, {FLOODERS} parsed at once", port, lambda run: [(flood, ())] * FLOODERS).p99
@@ -209,7 +210,7 @@ def main() -> int:
     os.environ.update(HF_TOKEN=TOKEN, HF_HOME=str(work / "hf_home"), HF_HUB_DISABLE_XET="1",
                       HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     port = free_port()
-    server = start(work / "root", port, 2)
+    server = start(work / "root", port)
     stop_sampling, peaks = threading.Event(), {}
     try:
         api, files = seed(port)

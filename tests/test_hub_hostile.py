@@ -189,6 +189,8 @@ def test_a_short_body_gets_a_408_and_an_idle_connection_is_closed(tmp_path):
 def test_connections_beyond_the_cap_get_a_503_and_the_server_recovers(tmp_path):
     with serving(tmp_path / "root", TOKEN, max_connections=3) as handle:
         idle = [connect(handle) for _ in range(3)]
+        for sock in idle:  # in a body's wait, not a request's headers': none may be closed for a new one
+            sock.sendall(f"POST /api/repos/create HTTP/1.1\r\nHost: x\r\n{AUTH}Content-Length: 100\r\n\r\n".encode())
         try:
             with connect(handle) as extra:
                 status, headers, body = read_response(extra)

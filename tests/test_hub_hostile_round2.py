@@ -11,16 +11,18 @@ import json
 import os
 import logging
 import select
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from huggingface_hub import HfApi
-from raw_http import closed_by_server, connect, exchange, read_response, serving, serving_process, wait_until_idle
+from huggingface_hub import CommitOperationAdd, HfApi
+from raw_http import closed_by_server, connect, exchange, read_response, serving, serving_process, wait_for_connections, wait_until_idle
 from test_hub_xet import lz4_frame, shard
 
 from hub_emo.hub.server import MAX_ANONYMOUS_BODY
+from hub_emo.hub.xet import MAX_SHARD_TERMS
 
 TOKEN = "hf_hostile_round2_token_1234567890"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n"
@@ -133,6 +135,24 @@ def test_trickled_headers_are_cut_at_the_request_deadline_and_free_their_slots(t
         assert HfApi(endpoint=handle.url, token=TOKEN).whoami()["name"]
 
 
+def test_a_normal_client_is_served_while_slow_clients_hold_every_slot(tmp_path):
+    """At the cap, the connection that has waited longest for its request's headers (over a
+    second) is closed to serve a new one, instead of a 503 for as long as the slow ones last."""
+    with serving(tmp_path / "root", TOKEN, max_connections=4) as handle:
+        slow = [connect(handle) for _ in range(4)]
+        try:
+            for sock in slow:
+                sock.sendall(b"GET /api/whoami-v2 HTTP/1.1\r\n")  # and never the rest
+            wait_for_connections(handle, lambda n: n == 4)
+            time.sleep(1.5)  # a second and more in their headers: the slow ones may now be evicted
+            status, _, data = exchange(handle, f"GET /api/whoami-v2 HTTP/1.1\r\nHost: x\r\n{AUTH}\r\n".encode())
+            assert status == 200, data
+            assert sum(closed_now(sock) for sock in slow) == 1
+        finally:
+            for sock in slow:
+                sock.close()
+
+
 def test_a_connection_that_sends_nothing_is_closed_at_the_request_deadline(tmp_path):
     with serving(tmp_path / "root", TOKEN, request_timeout=0.5) as handle, connect(handle, timeout=20) as sock:
         assert closed_by_server(sock)  # after 0.5 s, not after the 60 s per-read timeout
@@ -145,24 +165,36 @@ def test_a_trickled_body_gets_a_408_at_its_deadline(tmp_path):
 
 
 # -- a flood of anonymous CPU-heavy requests --------------------------------------------------
-def test_anonymous_card_validation_runs_a_bounded_number_at_once(server):
-    card = card_body("k: [" + ", ".join(["[1, 2, {a: b}]"] * 2500) + "]")
-    assert len(card) < 64 * 1024
-    barrier = threading.Barrier(8)
+HEAVY_CARD = "k: [" + ", ".join(["[1, 2, {a: b}]"] * 2500) + "]"  # 36 KB of flow collections
 
-    def validate(auth: str) -> tuple[int, list[str]]:
+
+def validate_at_once(server, auth: str, block: str = HEAVY_CARD, clients: int = 8) -> list[tuple[int, list[str]]]:
+    """``clients`` card checks sent at the same moment; their statuses and headers."""
+    card = card_body(block)
+    barrier = threading.Barrier(clients)
+
+    def validate(_) -> tuple[int, list[str]]:
         with connect(server) as sock:
             barrier.wait(timeout=30)
             sock.sendall(f"POST /api/validate-yaml HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {len(card)}\r\n\r\n".encode() + card)
             return read_response(sock)[:2]
 
-    with ThreadPoolExecutor(8) as pool:
-        anonymous = list(pool.map(validate, [""] * 8))
-        authenticated = list(pool.map(validate, [AUTH] * 8))
-    statuses = sorted(status for status, _ in anonymous)
-    assert set(statuses) == {200, 503} and statuses.count(200) >= 1, statuses
-    assert all("Retry-After: 1" in headers for status, headers in anonymous if status == 503)
-    assert [status for status, _ in authenticated] == [200] * 8  # a token is never limited
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(validate, range(clients)))
+
+
+def test_anonymous_card_checks_run_a_bounded_number_at_once_and_a_flood_gets_503s(tmp_path):
+    with serving(tmp_path / "root", TOKEN, anonymous_at_once=1, anonymous_wait=0) as handle:
+        anonymous = validate_at_once(handle, "")
+        statuses = sorted(status for status, _ in anonymous)
+        assert set(statuses) == {200, 503}, statuses
+        assert all("Retry-After: 1" in headers for status, headers in anonymous if status == 503)
+        assert [status for status, _ in validate_at_once(handle, AUTH)] == [200] * 8  # a token is never limited
+
+
+def test_a_burst_of_honest_anonymous_card_checks_waits_its_turn(server):
+    card = "license: mit\nlanguage: [en, de]\ntags: [audio, emotion]\npipeline_tag: audio-classification"
+    assert [status for status, _ in validate_at_once(server, "", card)] == [200] * 8
 
 
 # -- chunk extensions count against the body limits -------------------------------------------
@@ -313,8 +345,40 @@ def test_a_shard_of_many_files_reaches_the_disk_with_one_flush_not_an_fsync_each
     assert len(syncs) <= 10, len(syncs)  # was two fsyncs per file
 
 
+def test_a_shard_with_more_terms_than_a_real_one_needs_is_refused_before_they_are_built(server):
+    one = shard([([("05" * 32, 0, 1, 1)], b"\1" * 32)])  # header, file entry, one term, metadata, bookend
+    file_entry = one[48:96][:36] + struct.pack("<I", MAX_SHARD_TERMS + 1) + one[48:96][40:]
+    many = one[:48] + file_entry + one[96:144] * (MAX_SHARD_TERMS + 1) + one[144:]  # 9.6 MB of terms
+    status, _, data = post(server, "/xet/v1/shards", many, xet_auth(xet_token(server)))
+    assert status == 400 and "terms" in json.loads(data)["error"]
+
+
 def test_a_commit_line_too_long_to_parse_in_memory_is_a_413(server):
     lines = [{"key": "header", "value": {"summary": "s"}}, {"key": "file", "value": {"path": "big.txt", "content": "QUFB" * (17 * 1024 * 1024 // 4)}}]
     status, _, data = post(server, "/api/models/hub-emo/target/commit/main", b"\n".join(json.dumps(x).encode() for x in lines), AUTH)
     assert status == 413 and "LFS" in json.loads(data)["error"]
     assert HfApi(endpoint=server.url, token=TOKEN).list_repo_files("hub-emo/target") == [".gitattributes"]
+
+
+def test_chunks_of_an_expired_xorb_that_went_into_files_are_rebuilt_from_their_blobs(tmp_path):
+    root, name = tmp_path / "root", "06" * 32
+    used, unused = b"a chunk that went into a file", b"a chunk no file used"
+    with serving(root, TOKEN, "hub-emo/target") as first:
+        token = xet_token(first)
+        assert post(first, f"/xet/v1/xorbs/default/{name}", xorb_chunk(used) + xorb_chunk(unused), xet_auth(token))[0] == 200
+        assert post(first, "/xet/v1/shards", shard([([(name, 0, 1, len(used))], hashlib.sha256(used).digest())]), xet_auth(token))[0] == 200
+        HfApi(endpoint=first.url, token=TOKEN).create_commit(  # the blob is named by a commit: it stays
+            "hub-emo/target", [CommitOperationAdd("f.bin", used)], commit_message="f")
+    old = time.time() - 2 * 24 * 3600
+    for path in (root / "xet" / "xorbs").rglob("*"):
+        os.utime(path, (old, old))
+    with serving(root, TOKEN) as second:
+        assert not [p for p in (root / "xet" / "xorbs").rglob("*") if p.is_file()]  # expired: one chunk was never used
+        token = xet_token(second)
+        again = used + used
+        status, _, data = post(second, "/xet/v1/shards", shard([([(name, 0, 1, len(used))] * 2, hashlib.sha256(again).digest())]), xet_auth(token))
+        assert status == 200, data
+        sha = hashlib.sha256(again).hexdigest()
+        assert (root / "blobs" / sha[:2] / sha).read_bytes() == again
+        status, _, data = post(second, "/xet/v1/shards", shard([([(name, 1, 2, len(unused))], hashlib.sha256(unused).digest())]), xet_auth(token))
+        assert status == 400 and "no longer stored" in json.loads(data)["error"]

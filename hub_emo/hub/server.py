@@ -15,7 +15,7 @@ first) and a refused body is never drained (the connection is closed instead); c
 framing is parsed strictly, and all its wire bytes count against the body limits; nothing a
 client sent reaches a response header or a log line unescaped; JSON and YAML depth, body
 sizes, idle sockets (timeouts), each request's time (a deadline for headers and body),
-connections (a cap) and anonymous CPU-heavy requests (a few at once) are all bounded.
+connections (a cap) and anonymous CPU-heavy requests (one at a time) are all bounded.
 
 Run it with ``hub-emo hub serve --root DIR`` or ``python -m hub_emo.hub.server --root DIR``.
 """
@@ -87,10 +87,15 @@ SOCKET_TIMEOUT = 60.0
 MAX_CONNECTIONS = 64
 #: A request's line and headers must arrive within this many seconds of its first byte.
 REQUEST_TIMEOUT = 30.0
+#: At the connection cap, a connection waiting this long for a request's headers is closed
+#: to serve a new one.
+EVICT_AFTER = 1.0
 #: A body must arrive at this average rate (bytes/s) once ``REQUEST_TIMEOUT`` has been used up.
 MIN_BODY_RATE = 16 * 1024
-#: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more get a 503.
-ANONYMOUS_AT_ONCE = 2
+#: Anonymous CPU-heavy requests (card validation, paths-info) parsed at once; more wait up to
+#: ``ANONYMOUS_WAIT`` seconds for a turn, then get a 503.
+ANONYMOUS_AT_ONCE = 1
+ANONYMOUS_WAIT = 5.0
 #: Uploaded blobs that no commit names are deleted at start-up once this many seconds old.
 ORPHAN_BLOB_GRACE = 3600.0
 _TYPE_BY_PLURAL = {"models": "model", "datasets": "dataset", "spaces": "space"}
@@ -247,7 +252,8 @@ class Limits:
     ``timeout``: seconds of silence on a socket read or write; ``request_timeout``: seconds for
     a request's headers from its first byte, and the grace a body gets before ``min_body_rate``
     (bytes/s, averaged) applies; ``max_connections``: connections served at once;
-    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once; ``xet_quota``: bytes
+    ``anonymous_at_once``: anonymous CPU-heavy requests parsed at once, the others waiting up
+    to ``anonymous_wait`` seconds for a turn; ``xet_quota``: bytes
     the stored xorbs may take (None: no limit); ``xorb_ttl``: seconds a xorb whose chunks have
     not all gone into files is kept (see :class:`hub_emo.hub.xet.XetStore`);
     ``orphan_blob_grace``: seconds an upload no commit names is kept (collected at start-up).
@@ -258,6 +264,7 @@ class Limits:
     min_body_rate: int = MIN_BODY_RATE
     max_connections: int = MAX_CONNECTIONS
     anonymous_at_once: int = ANONYMOUS_AT_ONCE
+    anonymous_wait: float = ANONYMOUS_WAIT
     xet_quota: int | None = None
     xorb_ttl: float = _xet.XORB_TTL
     orphan_blob_grace: float = ORPHAN_BLOB_GRACE
@@ -296,8 +303,10 @@ class _DeadlineSocketIO(io.RawIOBase):
 
 # -- the server -------------------------------------------------------------------------
 class HubHTTPServer(ThreadingHTTPServer):
-    """One thread per connection, at most ``limits.max_connections`` of them: one more is
-    answered 503 and closed at once. Every socket read and write gives up after
+    """One thread per connection, at most ``limits.max_connections`` of them: at the cap, the
+    connection that has waited longest for a request's headers (over ``EVICT_AFTER`` s: slow
+    or idle) is closed for a new one, else the new one is answered 503 and closed at once.
+    Every socket read and write gives up after
     ``limits.timeout`` seconds of silence, and every request's headers and body have a
     deadline (see `Limits`), so idle or slow clients cannot hold the threads."""
 
@@ -326,6 +335,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         self.xet_keys = {self.xet_key(t) for t in self.tokens}
         self._connections = 0
         self._connections_lock = threading.Lock()
+        self._waiting: dict = {}
         super().__init__(address, HubRequestHandler)
 
     @property
@@ -339,7 +349,7 @@ class HubHTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request, client_address):
         with self._connections_lock:
-            busy = self._connections >= self.max_connections
+            busy = self._connections >= self.max_connections and not self._evict_slowest()
             if not busy:
                 self._connections += 1
         if busy:
@@ -360,6 +370,28 @@ class HubHTTPServer(ThreadingHTTPServer):
     def _release(self) -> None:
         with self._connections_lock:
             self._connections -= 1
+
+    def waiting_for_headers(self, handler, since: float | None) -> None:
+        """Mark a connection as waiting for a request's headers since ``since`` (None: no longer)."""
+        with self._connections_lock:
+            if since is None:
+                self._waiting.pop(handler, None)
+            else:
+                self._waiting[handler] = since
+
+    def _evict_slowest(self) -> bool:
+        """At the cap, close the connection that has waited longest (over ``EVICT_AFTER`` s) for
+        its request's headers, so a slow or idle client's slot serves a new one (the lock is held).
+        Its thread sees the end of its stream and ends; the count may exceed the cap meanwhile."""
+        if not self._waiting:
+            return False
+        handler, since = min(self._waiting.items(), key=lambda item: item[1])
+        if time.monotonic() - since < EVICT_AFTER:
+            return False
+        del self._waiting[handler]
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        return True
 
     def _refuse_busy(self, request) -> None:
         body = b'{"error": "Too many connections to this Hub; retry later"}'
@@ -396,9 +428,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         socket_io, limits = self._socket_io, self.server.limits
         socket_io.started_at = None if socket_io.received else time.monotonic()
         socket_io.deadline = lambda: None if socket_io.started_at is None else socket_io.started_at + limits.request_timeout
+        self.server.waiting_for_headers(self, time.monotonic())
         try:
             super().handle_one_request()
         finally:
+            self.server.waiting_for_headers(self, None)
             socket_io.deadline = lambda: None
 
     def _start_body_deadline(self) -> None:
@@ -440,6 +474,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self):
+        self.server.waiting_for_headers(self, None)
         self._reader = None
         self._responded = False
         try:
@@ -509,12 +544,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     @contextlib.contextmanager
     def _cpu_slot(self, authenticated: bool):
-        """Anonymous CPU-heavy work runs a few at a time; one more is a 503 at once (a queue
-        would hold a connection per waiting client). A client with a token is not limited."""
+        """Anonymous CPU-heavy work runs a few at a time: a burst of honest clients waits its
+        turn, a flood cannot take every core (a waiting thread costs no CPU), and a wait past
+        ``anonymous_wait`` is a 503. A client with a token is not limited."""
         if authenticated:
             yield
             return
-        if not self.server.anonymous_slots.acquire(blocking=False):
+        if not self.server.anonymous_slots.acquire(timeout=self.server.limits.anonymous_wait):
             raise HubError(503, "Too many anonymous requests of this kind at once; retry later")
         try:
             yield

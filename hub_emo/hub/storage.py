@@ -6,6 +6,9 @@ Layout under ``root``::
     repos/<type>s/<ns>/<name>/   repo.json (visibility), refs.json (branches, tags),
                                  commits/<id>.json (one full snapshot: path -> blob)
     tmp/                         uploads in progress (emptied at start-up)
+    xet/                         Xet xorbs, and maps of those replaced by blobs (see xet.py)
+
+Blobs that no commit names are deleted at start-up once old enough (`collect_orphan_blobs`).
 
 A commit is atomic: its blobs are written first, then its commit record, and only then
 ``refs.json`` is swapped with ``os.replace`` while the repo's lock is held (a thread lock
@@ -271,7 +274,9 @@ class Storage:
 
     def collect_orphan_blobs(self, grace: float) -> int:
         """Delete blobs that no commit of any repo names and that are older than ``grace``
-        seconds (younger ones may be waiting for their commit); returns how many."""
+        seconds (younger ones may be waiting for their commit); returns how many. Run at
+        start-up: a second server on the same root could be committing an upload older than
+        ``grace`` that a client found already present, so keep ``grace`` long."""
         named = set()
         for record in self.repos.glob("*/*/*/commits/*.json"):
             with contextlib.suppress(OSError, ValueError):

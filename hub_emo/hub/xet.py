@@ -35,6 +35,8 @@ MAX_SHARD_BYTES = 64 * 1024 * 1024
 MAX_CHUNK_BYTES = 128 * 1024
 #: A shard names at most this many files (as many as a repo may hold).
 MAX_SHARD_FILES = 100_000
+#: Terms (chunk ranges) in all of a shard's files: a real one needs about one per xorb a file spans.
+MAX_SHARD_TERMS = 200_000
 #: Seconds a xorb is kept while its chunks have not all gone into files.
 XORB_TTL = 24 * 3600
 _ENTRY = 48
@@ -187,10 +189,12 @@ def xorb_index(f, count: int | None) -> list[tuple[int, int, int, int]]:
 # -- shards -----------------------------------------------------------------------------
 def parse_shard(data: bytes) -> list[tuple[list[tuple[str, int, int, int]], bytes | None]]:
     """The files a shard describes: for each, its ``(xorb, first chunk, end chunk, bytes)`` terms
-    and its sha256 (when the shard carries one, in the same word order as every Xet hash)."""
+    and its sha256 (when the shard carries one, in the same word order as every Xet hash).
+    At most ``MAX_SHARD_FILES`` files and ``MAX_SHARD_TERMS`` terms: each becomes Python
+    objects worth several times its 48 bytes."""
     if len(data) < 48 or struct.unpack_from("<Q", data, 32)[0] != _SHARD_VERSION:
         raise HubError(400, "Malformed shard: bad header")
-    files, pos = [], 48
+    files, pos, terms_left = [], 48, MAX_SHARD_TERMS
     try:
         while True:
             header = data[pos : pos + _ENTRY]
@@ -200,6 +204,9 @@ def parse_shard(data: bytes) -> list[tuple[list[tuple[str, int, int, int]], byte
             if header[:32] == _BOOKEND:
                 return files
             flags, count = struct.unpack_from("<II", header, 32)
+            terms_left -= count
+            if terms_left < 0 or len(files) >= MAX_SHARD_FILES:
+                raise HubError(400, f"Shard: more than {MAX_SHARD_FILES} files or {MAX_SHARD_TERMS} terms")
             terms = []
             for _ in range(count):
                 xorb, _flags, size, first, end = struct.unpack_from("<32sIIII", data, pos)
@@ -311,8 +318,6 @@ class XetStore:
         the whole shard, not an fsync each.
         """
         files = parse_shard(data)
-        if len(files) > MAX_SHARD_FILES:
-            raise HubError(400, f"Shard: more than {MAX_SHARD_FILES} files")
         needed: dict[str, int] = {}
         for terms, _ in files:
             for name, _first, end, _length in terms:
@@ -335,7 +340,8 @@ class XetStore:
 
     def _chunk_sources(self, stack: contextlib.ExitStack, name: str, count: int) -> list[tuple]:
         """``(open file, offset, stored size, scheme, size, in a xorb)`` of the first ``count``
-        chunks of a xorb: in the xorb while it is stored, else in the blobs its map names."""
+        chunks of a xorb: in the xorb while it is stored, else in the blobs its map names
+        (None for a chunk the map lacks)."""
         try:
             f = stack.enter_context(open(self._xorb_path(name), "rb"))
         except FileNotFoundError:
@@ -344,10 +350,11 @@ class XetStore:
             return [(f, *entry, True) for entry in xorb_index(f, count)]
         placed = self._load_map(name)
         blobs: dict[str, object] = {}
-        sources = []
+        sources: list[tuple | None] = []
         for i in range(count):
-            if str(i) not in placed:
-                raise HubError(400, f"Shard names xorb {name}, which was never uploaded")
+            if str(i) not in placed:  # a chunk never used in a file, its xorb since expired
+                sources.append(None)
+                continue
             sha, offset, size = placed[str(i)]
             if sha not in blobs:
                 try:
@@ -363,6 +370,8 @@ class XetStore:
         if expected is not None and self.storage.has_blob(hash_hex(expected)):
             return hash_hex(expected), None, []  # blobs are named by their verified sha256
         for name, first, end, length in terms:
+            if None in sources[name][first:end]:
+                raise HubError(400, f"Shard names chunks {first}-{end} of xorb {name}, which are no longer stored")
             held = sum(source[4] for source in sources[name][first:end])
             if held != length:
                 raise HubError(400, f"Shard: chunks {first}-{end} of xorb {name} hold {held} bytes, not {length}")

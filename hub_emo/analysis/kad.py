@@ -145,12 +145,16 @@ def rbf_mmd2_gaussians(mu_a, cov_a, mu_b, cov_b, bandwidth: float, scale: float 
 
     E exp(-γ|X - Y|²) = det(I + 2γΣ)^(-½) exp(-γ Δᵀ (I + 2γΣ)⁻¹ Δ),  X - Y ~ N(Δ, Σ),
     with Σ = Σ_x + Σ_y (Σ_x + Σ_x' for two draws of one Gaussian) and γ as in `kad`.
+    1-D ``cov_a``/``cov_b``: diagonal covariances, given by their variances.
     """
     gamma = 1.0 / (2.0 * bandwidth**2 + EPS)
     mu_a, mu_b = np.asarray(mu_a, dtype=np.float64), np.asarray(mu_b, dtype=np.float64)
     cov_a, cov_b = np.asarray(cov_a, dtype=np.float64), np.asarray(cov_b, dtype=np.float64)
 
     def mean_kernel(delta, cov):
+        if cov.ndim == 1:  # diagonal: the variances
+            m = 1.0 + 2.0 * gamma * cov
+            return np.exp(-0.5 * np.log(m).sum() - gamma * (delta**2 / m).sum())
         m = np.eye(len(delta)) + 2.0 * gamma * cov
         _, logdet = np.linalg.slogdet(m)
         return np.exp(-0.5 * logdet - gamma * delta @ np.linalg.solve(m, delta))

@@ -75,6 +75,8 @@ def run_cell(name: str, clips: tuple[int, int], args) -> dict:
         below += high < truth
         above += low > truth
         errors.append((value - truth) / truth)
+        if args.progress and (rep + 1) % args.progress == 0 and rep + 1 < args.reps:
+            print(f"  {name}: {covered}/{rep + 1} covered so far", flush=True)
     test = stats.binomtest(covered, args.reps, 0.95)
     ci = test.proportion_ci(confidence_level=0.95, method="exact")
     errors = np.asarray(errors)
@@ -110,6 +112,7 @@ def main() -> int:
                         help="music's mean shift: the population FAD as a fraction of the frames' total variance")
     parser.add_argument("--cells", nargs="*", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--progress", type=int, default=0, help="print the running coverage every N replications")
     args = parser.parse_args()
     print(f"{args.dims} dims, {args.performers} performers shared by speech and music, {args.reps} replications, "
           f"{args.n_boot} performer resamples, KAD on {args.kad_frames} of {args.frames} frames per clip; "

@@ -171,9 +171,9 @@ def layer_bandwidth(frames: np.ndarray, cells: dict[tuple[str, str], Cell], seed
 
 
 def score_pair(speech: tuple[np.ndarray, Cell], music: tuple[np.ndarray, Cell], plan: LayerPlan, bandwidth: float,
-               seed) -> tuple[dict, np.ndarray | None]:
-    """One emotion's row (KAD, FAD, their intervals where given, FAD∞ at the report layer,
-    counts) and the KAD replicates of the shared resamples (None without a bootstrap)."""
+               seed) -> tuple[dict, np.ndarray | None, tuple]:
+    """One emotion's row (KAD, FAD, their intervals where given, FAD∞ at the report layer),
+    the KAD replicates of the shared resamples (None without a bootstrap) and the two fits."""
     (x, cell_a), (y, cell_b) = speech, music
     keep_a, keep_b = thin_frames(cell_a.clip, plan.kad_frames), thin_frames(cell_b.clip, plan.kad_frames)
     kernel = KernelSums(x[keep_a], y[keep_b], clips_a=cell_a.cluster[keep_a], clips_b=cell_b.cluster[keep_b],
@@ -193,7 +193,7 @@ def score_pair(speech: tuple[np.ndarray, Cell], music: tuple[np.ndarray, Cell], 
     if plan.report:
         row["fad_inf"], row["fad_inf_r2"] = fad_infinity_of_sets(
             *sets, steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=seed, full_distance=row["fad"])
-    return row, values
+    return row, values, (sets[0].full, sets[1].full)
 
 
 def fad_refusal(dims: int, cell_a: Cell, cell_b: Cell, paired: bool) -> str | None:
@@ -209,13 +209,13 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
     """Per emotion: the row of numbers; the KAD replicates of the shared resamples (for τ's
     interval; empty without a bootstrap); within-domain FAD between emotions (report layer)."""
     bandwidth = layer_bandwidth(frames, cells, plan.seed)
-    rows, replicates = {}, {}
+    rows, replicates, fits = {}, {}, {}
     for e, emotion in enumerate(plan.classes):
         if (emotion, "speech") not in cells or (emotion, "music") not in cells:
             continue
         speech, music = cells[(emotion, "speech")], cells[(emotion, "music")]
-        row, values = score_pair((frames[speech.frames], speech), (frames[music.frames], music), plan, bandwidth,
-                                 seed=[plan.seed, e])
+        row, values, (fits[(emotion, "speech")], fits[(emotion, "music")]) = score_pair(
+            (frames[speech.frames], speech), (frames[music.frames], music), plan, bandwidth, seed=[plan.seed, e])
         if values is not None:
             replicates[emotion] = values
         rows[emotion] = {"emotion": emotion, **row, "bandwidth": bandwidth,
@@ -223,7 +223,7 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
                          "speech_frames": int(speech.frames.sum()), "music_frames": int(music.frames.sum())}
     within = []
     if plan.within_domain and plan.report:
-        fits = {key: fit_gaussian(frames[cell.frames]) for key, cell in cells.items()}
+        fits.update({key: fit_gaussian(frames[cell.frames]) for key, cell in cells.items() if key not in fits})
         for domain in DOMAINS:
             usable = [e for e in plan.classes if (e, domain) in fits]
             for first, second in itertools.combinations(usable, 2):

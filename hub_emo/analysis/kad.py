@@ -26,7 +26,7 @@ import numpy as np
 
 SCALE = 100.0  # kadtk's SCALE_FACTOR
 EPS = 1e-8  # kadtk: gamma = 1 / (2 h² + eps)
-MEDIAN_FRAMES = 2048  # frames used for the median pairwise distance (kadtk uses every pair)
+MEDIAN_FRAMES = 8192  # above, the median pairwise distance comes from a random subset of this many frames
 ROW_CHUNK = 2048  # kernel rows formed at once: ROW_CHUNK × frames float64 in memory
 
 

@@ -296,28 +296,12 @@ def _performer_of(dataset, ids: list[str], cluster: str) -> np.ndarray:
     return index
 
 
-def run_fad(
-    backbones: dict,
-    dataset,
-    label_set="ravdess6",
-    layers: Sequence[int] | None = None,
-    out_dir="fad_report",
-    *,
-    frames_per_clip: int = 32,
-    kad_frames: int = 8,
-    n_boot: int = 100,
-    confidence: float = 0.95,
-    inf_steps: int = 8,
-    inf_min_fraction: float = 0.5,
-    cluster: str = "performer",
-    min_clips: int = 2,
-    report_layer: int | None = None,
-    within_domain: bool = True,
-    bootstrap_all_layers: bool = False,
-    seed: int = 0,
-    trust_remote_code: bool = False,
-    progress: bool = True,
-) -> FADResult:
+def run_fad(backbones: dict, dataset, label_set="ravdess6", layers: Sequence[int] | None = None,
+            out_dir="fad_report", *, frames_per_clip: int = 32, kad_frames: int = 8, n_boot: int = 100,
+            confidence: float = 0.95, inf_steps: int = 8, inf_min_fraction: float = 0.5,
+            cluster: str = "performer", min_clips: int = 2, report_layer: int | None = None,
+            within_domain: bool = True, bootstrap_all_layers: bool = False, seed: int = 0,
+            trust_remote_code: bool = False, progress: bool = True) -> FADResult:
     """Per model, layer and emotion: KAD and FAD between speech and music frames; report and tables.
 
     Extraction covers every hidden state (the same cache entry as `run_probing`), then

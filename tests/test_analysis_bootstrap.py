@@ -108,3 +108,20 @@ def test_the_study_runs_the_tested_interval():
     assert (row["kad_low"], row["kad_high"]) == pytest.approx(kad_ci, rel=1e-10)
     assert (row["fad_low"], row["fad_high"]) == pytest.approx(fad_ci, rel=1e-10)
     assert replicates["happy"].shape == (80,)
+
+
+def test_study_resamples_draw_performers_once_and_clips_per_cell():
+    """Performers: one draw over all of them (as ``paired=True``); clips: each emotion ×
+    domain's clips resampled to their own count (as per-set ids)."""
+    from hub_emo.analysis.fad import study_resamples
+
+    meta = {"label": np.array([0, 0, 0, 1, 1, 1, 0, 0]), "domain": np.array(["speech"] * 6 + ["music"] * 2)}
+    clip_cells = {"m": {(e, d): Cell(np.zeros(1, bool), rows, rows) for e, d, rows in (
+        ("a", "speech", np.array([0, 1, 2])), ("b", "speech", np.array([3, 4, 5])), ("a", "music", np.array([6, 7])))}}
+    counts = study_resamples(meta, np.arange(8), clip_cells, "clip", 40, 0)
+    assert (counts[:, :3].sum(1) == 3).all() and (counts[:, 3:6].sum(1) == 3).all() and (counts[:, 6:].sum(1) == 2).all()
+    performer = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    cells = {"m": {("a", "speech"): Cell(np.zeros(1, bool), np.arange(3), performer[:3])}}
+    counts = study_resamples(meta, performer, cells, "performer", 40, 3)
+    assert counts.shape == (40, 3) and (counts.sum(1) == 3).all()
+    np.testing.assert_array_equal(counts, cluster_resamples([np.arange(3)], 3, 40, 3, keep=[np.arange(3)]))

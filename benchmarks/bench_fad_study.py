@@ -144,8 +144,8 @@ def ravdess_scale_study(n_boot: int) -> float:
     score_layer(frames, cells, LayerPlan(**plan, report=False))
     plain, plain_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     print(f"one layer at RAVDESS scale: fadtk-style {peer:.1f} s (CPU {peer_cpu:.1f} s), hub_emo plain layer "
-          f"(FAD + KAD) {plain:.1f} s (CPU {plain_cpu:.1f} s), ratio {plain / peer:.2f} (CPU {plain_cpu / peer_cpu:.2f}); "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"(FAD + KAD) {plain:.1f} s (CPU {plain_cpu:.1f} s), ratio {plain / peer:.2f} "
+          f"(CPU {plain_cpu / peer_cpu:.2f}); load average {os.getloadavg()[0]:.2f}", flush=True)
     resamples = cluster_resamples([np.arange(24)], 24, n_boot, 0, keep=[np.arange(24)]) if n_boot else None
     start, start_cpu = time.perf_counter(), time.process_time()
     score_layer(frames, cells, LayerPlan(**plan, counts=resamples, report=True))

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from hub_emo.analysis import FrechetWarning, bootstrap_ci, fad_infinity, frechet_distance, frechet_distance_from_stats
+from hub_emo.analysis.bootstrap import bootstrap_distances
 from hub_emo.analysis.fad import Cell, LayerPlan, kendall_tau_test, score_layer
 from hub_emo.analysis.frechet import (
     FrameSet,
-    bootstrap_distances,
-    equal_count_distance,
     fit_gaussian,
     frechet_distance_reference,
     gaussian_distance,
@@ -173,85 +172,66 @@ def test_clip_level_fad_infinity_is_closer_to_the_truth_than_plain_and_frame_lev
     assert np.isnan(fad_infinity(a[two], b[two], clips_a=clips_a[two], clips_b=clips_b[two])).all()
 
 
-def test_identical_distributions_with_2_to_1_clip_counts_are_not_ranked_apart():
-    """Two emotions, same speech–music distance, 20 vs 10 clips per domain: the plain estimate
-    puts the smaller one farther apart; at equal clip counts the difference is noise."""
-    raw, equal = [], []
-    for seed in range(40):
-        rng = np.random.default_rng(seed)
-        (a1, c1), (b1, d1) = simulate(rng, 20, 0.0), simulate(rng, 20, 1.5)
-        (a2, c2), (b2, d2) = simulate(rng, 10, 0.0), simulate(rng, 10, 1.5)
-        raw.append(frechet_distance(a2, b2) - frechet_distance(a1, b1))
-        equal.append(equal_count_distance(a2, c2, b2, d2, clips=10, seed=seed)
-                     - equal_count_distance(a1, c1, b1, d1, clips=10, seed=seed))
-
-    def standard_error(values):
-        return np.std(values, ddof=1) / np.sqrt(len(values))
-
-    assert np.mean(raw) > 3 * standard_error(raw)  # the confound: ranked apart
-    assert abs(np.mean(equal)) < 2 * standard_error(equal)  # corrected: no difference beyond noise
-
-
-def _study(rng, counts: dict, shifts: dict, performers=5):
-    """Stacked frames and emotion × domain cells; performers shared by speech and music."""
+def _study(rng, counts: dict, shifts: dict, performers=5, spread=None, dim=8):
+    """Stacked frames and emotion × domain cells; performers shared by speech and music
+    (None: every clip its own unit). ``spread``: per emotion, a factor on every frame's
+    deviation from its domain's mean."""
     parts, cells, offset = [], {}, 0
     total = sum(2 * c * 10 for c in counts.values())
     for emotion, count in counts.items():
         for domain, shift in (("speech", 0.0), ("music", shifts[emotion])):
-            x, clip = simulate(rng, count, shift)
+            x, clip = simulate(rng, count, 0.0, dim=dim)
+            x = x * (spread or {}).get(emotion, 1.0)
+            x[:, 0] += shift
             mask = np.zeros(total, dtype=bool)
             mask[offset:offset + len(x)] = True
-            cells[(emotion, domain)] = Cell(mask, clip + offset, clip % performers)
+            cells[(emotion, domain)] = Cell(mask, clip + offset, clip % performers if performers else clip + offset)
             parts.append(x)
             offset += len(x)
     return np.concatenate(parts), cells
 
 
+def _plan(classes, seed, counts=None, **extra):
+    return LayerPlan(classes=tuple(classes), inf_steps=3, inf_min_fraction=0.5, confidence=0.95, seed=seed,
+                     counts=counts, within_domain=False, kad_frames=0, **extra)
+
+
 @pytest.mark.parametrize("counts", [{"happy": 8, "sad": 16, "angry": 32}, {"happy": 32, "sad": 16, "angry": 8}])
 def test_the_ranking_does_not_move_with_sample_size(counts):
-    """True distances 1 < 4 < 9; with the closest emotion given the fewest clips the plain FAD
-    misorders them, the equal-count ranking keeps the true order whichever way counts go."""
-    shifts, right_raw, right_equal = {"happy": 1.0, "sad": 2.0, "angry": 3.0}, 0, 0
+    """True distances 1 < 4 < 9 (FAD; KAD in the same order); with the closest emotion given
+    the fewest clips the plain FAD misorders them, KAD keeps the true order whichever way counts go."""
+    shifts, right_raw, right_kad = {"happy": 1.0, "sad": 2.0, "angry": 3.0}, 0, 0
     for seed in range(12):
         frames, cells = _study(np.random.default_rng(seed), counts, shifts)
-        plan = LayerPlan(classes=tuple(shifts), equal_clips=8, rank_draws=8, inf_steps=3, inf_min_fraction=0.5,
-                         confidence=0.95, seed=seed, within_domain=False)
-        rows, _, _ = score_layer(frames, cells, plan)
+        rows, _, _ = score_layer(frames, cells, _plan(shifts, seed))
         right_raw += sorted(rows, key=lambda e: rows[e]["fad"]) == list(shifts)
-        right_equal += sorted(rows, key=lambda e: rows[e]["fad_equal"]) == list(shifts)
-        assert all(r["equal_clips"] == 8 for r in rows.values())
-    assert right_equal >= 10
+        right_kad += sorted(rows, key=lambda e: rows[e]["kad"]) == list(shifts)
+    assert right_kad >= 10
     if counts["happy"] < counts["angry"]:
         assert right_raw <= 8
 
 
-def test_basic_cluster_bootstrap_interval_covers_at_its_nominal_rate():
-    """95 % intervals over 40 simulated studies (8 dims, 16 performers shared by speech and
-    music, 60 resamples: small on purpose, the coverage is the point). The shifted percentile
-    interval it replaces is computed from the same resamples and under-covers."""
-    truth, covered, covered_shifted = 1.5**2, 0, 0
-    for seed in range(40):
-        rng = np.random.default_rng(1000 + seed)
-        (a, performers), (b, _) = simulate(rng, 16, 0.0), simulate(rng, 16, 1.5)
-        low, high = bootstrap_ci(a, performers, b, performers, n_boot=60, seed=seed)
-        covered += low <= truth <= high
-        full, replicates = bootstrap_distances(a, performers, b, performers, n_boot=60, seed=seed)
-        q_lo, median, q_hi = np.quantile(replicates, [0.025, 0.5, 0.975])
-        covered_shifted += q_lo - (median - full) <= truth <= q_hi - (median - full)
-    assert covered >= 34  # ≥ 85 %
-    assert covered_shifted < covered
+def test_the_ranking_does_not_move_with_spread():
+    """Equal counts (64 clips), 16 dims; 'calm' lies closer (FD 2.0) but its frames spread 1.3× wider,
+    'sad' lies farther (FD 2.8). FAD's bias grows with the spread and reverses the order;
+    KAD at the layer's one bandwidth (the study's ranked value) keeps it (≥ 90 % of 60 studies)."""
+    from hub_emo.analysis.kad import rbf_mmd2_gaussians
 
-
-def test_bootstrap_resamples_shared_performers_jointly_and_clips_apart():
-    rng = np.random.default_rng(8)
-    (a, ids), (b, _) = simulate(rng, 6, 0.0, dim=3), simulate(rng, 6, 1.0, dim=3)
-    full, replicates = bootstrap_distances(a, ids, b, ids, n_boot=30, seed=0)
-    assert full == pytest.approx(frechet_distance(a, b)) and replicates.shape == (30,)
-    assert bootstrap_ci(a, ids, b, ids + 100, n_boot=30, seed=0) != bootstrap_ci(a, ids, b, ids, n_boot=30, seed=0)
-    with pytest.raises(ValueError, match="confidence"):
-        bootstrap_ci(a, ids, b, ids, n_boot=10, confidence=95)
-    with pytest.raises(ValueError, match="one id per frame"):
-        bootstrap_ci(a, ids[:-1], b, ids, n_boot=10)
+    shifts, spread = {"calm": 2.0**0.5, "sad": 2.8**0.5}, {"calm": 1.3}
+    right_fad = right_kad = 0
+    for seed in range(60):
+        rng = np.random.default_rng(500 + seed)
+        frames, cells = _study(rng, {"calm": 64, "sad": 64}, shifts, performers=None, spread=spread, dim=16)
+        rows, _, _ = score_layer(frames, cells, _plan(shifts, seed))
+        right_fad += rows["calm"]["fad"] < rows["sad"]["fad"]
+        right_kad += rows["calm"]["kad"] < rows["sad"]["kad"]
+    h = rows["calm"]["bandwidth"]  # the population order at that bandwidth is the FD order
+    cov = 2.0 * np.eye(16)  # clip effect + frame noise
+    truth = {e: rbf_mmd2_gaussians(np.zeros(16), cov * spread.get(e, 1.0) ** 2, np.eye(16)[0] * shifts[e],
+                                   cov * spread.get(e, 1.0) ** 2, h) for e in shifts}
+    assert truth["calm"] < truth["sad"]
+    assert right_fad <= 30  # the confound: FAD's order is a coin toss or worse
+    assert right_kad >= 54
 
 
 def test_kendall_tau_exact_permutation_p_value():
@@ -302,12 +282,12 @@ def test_run_fad_writes_report_tables_and_plots(study, tmp_path):
     assert {(r["model"], r["layer"], r["emotion"]) for r in result.rows} == {
         (m, k, e) for m in ("tiny", "twin") for k in (0, 2) for e in ("happy", "sad", "angry")}
     for row in result.rows:
-        assert np.isfinite(row["fad"]) and row["speech_clips"] == row["music_clips"] == row["equal_clips"] == 4
-        assert row["fad_equal"] == pytest.approx(row["fad"])  # every cell already has the common count
-        if row["layer"] == 2:  # the report layer: bootstrapped
-            assert 0 <= row["ci_low"] <= row["ci_high"]
+        assert np.isfinite(row["fad"]) and np.isfinite(row["kad"])
+        assert row["speech_clips"] == row["music_clips"] == 4
+        if row["layer"] == 2:  # the report layer: bootstrapped; FAD's interval refused at 32 dims, 2 performers
+            assert row["kad_low"] <= row["kad_high"] and row["fad_low"] is None and row["fad_inf"] is not None
         else:
-            assert row["ci_low"] is None and row["ci_high"] is None
+            assert row["kad_low"] is None and row["fad_inf"] is None
     assert sorted(v for k, v in result.bias[0].items() if k not in ("model", "layer")) == [1, 2, 3]
     assert [r["rank"] for r in result.ranking if r["model"] == "tiny"] == [1, 2, 3]
     # the same model twice: the same order, τ = 1, exact p = 2 of 3! orderings, interval [1, 1]
@@ -317,14 +297,14 @@ def test_run_fad_writes_report_tables_and_plots(study, tmp_path):
     assert report_agreement["tau_low"] == report_agreement["tau_high"] == pytest.approx(1.0)
     assert {w["domain"] for w in result.within} == {"speech", "music"}
     text = result.report.read_text()
-    for expected in ("Emotion bias", "fad_heatmap_tiny.png", "basic (reflected) cluster-bootstrap", "kendall_p",
-                     "speech_clips", "2 shared by speech and music", "at the report layer only"):
+    for expected in ("Emotion bias", "fad_heatmap_tiny.png", "percentile for KAD", "kendall_p", "kad_low",
+                     "speech_clips", "2 shared by speech and music", "at the report layer only", "no interval for FAD"):
         assert expected in text
     for name in ("fad_heatmap_tiny.png", "fad_by_emotion.png", "fad.csv", "fad_within_tiny_music.png"):
         assert (tmp_path / name).stat().st_size > 0
     section = "\n".join(fad_section(result, tmp_path))  # the demo report's FAD section
-    for expected in ("happy", "at 4 clips per emotion × domain", "exact permutation p = 0.333",
-                     "bootstrap interval [1.00, 1.00]", "basic (reflected) cluster-bootstrap", "; 4/4)"):
+    for expected in ("happy", "by KAD", "exact permutation p = 0.333", "bootstrap interval [1.00, 1.00]",
+                     "percentile for KAD", "; 4/4)", "no interval for FAD: 32 dims against 2"):
         assert expected in section
     summary = result.summary()
     assert "best" not in summary and "clips: speech 4, music 4" in summary and "exact permutation p = 0.333" in summary
@@ -358,7 +338,7 @@ def test_run_fad_report_layer_and_bootstrap_everywhere(study, tmp_path, capsys):
                      progress=True)
     assert "FAD (model × layer)" not in capsys.readouterr().err  # the progress bar is for terminals only
     assert result.bias[0]["layer"] == 1 and not result.within
-    assert all(0 <= r["ci_low"] <= r["ci_high"] for r in result.rows)
+    assert all(r["kad_low"] <= r["kad_high"] for r in result.rows)
     moved = run_fad({"tiny": str(model)}, dataset, ["happy", "sad"], [2], tmp_path, report_layer=0,
                     n_boot=0, frames_per_clip=16, progress=False)
     assert moved.bias[0]["layer"] == 2

@@ -1,4 +1,4 @@
-"""The local Hub against hostile clients (issue 13, R1-R6), driven through raw sockets where a
+"""The local Hub against hostile clients, driven through raw sockets where a
 client library would hide what goes over the wire: the server must refuse before it reads,
 stop reading what it refused, and never let a client's bytes into its response headers.
 """

@@ -1,4 +1,4 @@
-"""Uploads through Xet (issue 13, R7): clients with hf_xet installed push to the local Hub
+"""Uploads through Xet: clients with hf_xet installed push to the local Hub
 without HF_HUB_DISABLE_XET, and the Xet endpoints are as guarded as the rest.
 
 The real clients run in a fresh process whose environment lacks HF_HUB_DISABLE_XET (the test

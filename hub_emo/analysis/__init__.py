@@ -1,4 +1,4 @@
-"""Analysis stage: layerwise probing and per-emotion Fréchet Audio Distance.
+"""Analysis stage: layerwise probing and per-emotion Fréchet and Kernel Audio Distances.
 
 Both read one cached extraction of every hidden state (`hub_emo.features.extract_features`).
 
@@ -6,8 +6,10 @@ Both read one cached extraction of every hidden state (`hub_emo.features.extract
     run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", ...) -> FADResult
     frechet_distance(emb_a, emb_b) -> float            # (frames × dims) arrays
     frechet_distance_from_stats(mu_a, cov_a, mu_b, cov_b) -> float
+    kad(emb_a, emb_b, *, clips_a=None, clips_b=None, bandwidth=None, scale=None) -> float
     fad_infinity(emb_a, emb_b, *, clips_a=None, clips_b=None, ...) -> (FAD∞, r²)
-    bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot, confidence, seed) -> (low, high)
+    bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, distance="kad", n_boot, confidence, seed,
+                 paired=False) -> (low, high)
 
 ``backbones`` maps a display name to a local folder, a Hub id, a model object or a
 (model, feature extractor) pair; results carry ``.rows`` (list of dicts), ``.report``
@@ -16,14 +18,10 @@ Both read one cached extraction of every hidden state (`hub_emo.features.extract
 
 from __future__ import annotations
 
+from hub_emo.analysis.bootstrap import bootstrap_ci
 from hub_emo.analysis.fad import FADResult, run_fad
-from hub_emo.analysis.frechet import (
-    FrechetWarning,
-    bootstrap_ci,
-    fad_infinity,
-    frechet_distance,
-    frechet_distance_from_stats,
-)
+from hub_emo.analysis.frechet import FrechetWarning, fad_infinity, frechet_distance, frechet_distance_from_stats
+from hub_emo.analysis.kad import kad
 from hub_emo.analysis.probing import ProbingResult, run_probing
 
 __all__ = [
@@ -34,6 +32,7 @@ __all__ = [
     "fad_infinity",
     "frechet_distance",
     "frechet_distance_from_stats",
+    "kad",
     "run_fad",
     "run_probing",
 ]

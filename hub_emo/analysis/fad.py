@@ -1,27 +1,29 @@
-"""The per-emotion FAD study: how alike speech and music of each emotion are, per model and layer.
+"""The per-emotion FAD/KAD study: how alike speech and music of each emotion are, per model and layer.
 
-For each model, layer and emotion: the Fréchet distance (`frechet`) between the Gaussians
-of speech frames and of music frames of that emotion (frame-level embeddings stacked over
-clips, as fadtk), with
+For each model, layer and emotion, between the frames of speech and of music of that
+emotion (frame-level embeddings stacked over clips, as fadtk and kadtk):
 
-- ``fad``: the plain estimate from every clip; biased upwards by about c/N;
-- ``fad_equal``: the mean over draws of the distance at one clip count for every emotion
-  × domain (the smallest); the emotion-bias ranking, the heatmap and the rank agreement
-  use it, so an emotion with fewer clips (RAVDESS neutral: half) is not ranked apart for
-  its sample size;
-- ``fad_inf``: clip-level FAD∞ (bias extrapolated away);
-- ``ci_low``/``ci_high``: a basic cluster-bootstrap interval for the true distance,
-  resampling performers (shared by speech and music in RAVDESS) by default, or clips.
+- ``kad``: the Kernel Audio Distance (`kad`), unbiased with clustered frames (pairs of
+  frames of one performer, or of one clip with ``cluster="clip"``, are left out), at one
+  kernel bandwidth per model and layer; **the ranked quantity**: its expectation is the
+  population distance whatever each cell's clip count and spread, so the emotion-bias
+  ranking, the heatmap and the rank agreement use it;
+- ``kad_low``/``kad_high``: its basic cluster-bootstrap interval, resampling performers
+  (shared by speech and music in RAVDESS: one draw for both) by default, or clips;
+- ``fad``: the plain Fréchet distance (`frechet`), the familiar number, biased upwards by
+  an amount that grows with the dims and each cell's spread; ``fad_low``/``fad_high``: its
+  interval, only at sizes where it covers (`bootstrap.fad_interval_refusal`);
+- ``fad_inf``: clip-level FAD∞ (the bias extrapolated away, at the report layer).
 
-Between models: Kendall τ (and Spearman ρ) of the ranked values with an exact
-permutation p-value and a bootstrap interval (the same performer resamples for every
-emotion and model). Within a domain: distances between emotions.
+Between models: Kendall τ (and Spearman ρ) of the KAD values with an exact permutation
+p-value and a bootstrap interval (the same performer resamples for every emotion and
+model, each replicate computed like the estimate). Within a domain: FAD between emotions
+at the report layer.
 
     run_fad(backbones, dataset, label_set="ravdess6", layers=None, out_dir="fad_report", *,
-            frames_per_clip=32, n_boot=100, confidence=0.95, inf_steps=8, inf_min_fraction=0.5,
-            rank_draws=8, cluster="performer", min_clips=2, report_layer=None,
-            within_domain=True, bootstrap_all_layers=False, seed=0, trust_remote_code=False,
-            progress=True) -> FADResult
+            frames_per_clip=32, kad_frames=8, n_boot=100, confidence=0.95, inf_steps=8, inf_min_fraction=0.5,
+            cluster="performer", min_clips=2, report_layer=None, within_domain=True,
+            bootstrap_all_layers=False, seed=0, trust_remote_code=False, progress=True) -> FADResult
 """
 
 from __future__ import annotations
@@ -34,24 +36,12 @@ from typing import Sequence
 
 import numpy as np
 
-from hub_emo.analysis.frechet import (  # noqa: F401  (re-exported: the study's public maths)
-    FrameSet,
-    FrechetWarning,
-    equal_count_of_sets,
-    fad_infinity_of_sets,
-    basic_interval,
-    bootstrap_ci,
-    equal_count_distance,
-    fad_infinity,
-    fit_gaussian,
-    frechet_distance,
-    frechet_distance_from_stats,
-    frechet_distance_reference,
-    gaussian_distance,
-    gaussian_stats,
-)
+from hub_emo.analysis import bootstrap
+from hub_emo.analysis.frechet import FrameSet, fad_infinity_of_sets, fit_gaussian, gaussian_distance
+from hub_emo.analysis.kad import SCALE, KernelSums, median_pairwise_distance, thin_frames
 
 DOMAINS = ("speech", "music")
+BANDWIDTH_FRAMES = 1024  # music frames whose 523 776 pairs give a layer's kernel bandwidth (a median)
 EXACT_PERMUTATIONS_UP_TO = 8  # 8! = 40 320 orderings; beyond, 20 000 random ones
 
 
@@ -149,20 +139,6 @@ def find_cells(meta: dict, classes, frame_row: np.ndarray, cluster_of_row: np.nd
     return cells
 
 
-def _draw_clips(clip: np.ndarray, count: int, rng, multiplicity: np.ndarray | None = None) -> np.ndarray:
-    """Frame weights that keep ``count`` clips drawn without replacement (from the clips
-    repeated by ``multiplicity`` — a bootstrap resample — when given)."""
-    ids, inverse = np.unique(clip, return_inverse=True)
-    pool = np.arange(ids.size) if multiplicity is None else np.repeat(np.arange(ids.size), multiplicity)
-    picked = rng.choice(pool, size=min(count, pool.size), replace=False)
-    return np.bincount(picked, minlength=ids.size)[inverse]
-
-
-def _clip_multiplicity(cell: Cell, counts: np.ndarray) -> np.ndarray:
-    ids, first = np.unique(cell.clip, return_index=True)
-    return counts[cell.cluster[first]]
-
-
 # --------------------------------------------------------------------------------------
 # One layer of one model.
 # --------------------------------------------------------------------------------------
@@ -173,43 +149,83 @@ class LayerPlan:
     """What to compute at a layer (the settings of `run_fad`, resolved)."""
 
     classes: tuple
-    equal_clips: int
-    rank_draws: int
     inf_steps: int
     inf_min_fraction: float
     confidence: float
     seed: int
     counts: np.ndarray | None = None  # (n_boot × clusters) shared resamples; None: no bootstrap
+    paired: bool = True  # clusters are performers shared by speech and music
+    report: bool = True  # the report layer: FAD∞ and within-domain distances too
+    kad_frames: int = 8  # frames per clip in the kernel (0: all)
     within_domain: bool = True
+
+
+def layer_bandwidth(frames: np.ndarray, cells: dict[tuple[str, str], Cell], seed) -> float:
+    """One kernel bandwidth for every emotion of a layer: kadtk's rule (the median pairwise
+    distance of the second, music, set) over the music frames of all emotions (a random
+    1 024 of them: the median of half a million pairs moves by about 0.1 %), so that the
+    emotions' KAD values are on one scale and can be ranked."""
+    music = np.zeros(len(frames), dtype=bool)
+    for (_, domain), cell in cells.items():
+        if domain == "music":
+            music |= cell.frames
+    return median_pairwise_distance(frames[music], max_frames=BANDWIDTH_FRAMES, seed=seed)
+
+
+def score_pair(speech: tuple[np.ndarray, Cell], music: tuple[np.ndarray, Cell], plan: LayerPlan, bandwidth: float,
+               seed) -> tuple[dict, np.ndarray | None, tuple]:
+    """One emotion's row (KAD, FAD, their intervals where given, FAD∞ at the report layer),
+    the KAD replicates of the shared resamples (None without a bootstrap) and the two fits."""
+    (x, cell_a), (y, cell_b) = speech, music
+    keep_a, keep_b = thin_frames(cell_a.clip, plan.kad_frames), thin_frames(cell_b.clip, plan.kad_frames)
+    kernel = KernelSums(x[keep_a], y[keep_b], clips_a=cell_a.cluster[keep_a], clips_b=cell_b.cluster[keep_b],
+                        bandwidth=bandwidth, paired=plan.paired)
+    sets = FrameSet(x, cell_a.clip), FrameSet(y, cell_b.clip)
+    row = {"kad": float(kernel.values()[0]) * SCALE, "kad_low": None, "kad_high": None,
+           "fad": gaussian_distance(sets[0].full, sets[1].full), "fad_low": None, "fad_high": None,
+           "fad_inf": None, "fad_inf_r2": None}
+    values = None
+    if plan.counts is not None:
+        values = bootstrap.replicates("kad", kernel, plan.counts[:, kernel.ids_a], plan.counts[:, kernel.ids_b])
+        row["kad_low"], row["kad_high"] = bootstrap.interval("kad", row["kad"], values, plan.confidence)
+        if fad_refusal(x.shape[1], cell_a, cell_b, plan.paired) is None:
+            fad_values = bootstrap.replicates("fad", sets, plan.counts, plan.counts,
+                                              units=(cell_a.cluster, cell_b.cluster))
+            row["fad_low"], row["fad_high"] = bootstrap.interval("fad", row["fad"], fad_values, plan.confidence)
+    if plan.report:
+        row["fad_inf"], row["fad_inf_r2"] = fad_infinity_of_sets(
+            *sets, steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=seed, full_distance=row["fad"])
+    return row, values, (sets[0].full, sets[1].full)
+
+
+def fad_refusal(dims: int, cell_a: Cell, cell_b: Cell, paired: bool) -> str | None:
+    """`bootstrap.fad_interval_refusal` for one emotion's cells (shared performers count once)."""
+    if paired:
+        units = np.union1d(cell_a.cluster, cell_b.cluster).size
+        return bootstrap.fad_interval_refusal(dims, units, units)
+    return bootstrap.fad_interval_refusal(dims, np.unique(cell_a.cluster).size, np.unique(cell_b.cluster).size)
 
 
 def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: LayerPlan
                 ) -> tuple[dict[str, dict], dict[str, np.ndarray], list[dict]]:
-    """Per emotion: the row of numbers; the bootstrap replicates of ``fad_equal`` (for τ's
-    interval; empty without a bootstrap); within-domain distances between emotions."""
-    sets = {key: FrameSet(frames[cell.frames], cell.clip) for key, cell in cells.items()}
-    fits = {key: fs.full for key, fs in sets.items()}
-    rows, replicates = {}, {}
+    """Per emotion: the row of numbers; the KAD replicates of the shared resamples (for τ's
+    interval; empty without a bootstrap); within-domain FAD between emotions (report layer)."""
+    bandwidth = layer_bandwidth(frames, cells, plan.seed)
+    rows, replicates, fits = {}, {}, {}
     for e, emotion in enumerate(plan.classes):
         if (emotion, "speech") not in cells or (emotion, "music") not in cells:
             continue
         speech, music = cells[(emotion, "speech")], cells[(emotion, "music")]
-        pair = sets[(emotion, "speech")], sets[(emotion, "music")]
-        rng = np.random.default_rng([plan.seed, e])
-        value = gaussian_distance(pair[0].full, pair[1].full)
-        row = {"emotion": emotion, "fad": value,
-               "fad_equal": equal_count_of_sets(*pair, clips=plan.equal_clips, draws=plan.rank_draws,
-                                                seed=[plan.seed, e]),
-               "equal_clips": plan.equal_clips, "ci_low": None, "ci_high": None}
-        if plan.counts is not None:
-            row["ci_low"], row["ci_high"], replicates[emotion] = _bootstrap(pair, speech, music, value, plan, rng)
-        row["fad_inf"], row["fad_inf_r2"] = fad_infinity_of_sets(
-            *pair, steps=plan.inf_steps, min_fraction=plan.inf_min_fraction, seed=plan.seed + e, full_distance=value)
-        row.update(speech_clips=speech.clips, music_clips=music.clips,
-                   speech_frames=int(speech.frames.sum()), music_frames=int(music.frames.sum()))
-        rows[emotion] = row
+        row, values, (fits[(emotion, "speech")], fits[(emotion, "music")]) = score_pair(
+            (frames[speech.frames], speech), (frames[music.frames], music), plan, bandwidth, seed=[plan.seed, e])
+        if values is not None:
+            replicates[emotion] = values
+        rows[emotion] = {"emotion": emotion, **row, "bandwidth": bandwidth,
+                         "speech_clips": speech.clips, "music_clips": music.clips,
+                         "speech_frames": int(speech.frames.sum()), "music_frames": int(music.frames.sum())}
     within = []
-    if plan.within_domain:
+    if plan.within_domain and plan.report:
+        fits.update({key: fit_gaussian(frames[cell.frames]) for key, cell in cells.items() if key not in fits})
         for domain in DOMAINS:
             usable = [e for e in plan.classes if (e, domain) in fits]
             for first, second in itertools.combinations(usable, 2):
@@ -217,27 +233,6 @@ def score_layer(frames: np.ndarray, cells: dict[tuple[str, str], Cell], plan: La
                                "fad": gaussian_distance(fits[(first, domain)], fits[(second, domain)]),
                                "clips_a": cells[(first, domain)].clips, "clips_b": cells[(second, domain)].clips})
     return rows, replicates, within
-
-
-def _bootstrap(pair, speech: Cell, music: Cell, value: float, plan: LayerPlan, rng):
-    """(low, high) of the basic interval for the true distance, and the replicates of the
-    equal-count distance (one draw per resample) that τ's interval is built from."""
-    a, b = pair
-    plain, equal = [], []
-    fits = zip(a.resamples(speech.cluster, plan.counts), b.resamples(music.cluster, plan.counts))
-    for counts, (fit_a, fit_b) in zip(plan.counts, fits):
-        if fit_a is None or fit_b is None:  # the resample dropped every performer of a cell
-            equal.append(np.nan)  # keeps replicate i aligned across emotions and models
-            continue
-        plain.append(gaussian_distance(fit_a, fit_b))
-        draws = [_draw_clips(cell.clip, plan.equal_clips, rng, _clip_multiplicity(cell, counts))
-                 for cell in (speech, music)]
-        equal.append(gaussian_distance(fit_gaussian(a.emb, draws[0]), fit_gaussian(b.emb, draws[1]))
-                     if draws[0].sum() >= 2 and draws[1].sum() >= 2 else np.nan)
-    if len(plain) < 2:
-        return None, None, np.full(len(plan.counts), np.nan)
-    low, high = basic_interval(value, np.asarray(plain), plan.confidence)
-    return low, high, np.asarray(equal)
 
 
 # --------------------------------------------------------------------------------------
@@ -263,10 +258,10 @@ class FADResult:
         lines = [f"{len(self.rows)} speech–music distances; report: {self.report}"]
         for entry in self.bias:
             shown = [r for r in self.ranking if r["model"] == entry["model"]]
-            lines.append(f"  {entry['model']:<16} layer {entry['layer']:>2}, ranked at {shown[0]['equal_clips']} "
-                         f"clips per emotion × domain: most alike → least:")
-            lines += [f"    {r['rank']}. {r['emotion']:<10} FAD {r['fad_equal']:.3g} "
-                      f"(clips: speech {r['speech_clips']}, music {r['music_clips']})" for r in shown]
+            lines.append(f"  {entry['model']:<16} layer {entry['layer']:>2}, ranked by KAD, most alike → least:")
+            lines += [f"    {r['rank']}. {r['emotion']:<10} KAD {r['kad']:.3g}{_interval(r, 'kad')}, "
+                      f"FAD {r['fad']:.3g}{_interval(r, 'fad')} (clips: speech {r['speech_clips']}, "
+                      f"music {r['music_clips']})" for r in shown]
         for a in self.rank_agreement:
             if a["layer"] == "report":
                 interval = ("" if a["tau_low"] is None else
@@ -275,10 +270,16 @@ class FADResult:
                 lines.append(f"  {a['model_a']} vs {a['model_b']}: Kendall τ {a['kendall_tau']:.2f} "
                              f"(exact permutation p = {a['kendall_p']:.3g}{interval}), "
                              f"Spearman ρ {a['spearman_rho']:.2f}")
-        if self.method.get("interval"):
-            lines.append(f"  intervals: {self.method['interval']}")
+        for key in ("interval", "FAD interval"):
+            if self.method.get(key):
+                lines.append(f"  {key}: {self.method[key]}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def _interval(row: dict, name: str) -> str:
+    low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+    return "" if low is None else f" [{low:.3g}, {high:.3g}]"
 
 
 def _performer_of(dataset, ids: list[str], cluster: str) -> np.ndarray:
@@ -295,37 +296,22 @@ def _performer_of(dataset, ids: list[str], cluster: str) -> np.ndarray:
     return index
 
 
-def run_fad(
-    backbones: dict,
-    dataset,
-    label_set="ravdess6",
-    layers: Sequence[int] | None = None,
-    out_dir="fad_report",
-    *,
-    frames_per_clip: int = 32,
-    n_boot: int = 100,
-    confidence: float = 0.95,
-    inf_steps: int = 8,
-    inf_min_fraction: float = 0.5,
-    rank_draws: int = 8,
-    cluster: str = "performer",
-    min_clips: int = 2,
-    report_layer: int | None = None,
-    within_domain: bool = True,
-    bootstrap_all_layers: bool = False,
-    seed: int = 0,
-    trust_remote_code: bool = False,
-    progress: bool = True,
-) -> FADResult:
-    """Per model, layer and emotion: FAD between speech and music frames; report and tables.
+def run_fad(backbones: dict, dataset, label_set="ravdess6", layers: Sequence[int] | None = None,
+            out_dir="fad_report", *, frames_per_clip: int = 32, kad_frames: int = 8, n_boot: int = 100,
+            confidence: float = 0.95, inf_steps: int = 8, inf_min_fraction: float = 0.5,
+            cluster: str = "performer", min_clips: int = 2, report_layer: int | None = None,
+            within_domain: bool = True, bootstrap_all_layers: bool = False, seed: int = 0,
+            trust_remote_code: bool = False, progress: bool = True) -> FADResult:
+    """Per model, layer and emotion: KAD and FAD between speech and music frames; report and tables.
 
     Extraction covers every hidden state (the same cache entry as `run_probing`), then
     ``layers`` (default all; negative counts from the end) are scored. ``report_layer``
-    (default the last of ``layers``) is the layer of the emotion-bias ranking, bars and
-    τ, and the only layer bootstrapped unless ``bootstrap_all_layers``. ``cluster``: the
-    bootstrap's resampling unit, ``"performer"`` (the dataset's ``speaker``; one draw for
-    speech and music when they share performers) or ``"clip"``. Progress with an ETA goes
-    to a terminal only.
+    (default the last of ``layers``) is the layer of the emotion-bias ranking, bars, τ,
+    FAD∞ and within-domain distances, and the only layer bootstrapped unless
+    ``bootstrap_all_layers``. ``cluster``: the resampling unit and the unit whose frame
+    pairs KAD leaves out, ``"performer"`` (the dataset's ``speaker``; one draw for speech
+    and music when they share performers) or ``"clip"``. ``kad_frames``: frames per clip in
+    the kernel (0: all ``frames_per_clip``). Progress with an ETA goes to a terminal only.
     """
     from hub_emo import schema
     from hub_emo.analysis.clips import clip_metadata, unlabelled_note
@@ -337,9 +323,6 @@ def run_fad(
         raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
                          f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
     cluster_of_row = _performer_of(dataset, ids, cluster)
-    clusters = int(cluster_of_row.max()) + 1
-    counts = np.random.default_rng(seed).multinomial(clusters, np.full(clusters, 1 / clusters), size=n_boot) \
-        if n_boot else None
     problems: list[str] = unlabelled_note(dataset)
     failed: dict[str, str] = {}
     extracted, cells, chosen, report_at = _extract_cells(
@@ -349,26 +332,52 @@ def run_fad(
     if not extracted:
         raise ValueError("every model failed: " + "; ".join(f"{n}: {m}" for n, m in failed.items()))
     problems += [f"{name} FAILED: {message}" for name, message in failed.items()]
-    paired = {name: [e for e in classes if (e, "speech") in c and (e, "music") in c] for name, c in cells.items()}
-    if not any(paired.values()):
+    if not any((e, "speech") in c and (e, "music") in c for c in cells.values() for e in classes):
         raise ValueError("no emotion has enough clips in both domains for a speech–music FAD; "
                          + "; ".join(dict.fromkeys(problems)))
-    equal_clips = min(cells[n][(e, d)].clips for n in cells for e in paired[n] for d in DOMAINS)
+    counts = study_resamples(meta, cluster_of_row, cells, cluster, n_boot, seed) if n_boot else None
     by_model, replicates, rows, within = _score_models(
         extracted, cells, chosen, report_at, classes, counts, progress=progress,
         bootstrap_all_layers=bootstrap_all_layers,
-        plan=dict(equal_clips=equal_clips, rank_draws=rank_draws, inf_steps=inf_steps, inf_min_fraction=inf_min_fraction,
-                  confidence=confidence, seed=seed, within_domain=within_domain))
+        plan=dict(inf_steps=inf_steps, inf_min_fraction=inf_min_fraction, confidence=confidence, seed=seed,
+                  within_domain=within_domain, paired=cluster == "performer", kad_frames=kad_frames))
     shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
-    method = _method(confidence, rank_draws, equal_clips, n_boot, shared)
+    method = _method(confidence, n_boot, shared, _fad_refused(extracted, cells, cluster) if n_boot else None)
     settings = _settings(schema.get_label_set(label_set).name, [n for n in backbones if n not in failed], method,
-                         report_at, frames_per_clip=frames_per_clip, n_boot=n_boot,
+                         report_at, frames_per_clip=frames_per_clip, kad_frames=kad_frames, n_boot=n_boot,
                          bootstrap_all_layers=bootstrap_all_layers, inf_steps=inf_steps,
                          inf_min_fraction=inf_min_fraction)
     result = _write_fad(Path(out_dir), rows, within, by_model, replicates, classes, report_at, problems, settings,
                         method)
     result.failed = failed
     return result
+
+
+def _fad_refused(extracted, cells, cluster: str) -> str | None:
+    """Why the FAD intervals were refused (the first emotion's reason), or None."""
+    for name, by_cell in cells.items():
+        for (emotion, domain), cell in by_cell.items():
+            if domain == "speech" and (emotion, "music") in by_cell:
+                reason = fad_refusal(extracted[name].dim, cell, by_cell[(emotion, "music")], cluster == "performer")
+                if reason:
+                    return reason
+    return None
+
+
+def study_resamples(meta: dict, cluster_of_row: np.ndarray, cells: dict, cluster: str, n_boot: int, seed
+                    ) -> np.ndarray:
+    """The study's (n_boot × clusters) resample counts, shared by every emotion, model and
+    layer (τ's interval needs them aligned). Performers: one draw of all of them, as
+    `bootstrap_ci` with ``paired=True``; clips: each emotion × domain's clips on their own,
+    as `bootstrap_ci`'s per-set ids. Rows leaving a cell < 2 clusters are drawn again."""
+    clusters = int(cluster_of_row.max()) + 1
+    if cluster == "performer":
+        strata = [np.arange(clusters)]
+    else:
+        keys = np.asarray(meta["label"]) * len(DOMAINS) + (np.asarray(meta["domain"]) == DOMAINS[1])
+        strata = [cluster_of_row[keys == k] for k in np.unique(keys)]
+    keep = {tuple(np.unique(cell.cluster)) for by_cell in cells.values() for cell in by_cell.values()}
+    return bootstrap.cluster_resamples(strata, clusters, n_boot, seed, keep=[np.array(k) for k in keep])
 
 
 def _check_settings(backbones: dict, min_clips: int, confidence: float) -> None:
@@ -403,38 +412,42 @@ def _extract_cells(backbones, dataset, ids, meta, classes, cluster_of_row, faile
 
 
 def _settings(label_set: str, models: list[str], method: dict, report_at: dict, *, frames_per_clip: int,
-              n_boot: int, bootstrap_all_layers: bool, inf_steps: int, inf_min_fraction: float) -> dict:
+              kad_frames: int, n_boot: int, bootstrap_all_layers: bool, inf_steps: int,
+              inf_min_fraction: float) -> dict:
     """The run's settings in words, for the reports."""
     return {
         "label set": label_set, "models": ", ".join(models),
         "frames per clip (cap, evenly spaced)": frames_per_clip,
+        "KAD frames per clip (evenly spaced among those)": kad_frames or "all",
         "bootstrap": f"{n_boot} resamples, "
                      + ("at every layer" if bootstrap_all_layers else "at the report layer only"),
         **method,
         "FAD∞": f"clip subsets at {inf_steps} fractions from {inf_min_fraction} to 1, both domains, "
-                "without replacement",
+                "without replacement (report layer)",
         "Fréchet distance": "exact: frame-space singular values when a set has ≤ dims frames, else Cholesky + "
                             "symmetric eigenvalues",
         "report layer": ", ".join(f"{m}: {k}" for m, k in report_at.items()),
     }
 
 
-def _method(confidence, rank_draws, equal_clips, n_boot, shared_performers: int | None) -> dict:
+def _method(confidence, n_boot, shared_performers: int | None, fad_refused: str | None) -> dict:
     """How the ranked value, the intervals and the agreement were computed, in words for the reports."""
     if shared_performers is None:
-        unit = "clips"
+        unit, pairs = "clips", "clip"
     elif shared_performers:
-        unit = f"performers ({shared_performers} shared by speech and music, drawn once for both)"
+        unit, pairs = f"performers ({shared_performers} shared by speech and music, drawn once for both)", "performer"
     else:
-        unit = "performers (none shared by speech and music)"
+        unit, pairs = "performers (none shared by speech and music)", "performer"
     return {
         "confidence": confidence,
-        "ranked on": f"the mean distance over {rank_draws} draws of {equal_clips} clips per emotion × domain "
-                     "(the smallest cell), so every emotion carries the same finite-sample bias",
-        "interval": (f"{confidence:.0%} basic (reflected) cluster-bootstrap interval for the true distance, "
-                     f"{n_boot} resamples of {unit}" if n_boot else "none (--bootstrap 0)"),
-        "rank agreement": "Kendall τ-b with an exact permutation p-value (every ordering, up to 8 emotions) and a "
-                          "percentile bootstrap interval from the same resamples",
+        "ranked on": f"KAD (unbiased RBF-kernel MMD² × {SCALE:g}; pairs of frames of one {pairs} left out), at one "
+                     "bandwidth per model and layer (the median pairwise distance of its music frames): its "
+                     "expectation is the population distance whatever a cell's clip count or spread",
+        "interval": (f"{confidence:.0%} cluster-bootstrap intervals, {n_boot} resamples of {unit}: percentile for "
+                     "KAD, basic (reflected) for FAD" if n_boot else "none (--bootstrap 0)"),
+        "FAD interval": fad_refused or ("given beside KAD's" if n_boot else ""),
+        "rank agreement": "Kendall τ-b of the KAD values with an exact permutation p-value (every ordering, up to 8 "
+                          "emotions) and a percentile bootstrap interval from the same resamples",
     }
 
 
@@ -465,8 +478,9 @@ def _score_models(extracted, cells, chosen, report_at, classes, counts, *, progr
         for name, fs in extracted.items():
             by_model[name] = {}
             for layer in chosen[name]:
-                bootstrap = counts is not None and (bootstrap_all_layers or layer == report_at[name])
-                layer_plan = LayerPlan(classes=classes, counts=counts if bootstrap else None, **plan)
+                resampled = counts is not None and (bootstrap_all_layers or layer == report_at[name])
+                layer_plan = LayerPlan(classes=classes, counts=counts if resampled else None,
+                                       report=layer == report_at[name], **plan)
                 scored, reps, pairs = score_layer(fs.layer_frames(layer).astype(np.float64), cells[name], layer_plan)
                 by_model[name][layer] = scored
                 if layer == report_at[name]:
@@ -491,8 +505,8 @@ def rank_agreement(by_model, replicates, report_at, confidence: float, seed: int
             shared = [e for e in by_model[first][layer_a] if e in by_model[second][layer_b]]
             if len(shared) < 2:
                 continue
-            a = np.array([by_model[first][layer_a][e]["fad_equal"] for e in shared])
-            b = np.array([by_model[second][layer_b][e]["fad_equal"] for e in shared])
+            a = np.array([by_model[first][layer_a][e]["kad"] for e in shared])
+            b = np.array([by_model[second][layer_b][e]["kad"] for e in shared])
             tau, p = kendall_tau_test(a, b, seed=seed)
             low = high = None
             if label == "report" and all(e in replicates.get(m, {}) for m in (first, second) for e in shared):
@@ -523,29 +537,24 @@ def _write_fad(out: Path, rows, within, by_model, replicates, classes, report_at
     for name, layers in by_model.items():
         order = sorted(layers)
         emotions = [e for e in classes if any(e in layers[k] for k in order)]
-        matrix = np.array([[layers[k].get(e, {}).get("fad_equal", np.nan) for k in order] for e in emotions])
+        matrix = np.array([[layers[k].get(e, {}).get("kad", np.nan) for k in order] for e in emotions])
         file = f"fad_heatmap_{_slug(name)}.png"
-        plots.heatmap(matrix, emotions, order, out / file, title=f"{name}: speech–music FAD at equal clip counts",
-                      xlabel="layer", ylabel="emotion", cmap="magma_r")
-        figures.append((f"{name}: speech–music FAD at equal clip counts, emotion × layer", file))
+        plots.heatmap(matrix, emotions, order, out / file, title=f"{name}: speech–music KAD", xlabel="layer",
+                      ylabel="emotion", cmap="magma_r")
+        figures.append((f"{name}: speech–music KAD, emotion × layer", file))
         scored = layers[report_at[name]]
-        ranks = _ranks({e: r["fad_equal"] for e, r in scored.items()})
+        ranks = _ranks({e: r["kad"] for e, r in scored.items()})
         bias.append({"model": name, "layer": report_at[name], **ranks})
         ranking += [{"model": name, "layer": report_at[name], "rank": ranks[e], "emotion": e,
-                     **{k: scored[e][k] for k in ("fad_equal", "equal_clips", "fad", "ci_low", "ci_high", "fad_inf",
-                                                  "speech_clips", "music_clips")}}
+                     **{k: scored[e][k] for k in ("kad", "kad_low", "kad_high", "fad", "fad_low", "fad_high",
+                                                  "fad_inf", "speech_clips", "music_clips")}}
                     for e in sorted(scored, key=ranks.get)]
-    bars = {}
-    for name in by_model:
-        bars[name] = {}
-        for e, r in by_model[name][report_at[name]].items():
-            spread = replicates.get(name, {}).get(e)
-            spread = spread[np.isfinite(spread)] if spread is not None else np.empty(0)
-            low, high = np.quantile(spread, [0.025, 0.975]) if spread.size >= 2 else (r["fad_equal"],) * 2
-            bars[name][e] = (r["fad_equal"], min(low, r["fad_equal"]), max(high, r["fad_equal"]))
-    plots.emotion_bars(bars, out / "fad_by_emotion.png", ylabel="FAD at equal clip counts",
-                       title="Speech–music FAD at the report layer (whiskers: 2.5–97.5 % of bootstrap resamples)")
-    figures.insert(0, ("Speech–music FAD per emotion at the report layer, equal clip counts", "fad_by_emotion.png"))
+    bars = {name: {e: (r["kad"], min(r["kad_low"] if r["kad_low"] is not None else r["kad"], r["kad"]),
+                       max(r["kad_high"] if r["kad_high"] is not None else r["kad"], r["kad"]))
+                   for e, r in by_model[name][report_at[name]].items()} for name in by_model}
+    plots.emotion_bars(bars, out / "fad_by_emotion.png", ylabel="KAD (× 100)",
+                       title=f"Speech–music KAD at the report layer (whiskers: {method['confidence']:.0%} interval)")
+    figures.insert(0, ("Speech–music KAD per emotion at the report layer", "fad_by_emotion.png"))
     agreement = rank_agreement(by_model, replicates, report_at, method["confidence"])
     shown_within = [w for w in within if w["layer"] == report_at[w["model"]]]
     for name in by_model:

@@ -23,16 +23,14 @@ biased and noisy, so `frechet_distance` warns (`FrechetWarning`).
 Estimators. Frames of one clip (and clips of one performer) are correlated, so the
 sampling unit is the clip or the performer, never the frame:
 
-    fad_infinity(emb_a, emb_b, *, clips_a=None, clips_b=None, steps=8, min_fraction=0.25, seed=0)
+    fad_infinity(emb_a, emb_b, *, clips_a=None, clips_b=None, steps=8, min_fraction=0.5, seed=0)
         -> (FAD∞, r²)       bias removed by extrapolating clip subsets to 1/N → 0
-    equal_count_distance(emb_a, clips_a, emb_b, clips_b, *, clips, draws=8, seed=0) -> float
-        the mean distance over draws of exactly ``clips`` clips per set: its finite-sample
-        bias is the same for every cell scored at the same count, so cells rank fairly
-    bootstrap_ci(emb_a, clips_a, emb_b, clips_b, *, n_boot=100, confidence=0.95, seed=0)
-        -> (low, high)      basic (reflected) cluster-bootstrap interval
 
-The study calls the ``*_of_sets`` forms on `FrameSet`s built once per cell and layer, so
-that every subset and resample reuses the cell's Gram matrices (see `FrameSet`).
+The plain estimate's bias grows with the dims and with each set's spread, and shrinks
+with its clip count, so sets of different spread are not ranked fairly by it (the study
+ranks on `kad`); intervals, and where they are refused, are in `bootstrap`. The study
+calls the ``*_of_sets`` forms on `FrameSet`s built once per cell and layer, so that every
+subset and resample reuses the cell's Gram matrices (see `FrameSet`).
 """
 
 from __future__ import annotations
@@ -100,6 +98,11 @@ def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
     """
     from scipy.linalg import lapack
 
+    from hub_emo.analysis import linalg
+
+    on_device = linalg.trace_sqrt_product(cov_a, cov_b)
+    if on_device is not None:
+        return on_device
     gram = _congruent_product(cov_a, cov_b)
     if gram.shape[0] <= 1:  # 1-D, or S_a = 0 (no positive eigenvalue): sytrd/sterf need n ≥ 2
         return float(np.sqrt(max(gram[0, 0], 0.0))) if gram.size else 0.0
@@ -237,7 +240,9 @@ def fit_gaussian(emb: np.ndarray, weights: np.ndarray | None = None) -> Gaussian
         return Gaussian(mean, float(np.einsum("ij,ij->", root, root)), root=root)
     if weights is not None:
         centred *= np.sqrt(weights)[:, None]
-    return _from_gram(mean, centred.T @ centred, n)  # X^T X of one array: numpy calls syrk (half a gemm)
+    from hub_emo.analysis import linalg
+
+    return _from_gram(mean, linalg.gram(centred), n)
 
 
 def _from_gram(mean: np.ndarray, gram: np.ndarray, n: float) -> Gaussian:
@@ -314,19 +319,17 @@ class FrameSet:
                 yield self._corrected(offset, gram, n) if n >= 2 else None
 
 
-def _sqrt_eigen_sum(gram: np.ndarray) -> float:
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0.0, None)).sum())
-
-
 def gaussian_distance(a: Gaussian, b: Gaussian) -> float:
     """The Fréchet distance between two fitted Gaussians (see the module docstring)."""
+    from hub_emo.analysis import linalg
+
     diff = a.mean - b.mean
     if a.root is not None and b.root is not None:
-        cross = np.linalg.svd(a.root.T @ b.root, compute_uv=False).sum()
+        cross = linalg.nuclear_norm(a.root.T @ b.root)
     elif a.root is not None:
-        cross = _sqrt_eigen_sum(a.root.T @ (b.cov @ a.root))
+        cross = linalg.sqrt_eigen_sum(a.root.T @ (b.cov @ a.root))
     elif b.root is not None:
-        cross = _sqrt_eigen_sum(b.root.T @ (a.cov @ b.root))
+        cross = linalg.sqrt_eigen_sum(b.root.T @ (a.cov @ b.root))
     else:
         cross = trace_sqrt_product(a.cov, b.cov)
     return max(float(diff @ diff + a.trace + b.trace - 2.0 * cross), 0.0)
@@ -354,7 +357,7 @@ def _frames_of(inverse: np.ndarray, picked: np.ndarray, count: int) -> np.ndarra
 
 
 def fad_infinity(emb_a: np.ndarray, emb_b: np.ndarray, *, clips_a=None, clips_b=None, steps: int = 8,
-                 min_fraction: float = 0.25, seed: int = 0) -> tuple[float, float]:
+                 min_fraction: float = 0.5, seed: int = 0) -> tuple[float, float]:
     """FAD∞: the distance on random clip subsets of growing size, a line in 1/N, its intercept.
 
     A variant of fadtk's FAD∞, which resamples only the evaluation set (frames, with
@@ -394,96 +397,3 @@ def fad_infinity_of_sets(set_a: FrameSet, set_b: FrameSet, *, steps: int, min_fr
     total = ((y - y.mean()) ** 2).sum()
     r2 = 1.0 - ((y - slope * x - intercept) ** 2).sum() / total if total > 0 else 1.0
     return float(intercept), float(r2)
-
-
-def equal_count_distance(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b, *, clips: int,
-                         draws: int = 8, seed=0) -> float:
-    """The mean distance over ``draws`` random draws of exactly ``clips`` clips from each set.
-
-    The plain estimate's bias grows as 1/N, so cells with fewer clips look farther apart;
-    scored at one common clip count, every cell carries the same bias and their order
-    reflects the distributions, not the sample sizes.
-    """
-    return equal_count_of_sets(FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b), clips=clips, draws=draws,
-                               seed=seed)
-
-
-def equal_count_of_sets(set_a: FrameSet, set_b: FrameSet, *, clips: int, draws: int, seed) -> float:
-    """`equal_count_distance` on prepared sets."""
-    rng = np.random.default_rng(seed)
-    sets = (set_a, set_b)
-    if clips < 2 or any(clips > fs.clips for fs in sets):
-        raise ValueError(f"cannot draw {clips} clips from sets of {[fs.clips for fs in sets]} clips "
-                         "(need 2 ≤ clips ≤ the smaller set)")
-    if all(clips == fs.clips for fs in sets):
-        draws = 1  # every draw is the whole of both sets
-    values = []
-    for _ in range(draws):
-        fits = [fs.clip_subset(rng.choice(fs.clips, clips, replace=False)) for fs in sets]
-        values.append(gaussian_distance(*fits))
-    return float(np.mean(values))
-
-
-def bootstrap_distances(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b, *, n_boot: int = 100,
-                        seed: int = 0) -> tuple[float, np.ndarray]:
-    """(full-sample distance, ``n_boot`` cluster-bootstrap replicates).
-
-    Ids found in both sets (performers shared by speech and music) are resampled jointly,
-    one draw of performers for both sets, which keeps their pairing; disjoint ids (clips)
-    are resampled in each set on its own. A resample that leaves a set fewer than 2 frames
-    is drawn again.
-    """
-    set_a, set_b = FrameSet(emb_a, clips_a), FrameSet(emb_b, clips_b)
-    ids_a, ids_b = set_a.ids, set_b.ids
-    full = gaussian_distance(set_a.full, set_b.full)
-    shared = np.intersect1d(ids_a, ids_b)
-    rng = np.random.default_rng(seed)
-    if shared.size:
-        union = np.union1d(ids_a, ids_b)
-        pos_a, pos_b = np.searchsorted(union, ids_a), np.searchsorted(union, ids_b)
-
-        def draw():
-            counts = rng.multinomial(len(union), np.full(len(union), 1.0 / len(union)))
-            return counts[pos_a], counts[pos_b]
-    else:
-        def draw():
-            return (rng.multinomial(len(ids_a), np.full(len(ids_a), 1.0 / len(ids_a))),
-                    rng.multinomial(len(ids_b), np.full(len(ids_b), 1.0 / len(ids_b))))
-    frames_a, frames_b = np.bincount(set_a.inverse), np.bincount(set_b.inverse)
-    weights_a, weights_b = [], []
-    for _ in range(n_boot):
-        for _ in range(100):
-            w_a, w_b = draw()
-            if w_a @ frames_a >= 2 and w_b @ frames_b >= 2:
-                break
-        else:
-            raise ValueError("bootstrap resamples keep leaving a set with fewer than 2 frames: too few clusters")
-        weights_a.append(w_a)
-        weights_b.append(w_b)
-    fits = zip(set_a.resamples(set_a.inverse, np.reshape(weights_a, (n_boot, len(ids_a)))),
-               set_b.resamples(set_b.inverse, np.reshape(weights_b, (n_boot, len(ids_b)))))
-    replicates = np.array([gaussian_distance(a, b) for a, b in fits], dtype=np.float64).reshape(n_boot)
-    return full, replicates
-
-
-def basic_interval(full: float, replicates: np.ndarray, confidence: float) -> tuple[float, float]:
-    """[2θ̂ − q_hi, 2θ̂ − q_lo], the lower end floored at 0 (a distance).
-
-    The resamples' excess over θ̂ estimates θ̂'s own excess over the truth (the upward
-    finite-sample bias), so reflecting the quantiles about θ̂ removes it; a percentile
-    interval, shifted or not, stays centred on the biased θ̂ and under-covers.
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    q_lo, q_hi = np.quantile(replicates, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(max(2 * full - q_hi, 0.0)), float(max(2 * full - q_lo, 0.0))
-
-
-def bootstrap_ci(emb_a: np.ndarray, clips_a, emb_b: np.ndarray, clips_b, *, n_boot: int = 100,
-                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Basic cluster-bootstrap interval for the true Fréchet distance (see `bootstrap_distances`
-    for what is resampled and `basic_interval` for why this interval)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return basic_interval(*bootstrap_distances(emb_a, clips_a, emb_b, clips_b, n_boot=n_boot, seed=seed),
-                          confidence)

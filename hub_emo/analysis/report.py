@@ -58,7 +58,10 @@ def write_probing_report(out: Path, rows, means, best, warnings, settings) -> tu
     across = [m for m in means if m["train_domain"] != m["domain"]]
     chosen = f"Layer chosen {best[0]['chosen_by']}.\n\n" if best else ""
     sections = [("Best layer per model and domain (chosen on validation folds)",
-                 chosen + markdown_table(best, ["model", "train_domain", "domain", "layer", "layers", "UA", "UA_std",
+                 chosen + "`layer` is the layer chosen most often across outer folds, `layers` each fold's choice; "
+                 "UA, WA and macro-F1 are the mean over outer folds of each fold's chosen layer's test score, so "
+                 "they may average different layers (as `layers` shows), not `layer`'s own score.\n\n"
+                 + markdown_table(best, ["model", "train_domain", "domain", "layer", "layers", "UA", "UA_std",
                                                 "WA", "WA_std", "macro_F1", "macro_F1_std", "folds"]))]
     if within:
         plots.layer_curves(within, out / "probing_layers.png", title="Within-domain probing: UA per layer")
@@ -85,24 +88,27 @@ def write_fad_report(out: Path, rows, ranking, rank_agreement, within, warnings,
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = write_rows(rows, out / "fad")
     sections = [
-        ("Emotion bias: emotions ranked by speech–music FAD at equal clip counts (1 = most alike)",
-         "`fad_equal` is ranked (every emotion × domain scored at `equal_clips` clips, so no emotion is "
-         "ranked apart for its sample size); `fad` is the plain estimate from all clips, `ci_low`–`ci_high` "
-         "the interval for the true distance, `fad_inf` the clip-level FAD∞; the clip counts are beside.\n\n"
+        ("Emotion bias: emotions ranked by speech–music KAD (1 = most alike)",
+         "`kad` is ranked: the Kernel Audio Distance is unbiased (pairs of frames of one performer or clip are "
+         "left out), so its expectation is the population distance whatever a cell's clip count or spread, at "
+         "one kernel bandwidth per model and layer; `kad_low`–`kad_high` its interval. `fad` is the plain "
+         "Fréchet estimate, biased upwards by an amount that grows with the dims and each cell's spread, so "
+         "emotions are not ranked on it; `fad_low`–`fad_high` its interval where one can cover (see the "
+         "settings), `fad_inf` the clip-level FAD∞; the clip counts are beside.\n\n"
          + markdown_table(ranking)),
         ("How the rankings differ between models",
-         "Kendall τ-b of the ranked values, its exact permutation p-value (`kendall_p`) and bootstrap "
+         "Kendall τ-b of the KAD values, its exact permutation p-value (`kendall_p`) and bootstrap "
          "interval (`tau_low`–`tau_high`, report layers only); with 6 emotions |τ| must reach 0.867 for "
          "p < 0.05.\n\n" + markdown_table(rank_agreement)
          if rank_agreement else "_(needs two models and at least two shared emotions)_\n"),
-        ("Speech–music FAD per model, layer and emotion", markdown_table(
-            rows, ["model", "layer", "emotion", "fad_equal", "fad", "ci_low", "ci_high", "fad_inf", "fad_inf_r2",
-                   "speech_clips", "music_clips", "speech_frames", "music_frames"])),
+        ("Speech–music KAD and FAD per model, layer and emotion", markdown_table(
+            rows, ["model", "layer", "emotion", "kad", "kad_low", "kad_high", "fad", "fad_low", "fad_high", "fad_inf",
+                   "fad_inf_r2", "speech_clips", "music_clips", "speech_frames", "music_frames"])),
         ("Within-domain distances between emotions (report layer; plain estimates, clip counts beside)",
          markdown_table(within) if within else "_(none)_\n"),
         ("Figures", "\n".join(f"**{caption}**\n\n![{caption}]({name})\n" for caption, name in figures)),
         ("Files", f"- tidy table: [{csv_path.name}]({csv_path.name}), [{json_path.name}]({json_path.name})\n"),
     ]
     path = out / "report.md"
-    path.write_text(_document("Per-emotion Fréchet Audio Distance", settings, warnings, sections))
+    path.write_text(_document("Per-emotion Kernel and Fréchet Audio Distances", settings, warnings, sections))
     return path, csv_path, json_path

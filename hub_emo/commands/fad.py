@@ -1,4 +1,4 @@
-"""`hub-emo fad`: per-emotion Fréchet Audio Distance between speech and music."""
+"""`hub-emo fad`: per-emotion Kernel and Fréchet Audio Distances between speech and music."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 from hub_emo.cli import add_common_arguments, common_inputs
 
-HELP = "per-emotion Fréchet Audio Distance between speech and music, per model and layer"
+HELP = "per-emotion Kernel and Fréchet Audio Distances between speech and music, per model and layer"
 
 
 def add_arguments(parser) -> None:
@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--bootstrap", type=int, default=100, help="cluster-bootstrap resamples (0: none)")
     parser.add_argument("--cluster", choices=("performer", "clip"), default="performer",
                         help="bootstrap resampling unit (default: performers, drawn once for speech and music)")
-    parser.add_argument("--rank-draws", type=int, default=8,
-                        help="draws of equal clip counts averaged for the emotion-bias ranking")
+    parser.add_argument("--kad-frames", type=int, default=8,
+                        help="frames per clip in the KAD kernel, evenly spaced (0: all)")
     parser.add_argument("--bootstrap-all-layers", action="store_true",
                         help="bootstrap every scored layer (default: the report layer only)")
     parser.add_argument("--confidence", type=float, default=0.95)
@@ -42,7 +42,7 @@ def run(args) -> int:
         result = run_fad(
             ok, dataset, label_set, args.layers, args.out, frames_per_clip=frames,
             n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
-            rank_draws=args.rank_draws, cluster=args.cluster, min_clips=args.min_clips,
+            kad_frames=args.kad_frames, cluster=args.cluster, min_clips=args.min_clips,
             report_layer=args.report_layer, within_domain=not args.no_within,
             bootstrap_all_layers=args.bootstrap_all_layers,
             seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,

@@ -105,13 +105,15 @@ def transfer_section(rows: list[dict]) -> list[str]:
 
 
 def fad_section(fad, out: Path) -> list[str]:
-    lines = ["## 3. Per-emotion Fréchet Audio Distance between speech and music", ""]
+    lines = ["## 3. Per-emotion Fréchet Audio Distance and Kernel Audio Distance between speech and music", ""]
     lines.append(
-        "For each emotion, the Fréchet distance between the Gaussians of speech frames and music "
-        "frames of that emotion (lower = more alike), per backbone. The plain estimate grows as "
-        "clips get fewer, so emotions are ranked at one clip count for every emotion × domain "
-        f"({fad.method.get('ranked on', 'equal clip counts')}); the clip counts stand beside each "
-        f"emotion. Intervals: {fad.method.get('interval', 'none')}."
+        "For each emotion, how far apart the frames of speech and of music of that emotion lie (lower = more "
+        "alike), per backbone. Emotions are ranked on the Kernel Audio Distance (KAD): it is unbiased, so "
+        "neither an emotion's clip count nor its spread moves it in the ranking "
+        f"({fad.method.get('ranked on', 'KAD')}). The Fréchet distance (FAD) stands beside it, the familiar "
+        "number, biased upwards by an amount that grows with the dims and each cell's spread; the clip counts "
+        f"stand beside each emotion. Intervals: {fad.method.get('interval', 'none')}."
+        + (f" FAD interval: {fad.method['FAD interval']}." if fad.method.get("FAD interval") else "")
     )
     rows, sentences = [], []
     for entry in fad.bias:  # entry: model, layer and each emotion's rank (1 = most alike)
@@ -119,17 +121,16 @@ def fad_section(fad, out: Path) -> list[str]:
         rows.append({
             "model": entry["model"],
             "layer": entry["layer"],
-            "most alike → least (FAD at equal clips; plain FAD [interval]; clips speech/music)": " < ".join(
-                f"{r['emotion']} {r['fad_equal']:.2f} ({r['fad']:.2f}"
-                + (f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if isinstance(r.get("ci_low"), float) else "")
-                + f"; {r['speech_clips']}/{r['music_clips']})"
+            "most alike → least (KAD [interval]; FAD [interval]; clips speech/music)": " < ".join(
+                f"{r['emotion']} {r['kad']:.2f}{_bracket(r, 'kad')} ({r['fad']:.2f}{_bracket(r, 'fad')}"
+                f"; {r['speech_clips']}/{r['music_clips']})"
                 for r in ranking
             ),
         })
         if ranking:
             sentences.append(
                 f"{entry['model']} finds {ranking[0]['emotion']} most alike across domains and "
-                f"{ranking[-1]['emotion']} least alike (at {ranking[0]['equal_clips']} clips per emotion × domain)"
+                f"{ranking[-1]['emotion']} least alike (by KAD)"
             )
     lines += ["", markdown_table(rows), ""]
     agreement = [a for a in fad.rank_agreement if a.get("layer") == "report"]
@@ -149,6 +150,11 @@ def fad_section(fad, out: Path) -> list[str]:
     if fad.warnings:
         lines += ["Warnings:", *[f"- {w}" for w in fad.warnings], ""]
     return lines
+
+
+def _bracket(row: dict, name: str) -> str:
+    low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
+    return f" [{low:.2f}, {high:.2f}]" if isinstance(low, float) else ""
 
 
 def hub_section(hub: dict | None) -> list[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import os
 import re
 import socket
@@ -30,6 +31,9 @@ TIMEOUT_VARIABLE = "HUB_EMO_DDP_TIMEOUT"
 DEFAULT_TIMEOUT = 1800
 
 _ALONE = contextvars.ContextVar("hub_emo_alone", default=False)
+#: Groups this process started: every rank starts them in the same order, so the count names
+#: the same group on every rank.
+_STARTS = itertools.count()
 
 
 def timeout() -> timedelta:
@@ -149,13 +153,26 @@ def ranks() -> Iterator[Ranks]:
         if launched_world_size() <= 1:
             yield Ranks()
             return
-        dist.init_process_group(backend="gloo", timeout=timeout())
+        _start_group()
         started = True
     try:
         yield Ranks(dist.get_world_size(), dist.get_rank())
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def _start_group() -> None:
+    """A gloo group over the launcher's store, under keys of its own: the store outlives a
+    destroyed group, and a later group under the same keys would read the old group's
+    addresses (torch resets its group names on destruction) and connect to closed sockets."""
+    import torch.distributed as dist
+
+    store, rank, world = next(dist.rendezvous("env://", rank=int(os.environ.get("RANK", "0")),
+                                              world_size=launched_world_size(), timeout=timeout()))
+    store.set_timeout(timeout())
+    store = dist.PrefixStore(f"hub_emo-{next(_STARTS)}", store)
+    dist.init_process_group(backend="gloo", store=store, rank=rank, world_size=world, timeout=timeout())
 
 
 @contextlib.contextmanager

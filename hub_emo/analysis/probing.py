@@ -22,6 +22,9 @@ Probes:
 * ``"logistic"``: scikit-learn's multinomial logistic regression.
 Features are standardised with the training fold's mean and std.
 
+MLP probes train on ``device`` (default this rank's GPU, else the CPU). Under torchrun every
+rank extracts its share of the features and rank 0 alone probes and writes the report.
+
 Metrics (``hub_emo.metric``, the same definitions as training): WA = accuracy,
 UA = balanced accuracy (mean recall), macro-F1, both over the classes present in the scored
 domain; every scored clip counts, so a cross-domain probe predicting a class the domain
@@ -33,7 +36,8 @@ Entry points::
                 label_set="ravdess6", out_dir="probe_report", *, probe="mlp",
                 layers=None, epochs=100, lr=1e-3, batch_size=32, seed=0,
                 cross_domain=True, select_by="UA", frames_per_clip=32,
-                trust_remote_code=False, progress=True) -> ProbingResult
+                trust_remote_code=False, progress=True, device=None) -> ProbingResult
+        (None on ranks other than 0 under torchrun: rank 0 alone probes and reports)
         ProbingResult.rows      list of dicts: model, probe, train_domain, domain, layer,
                                 fold, split ("test" | "validation"), inner_fold, n_train,
                                 n_test, WA, UA, macro_F1

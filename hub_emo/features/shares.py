@@ -97,40 +97,47 @@ def plan(group: Ranks, store: Store, dataset, clips: list[str], window: Window, 
 
 def deliver(group: Ranks, store: Store, clips: list[str], window: Window, frames_cap: int, decision: Plan,
             records: str = "all") -> list:
-    """After every rank extracted its share: the records ``records`` asks for (see `RECORDS`), in
-    the order of ``clips``, with the stores of the ranks that read them complete."""
+    """After every rank extracted its share: complete the stores of the ranks that read (every
+    rank with ``records="all"``, else rank 0) and return the records in the order of ``clips``
+    (none with ``"none"``). Raises on every rank when a reading rank still lacks a record."""
     if records not in RECORDS:
         raise ValueError(f"records must be one of {RECORDS}, got {records!r}")
     owner = {clips[row]: rank for rank, share in enumerate(decision.shares) for row in share}
+    unique = list(dict.fromkeys(clips))
 
     def lacks(candidates):
         return [c for c in candidates if (decision.refresh and owner.get(c, group.rank) != group.rank)
                 or not store.has(c, window, frames_cap)]
 
     lacking = group.broadcast(lacks(decision.missing) if group.main else None)
-    _transfer(group, store, lacking, window, frames_cap, lambda c: owner.get(c, 0), to=0)
+    problems = _transfer(group, store, lacking, window, frames_cap, lambda c: owner.get(c, 0), to=0)
     if records == "all" and group.world > 1:
-        wanted = group.all_gather([] if group.main else lacks(dict.fromkeys(clips)))
+        wanted = group.all_gather([] if group.main else lacks(unique))
         for rank in range(1, group.world):
-            _transfer(group, store, wanted[rank], window, frames_cap, lambda c: 0, to=rank)
-    reads = records == "all"
-    found, error = {}, None
-    if reads:
-        found = {c: store.find(c, window, frames_cap) for c in dict.fromkeys(clips)}
+            problems += _transfer(group, store, wanted[rank], window, frames_cap, lambda c: 0, to=rank)
+    found: dict = {}
+    if records == "all":
+        found = {c: store.find(c, window, frames_cap) for c in unique}
         absent = [c for c, record in found.items() if record is None]
-        if absent:
-            error = RuntimeError(f"{store.directory}: {len(absent)} clips missing after extraction "
-                                 f"(e.g. {absent[:3]})")
+    else:
+        absent = [c for c in unique if not store.has(c, window, frames_cap)] if group.main else []
+    error = None
+    if absent:
+        error = RuntimeError(f"{store.directory}: {len(absent)} clips missing after extraction (e.g. {absent[:3]})"
+                             + (f"; {problems[0]}" if problems else ""))
     group.agree(error, "reading the extracted records")
-    return [found[c] for c in clips] if reads else []
+    return [found[c] for c in clips] if records == "all" else []
 
 
 def _transfer(group: Ranks, store: Store, clips: list[str], window: Window, frames_cap: int, source_of,
-              to: int) -> None:
-    """Send each of ``clips`` from the rank ``source_of`` names to rank ``to``, which stores it.
-    Every rank walks the same list in the same order; only the two ranks of a message act."""
+              to: int) -> list[str]:
+    """Send each of ``clips`` from the rank ``source_of`` names to rank ``to``, which stores it;
+    returns what went wrong on this rank. Every rank walks the same list in the same order and
+    only the two ranks of a message act; a record that cannot be read or written is skipped,
+    never left half-sent, so the ranks stay in step and the final check names it."""
+    problems: list[str] = []
     if group.world == 1:
-        return
+        return problems
     for source in range(group.world):
         batch = [c for c in clips if source_of(c) == source]
         if source == to or group.rank not in (source, to):
@@ -139,13 +146,19 @@ def _transfer(group: Ranks, store: Store, clips: list[str], window: Window, fram
             chunk = batch[start:start + CHUNK]
             if group.rank == source:
                 group.send([_packed(store, c, window, frames_cap) for c in chunk], to)
-            else:
-                for clip, data in zip(chunk, group.receive(source)):
-                    if data is not None:  # an unreadable record: the final check names it
-                        name, record = unpack(data)
-                        store.write(clip, name, record, frames_cap)
+                continue
+            for clip, data in zip(chunk, group.receive(source)):
+                try:
+                    if data is not None:
+                        store.write(clip, *unpack(data), frames_cap)
+                except Exception as error:  # noqa: BLE001 - keep receiving; the final check fails
+                    problems.append(f"storing {clip} from rank {source}: {type(error).__name__}: {error}")
+    return problems
 
 
 def _packed(store: Store, clip: str, window: Window, frames_cap: int) -> bytes | None:
-    found = store.entry(clip, window, frames_cap)
+    try:
+        found = store.entry(clip, window, frames_cap)
+    except Exception:  # noqa: BLE001 - an unreadable record travels as None; the final check names it
+        return None
     return None if found is None else pack(*found)

@@ -108,9 +108,10 @@ def encode(backbone, input_values: torch.Tensor, attention_mask: torch.Tensor | 
     as when it runs alone. Without a mask the batch is taken as it is (no padding)."""
     if attention_mask is None:
         return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
-    lengths = sample_lengths(attention_mask)
+    lengths = sample_lengths(attention_mask.cpu())  # no device sync when the caller keeps the mask on the host
     if int(lengths.min()) == input_values.shape[-1]:  # nothing padded
         return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
+    attention_mask = attention_mask.to(input_values.device, non_blocking=True)
     frame_mask = frame_mask_of(backbone, attention_mask)
     replacements = _positional_convs_masked(backbone, frame_mask)
     if is_group_norm(backbone):

@@ -2,7 +2,7 @@
 
 Like s3prl's single Featurizer, this package alone loads a backbone with its feature
 extractor (`load_backbone`), names its content (`backbone_identity`: config, every weight,
-extractor settings), runs it over clips (equal-length batches, never padded; sharded under
+extractor settings), runs it over clips (length-sorted padded batches, each clip as alone; sharded under
 torchrun / accelerate launch) and caches one record per clip and audio window fed (`Store`).
 Probing, FAD and the frozen training strategies all read those records, so a clip runs
 through a backbone once, whichever of them comes first.

@@ -232,9 +232,9 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
 
     Under torchrun each rank extracts its contiguous share of the missing clips; after a
     barrier every rank reads them all. ``refresh`` extracts every clip again. ``batch_size``
-    (clips per pass, near-equal lengths) defaults to 1 on a CPU, where padded batches of
-    RAVDESS-like clips ran slower than the clips one by one (docs/benchmarks.md), and 8
-    elsewhere. ``max_seconds`` caps what is fed of a clip (`MAX_SECONDS`; None: no cap).
+    (clips per pass, near-equal lengths) defaults to 8 on an accelerator and to 1 on a CPU,
+    where the demo's small models ran faster one by one (a wav2vec2-base-sized model took
+    2.4x less CPU at 8: docs/benchmarks.md). ``max_seconds`` caps what is fed of a clip (`MAX_SECONDS`; None: no cap).
     ``num_workers`` decoding processes default to 0 on a CPU (the backbone takes the cores)
     and up to 8 elsewhere.
     """

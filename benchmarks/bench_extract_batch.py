@@ -132,7 +132,8 @@ def main() -> int:
               f"{best[name][1]:.2f} | {audio / best[name][0]:.1f} |")
     n = args.batch
     for k, kind in enumerate(("wall", "CPU")):
-        print(f"\n{kind}: bare ÷ hub_emo at batch 1 {best['bare loop, batch 1'][k] / best['hub_emo, batch 1'][k]:.2f}, "
+        ratio = best["bare loop, batch 1"][k] / best["hub_emo, batch 1"][k]
+        print(f"\n{kind}: bare ÷ hub_emo at batch 1 {ratio:.2f}, "
               f"at batch {n} {best[f'bare loop, batch {n}'][k] / best[f'hub_emo, batch {n}'][k]:.2f} "
               f"(accelerator goal ≥ 0.9); batch 1 ÷ batch {n}: hub_emo "
               f"{best['hub_emo, batch 1'][k] / best[f'hub_emo, batch {n}'][k]:.2f}, bare "

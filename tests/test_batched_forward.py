@@ -105,3 +105,34 @@ def test_length_batches_sort_longest_first_and_keep_every_index_once():
     assert [[lengths[i] for i in b] for b in batches] == [[91, 90, 89], [52, 50, 7], [6, 5]]
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert length_batches([], 4) == []
+
+
+def test_another_thread_meanwhile_runs_the_stock_layers():
+    """The per-clip first convolution is this call's alone: a thread that runs the same backbone
+    while a padded batch is inside it gets the stock result."""
+    import threading
+
+    config, _ = _backbone("facebook/wav2vec2-base")
+    backbone = AutoModel.from_config(config).eval()
+    other = torch.randn(1, 3000)
+    with torch.no_grad():
+        expected = backbone(other).last_hidden_state
+    seen = []
+
+    def meanwhile(_module, _args):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        thread = threading.Thread(target=lambda: seen.append(backbone(other).last_hidden_state))
+        thread.start()
+        thread.join()
+
+    handle = backbone.encoder.register_forward_pre_hook(meanwhile)
+    values, mask = torch.randn(2, 4000), torch.ones(2, 4000, dtype=torch.long)
+    mask[0, 2500:] = 0
+    try:
+        with torch.no_grad():
+            encode(backbone, values, mask)
+    finally:
+        handle.remove()
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0], expected, rtol=0, atol=1e-6)

@@ -3,9 +3,10 @@
 Like s3prl's single Featurizer, this package turns a backbone into features: it loads one with
 its feature extractor (`load_backbone`, through `hub_emo.modeling.backbones.load_model`, the
 loader training uses too), names its content (`backbone_identity`: config, every weight,
-extractor settings), runs it over clips (under torchrun / accelerate launch in shares of equal
-audio duration that rank 0 assigns, the records then carried to the ranks that read them:
-`shares`) and caches one record per clip and audio window fed (`Store`).
+extractor settings), runs it over clips (length-sorted padded batches, each clip as alone;
+under torchrun / accelerate launch in shares of equal audio duration that rank 0 assigns, the
+records then carried to the ranks that read them: `shares`) and caches one record per clip
+and audio window fed (`Store`).
 Probing, FAD and the frozen training strategies all read those records, so a clip runs
 through a backbone once, whichever of them comes first.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,9 +110,18 @@ def _one_thread(_worker: int) -> None:
     torch.set_num_threads(1)
 
 
-def _records(backbone: Backbone, output, frame_mask, frames_cap: int, samples: list[int], dtype) -> list[Record]:
-    """Per clip of a batch: every hidden state's and the final output's mean and maximum over the
-    clip's own frames, and up to ``frames_cap`` of its frames (float16). One copy to the host."""
+def _to_host(tensor):
+    """A copy on the host, started without waiting (pinned memory) when the tensor is on a GPU."""
+    import torch
+
+    if tensor.device.type == "cpu":
+        return tensor
+    return torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor, non_blocking=True)
+
+
+def _summaries(backbone: Backbone, output, frame_mask, frames_cap: int, samples: list[int]) -> dict:
+    """Per clip of a batch, on the way to the host: every hidden state's and the final output's
+    mean (float32 sums) and maximum over the clip's own frames, and up to ``frames_cap`` frames."""
     import torch
 
     from hub_emo.modeling.backbones import check_hidden_states
@@ -122,52 +132,81 @@ def _records(backbone: Backbone, output, frame_mask, frames_cap: int, samples: l
     counts = backbone.model._get_feat_extract_output_lengths(torch.tensor(samples)).tolist()  # no device sync
     keep = None if frame_mask is None else frame_mask.unsqueeze(-1)
     maxima = torch.stack([(h if keep is None else h.masked_fill(~keep, float("-inf"))).amax(1)
-                          for h in (*hidden, last)], dim=1).to(dtype)
-    pooled = torch.cat([pool_layers(hidden, last, frame_mask, dtype=dtype), maxima], dim=-1).cpu().numpy()
-    chosen = [None] * len(samples)
+                          for h in (*hidden, last)], dim=1).float()
+    summary = {"pooled": _to_host(torch.cat([pool_layers(hidden, last, frame_mask, dtype=torch.float32), maxima], -1)),
+               "counts": counts, "samples": samples, "width": last.shape[-1], "frames": None}
     if frames_cap:
         index = [torch.from_numpy(frame_indices(n, frames_cap)).to(last.device) for n in counts]
         picked = torch.cat([torch.stack([h[b, i] for h in hidden]) for b, i in enumerate(index)], dim=1)
-        chosen = np.split(picked.to(torch.float16).cpu().numpy(), np.cumsum([len(i) for i in index])[:-1], axis=1)
-    width = last.shape[-1]
-    return [Record(pooled[b, :, :width], pooled[b, :, width:], samples[b], counts[b], chosen[b])
+        summary["frames"] = _to_host(picked.to(torch.float16))
+        summary["splits"] = np.cumsum([len(i) for i in index])[:-1]
+    if last.device.type == "cuda":
+        summary["ready"] = torch.cuda.Event()
+        summary["ready"].record()
+    return summary
+
+
+def _records(summary: dict) -> list[Record]:
+    """The batch's records, once its copies to the host are done."""
+    if "ready" in summary:
+        summary["ready"].synchronize()
+    pooled, width, samples, counts = summary["pooled"].numpy(), summary["width"], summary["samples"], summary["counts"]
+    chosen = [None] * len(samples)
+    if summary["frames"] is not None:
+        chosen = np.split(summary["frames"].numpy(), summary["splits"], axis=1)
+    return [Record(pooled[b, :, :width].copy(), pooled[b, :, width:].copy(), samples[b], counts[b], chosen[b])
             for b in range(len(samples))]
 
 
 def _run(backbone, dataset, clips, window, store, frames_cap, loader_options, device, bar) -> int:
-    """Extract the rows of ``dataset`` (fingerprints ``clips``) into the store; returns forward passes."""
+    """Extract the rows of ``dataset`` (fingerprints ``clips``) into the store; returns forward passes.
+
+    A batch's records are finished while the next batch runs (its copies to the host need not
+    stall the device), and written by a thread, so file writes overlap the forward passes too."""
     import torch
 
     from hub_emo.modeling.batched_forward import encode
 
-    passes = 0
-    model = backbone.model
+    model, passes, previous, writes = backbone.model, 0, None, []
     dtype = next(model.parameters()).dtype
     was_training = model.training
     model.eval()
+
+    def finish(batch):
+        clips_, names, summary = batch
+        for clip, name, record in zip(clips_, names, _records(summary)):
+            writes.append(writer.submit(store.write, clip, name, record, frames_cap))
+        bar.update(len(clips_))
+
     try:
-        for batch_clips, names, samples, values, mask in _loader(backbone, dataset, clips, window, device=device,
-                                                                   **loader_options):
-            values = values.to(device, dtype=dtype, non_blocking=True)
-            with torch.inference_mode():
-                output, frame_mask = encode(model, values, mask.to(device, non_blocking=True), True)
-                records = _records(backbone, output, frame_mask, frames_cap, samples, torch.float32)
-            for clip, name, record in zip(batch_clips, names, records):
-                store.write(clip, name, record, frames_cap)
-            passes += 1
-            bar.update(len(batch_clips))
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for batch_clips, names, samples, values, mask in _loader(backbone, dataset, clips, window,
+                                                                       device=device, **loader_options):
+                with torch.inference_mode():
+                    output, frame_mask = encode(model, values.to(device, dtype=dtype, non_blocking=True), mask, True)
+                    current = (batch_clips, names, _summaries(backbone, output, frame_mask, frames_cap, samples))
+                del output, frame_mask
+                if previous is not None:
+                    finish(previous)
+                previous, passes = current, passes + 1
+            if previous is not None:
+                finish(previous)
+            for done in writes:
+                done.result()  # a failed write raises here
     finally:
         model.train(was_training)
     return passes
 
 
 def _workers(num_workers: int | None, device, world: int) -> int:
-    """The decoding processes: as asked, else none on a CPU, else up to 4 of this rank's cores."""
+    """The decoding processes: as asked, else none on a CPU (the backbone takes the cores), else
+    up to 8 of this rank's cores. Decoding and resampling 48 kHz audio to 16 kHz costs about
+    2 ms of CPU per second of audio, of the order of a wav2vec2-base forward on a large GPU."""
     if num_workers is not None:
         return max(0, int(num_workers))
     if device.type == "cpu":
         return 0
-    return max(1, min(4, (os.cpu_count() or 2) // max(1, world) - 1))
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, world) - 1))
 
 
 def _cap_note(lengths: list[int], window: Window, max_seconds: float) -> None:
@@ -188,11 +227,11 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
     that read them through the process group (`hub_emo.features.shares`): every rank with
     ``records="all"``; with ``"none"`` rank 0's store holds every record and nothing is
     loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip
-    again. ``batch_size`` (clips per pass, near-equal lengths) defaults to 1 on a CPU, where
-    padded batches of RAVDESS-like clips ran slower than the clips one by one
-    (docs/benchmarks.md), and 8 elsewhere. ``max_seconds`` caps what is fed of a clip
-    (`MAX_SECONDS`; None: no cap). ``num_workers`` decoding processes default to 0 on a CPU
-    (the backbone takes the cores) and up to 4 elsewhere.
+    again. ``batch_size`` (clips per pass, near-equal lengths) defaults to 8 on an
+    accelerator and to 1 on a CPU, where the demo's small models ran faster one by one (a
+    wav2vec2-base-sized model took 2.4x less CPU at 8: docs/benchmarks.md). ``max_seconds``
+    caps what is fed of a clip (`MAX_SECONDS`; None: no cap). ``num_workers`` decoding
+    processes default to 0 on a CPU (the backbone takes the cores) and up to 8 elsewhere.
     """
     from hub_emo.data import clip_fingerprints
 

@@ -18,7 +18,8 @@ convolution's own zero padding is for a clip alone.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+import threading
+from contextlib import contextmanager
 
 import torch
 
@@ -37,49 +38,62 @@ def is_group_norm(backbone) -> bool:
     return getattr(backbone.config, "feat_extract_norm", None) == "group"
 
 
-@contextmanager
-def _first_conv_per_clip(backbone, lengths: torch.Tensor):
-    """While active, the feature encoder's first layer (convolution, GroupNorm, activation)
-    runs on each clip's own samples; its padded output frames are zero."""
+def _first_conv_per_clip(backbone, lengths: torch.Tensor) -> list:
+    """The feature encoder's first layer (convolution, GroupNorm, activation) run on each clip's
+    own samples, its padded output frames zero: a (module, forward) replacement."""
     layer = backbone.feature_extractor.conv_layers[0]
     conv = layer.conv
     kernel, stride = conv.kernel_size[0], conv.stride[0]
-    counts = [max(0, (int(n) - kernel) // stride + 1) for n in lengths.tolist()]
+    samples = lengths.tolist()
+    counts = [max(0, (int(n) - kernel) // stride + 1) for n in samples]
 
     def forward(hidden_states: torch.Tensor) -> torch.Tensor:
-        out = hidden_states.new_zeros(hidden_states.shape[0], conv.out_channels, (hidden_states.shape[-1] - kernel)
-                                      // stride + 1)
-        for row, (samples, frames) in enumerate(zip(lengths.tolist(), counts)):
-            if frames:
-                out[row, :, :frames] = type(layer).forward(layer, hidden_states[row : row + 1, :, :samples])[0]
+        frames = (hidden_states.shape[-1] - kernel) // stride + 1
+        out = hidden_states.new_zeros(hidden_states.shape[0], conv.out_channels, frames)
+        for row, (length, count) in enumerate(zip(samples, counts)):
+            if count:
+                out[row, :, :count] = type(layer).forward(layer, hidden_states[row : row + 1, :, :length])[0]
         return out
 
-    layer.forward = forward
-    try:
-        yield
-    finally:
-        del layer.forward
+    return [(layer, forward)]
 
 
-@contextmanager
-def _positional_convs_masked(backbone, frame_mask: torch.Tensor):
-    """While active, each stacked positional convolution's output is zero at padded frames."""
+def _positional_convs_masked(backbone, frame_mask: torch.Tensor) -> list:
+    """Stacked positional convolutions (data2vec-audio) whose outputs are zero at padded frames:
+    (module, forward) replacements, none for a single convolution."""
     layers = getattr(getattr(getattr(backbone, "encoder", None), "pos_conv_embed", None), "layers", None)
     if layers is None or len(layers) < 2:
-        yield
-        return
+        return []
     keep = frame_mask.unsqueeze(1)  # the layers work on (batch, channels, frames)
 
     def masked(layer):
         return lambda hidden_states: type(layer).forward(layer, hidden_states) * keep.to(hidden_states.dtype)
 
-    for layer in layers:
-        layer.forward = masked(layer)
-    try:
-        yield
-    finally:
-        for layer in layers:
-            del layer.forward
+    return [(layer, masked(layer)) for layer in layers]
+
+
+_PATCHING = threading.Lock()
+
+
+@contextmanager
+def _patched(replacements: list):
+    """While active, each module runs its replacement forward in this thread only: another
+    thread's call meanwhile runs the stock forward, and another padded batch waits."""
+    owner = threading.get_ident()
+
+    def dispatch(module, forward):
+        def call(*args):
+            return forward(*args) if threading.get_ident() == owner else type(module).forward(module, *args)
+        return call
+
+    with _PATCHING:
+        for module, forward in replacements:
+            module.forward = dispatch(module, forward)
+        try:
+            yield
+        finally:
+            for module, _ in replacements:
+                del module.forward
 
 
 def frame_mask_of(backbone, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -94,12 +108,15 @@ def encode(backbone, input_values: torch.Tensor, attention_mask: torch.Tensor | 
     as when it runs alone. Without a mask the batch is taken as it is (no padding)."""
     if attention_mask is None:
         return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
-    lengths = sample_lengths(attention_mask)
+    lengths = sample_lengths(attention_mask.cpu())  # no device sync when the caller keeps the mask on the host
     if int(lengths.min()) == input_values.shape[-1]:  # nothing padded
         return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
+    attention_mask = attention_mask.to(input_values.device, non_blocking=True)
     frame_mask = frame_mask_of(backbone, attention_mask)
-    first = _first_conv_per_clip(backbone, lengths) if is_group_norm(backbone) else nullcontext()
-    with first, _positional_convs_masked(backbone, frame_mask):
+    replacements = _positional_convs_masked(backbone, frame_mask)
+    if is_group_norm(backbone):
+        replacements += _first_conv_per_clip(backbone, lengths)
+    with _patched(replacements):
         out = backbone(input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
                        return_dict=True)
     return out, frame_mask

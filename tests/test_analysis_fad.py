@@ -7,8 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from hub_emo.analysis import FrechetWarning, bootstrap_ci, fad_infinity, frechet_distance, frechet_distance_from_stats
-from hub_emo.analysis.bootstrap import bootstrap_distances
+from hub_emo.analysis import FrechetWarning, fad_infinity, frechet_distance, frechet_distance_from_stats
 from hub_emo.analysis.fad import Cell, LayerPlan, kendall_tau_test, score_layer
 from hub_emo.analysis.frechet import (
     FrameSet,

@@ -47,7 +47,6 @@ def batch(n=4, samples=4000, seed=0):
 
 
 def expected_trainable(model: EmoForAudioClassification) -> set[str]:
-    cfg = model.config
     names = set()
     for name, _ in model.named_parameters():
         top = name.split(".")[0]

@@ -12,7 +12,6 @@ nothing travels but the lists of names.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from hub_emo.distributed import Ranks
 
 from .store import Store, pack, unpack
-from .window import Window
+from .window import Window, header_seconds
 
 #: Records per message: bounds the memory a transfer holds (frames make a record ~1.6 MB
 #: at 25 hidden states x 32 frames x 1024 dims).
@@ -41,30 +40,8 @@ class Plan:
 
 
 def durations(dataset, rows: list[int]) -> np.ndarray:
-    """Seconds of audio of ``rows`` from the files' headers (no decoding); a file whose header
-    soundfile cannot read counts its bytes as 16-bit mono 16 kHz audio."""
-    import datasets
-    import soundfile
-
-    if not rows:
-        return np.zeros(0)
-    raw = dataset.select(rows).select_columns(["audio"]).cast_column("audio", datasets.Audio(decode=False))
-    seconds = []
-    for batch in raw.iter(batch_size=256):  # the encoded audio of 256 clips at a time in memory
-        for item in batch["audio"]:
-            source = io.BytesIO(item["bytes"]) if item.get("bytes") else item.get("path")
-            try:
-                seconds.append(float(soundfile.info(source).duration))
-            except Exception:  # noqa: BLE001 - a guess only weighs the share; decoding names bad files
-                size = len(item["bytes"]) if item.get("bytes") else _file_size(item.get("path"))
-                seconds.append(size / 32000.0)
-    return np.asarray(seconds)
-
-
-def _file_size(path) -> int:
-    import os
-
-    return os.path.getsize(path) if path and os.path.exists(path) else 0
+    """Seconds of audio of ``rows`` from the files' headers, not decoded (`window.header_seconds`)."""
+    return header_seconds(dataset, rows)
 
 
 def split_by_duration(weights, world: int) -> list[list[int]]:

@@ -31,14 +31,31 @@ def leaks(text: str) -> list[str]:
     return found
 
 
+def _parquet_text(path: str) -> str:
+    """Every value of a Parquet file as text (bytes by their length): compression would hide them."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    text = json.dumps(table.schema.metadata and {k.decode(): v.decode() for k, v in table.schema.metadata.items()})
+    rows = table.to_pylist()
+    return text + json.dumps(rows, default=lambda value: f"<{len(value)} bytes>" if isinstance(value, bytes) else str(value))
+
+
 def repo_leaks(api, repo_id: str, repo_type: str = "model") -> dict[str, list[str]]:
-    """{file: leaks} over every text file of a Hub repository (binary files: their readable strings)."""
+    """{file: leaks} over every file of a Hub repository: text as is, Parquet by its values, other
+    binary files by their readable strings."""
     out = {}
     for name in api.list_repo_files(repo_id, repo_type=repo_type):
         path = api.hf_hub_download(repo_id, name, repo_type=repo_type)
         data = Path(path).read_bytes()
-        text = data.decode("utf-8", errors="replace") if not name.endswith((".safetensors", ".parquet")) else \
-            " ".join(s.decode("ascii") for s in re.findall(rb"[ -~]{6,}", data))
+        if name.endswith(".parquet"):
+            text = _parquet_text(path)
+        elif name.endswith(".safetensors"):
+            text = " ".join(s.decode("ascii") for s in re.findall(rb"[ -~]{6,}", data))
+        else:
+            text = data.decode("utf-8", errors="replace")
         found = leaks(text)
         if found:
             out[name] = sorted(set(found))[:5]

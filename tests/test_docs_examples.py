@@ -5,6 +5,7 @@ examples name (a tiny RAVDESS and CREMA-D in the official layout, a 44.1 kHz ste
 the prepared dataset for examples that read it) and whose Hub (the local test server) serves a
 tiny random model at its published shape under every id the examples name. A harness around
 the block records the value of each top-level expression and each name the block binds.
+Examples that train (30 epochs per stage, as written) are marked slow: 1-5 minutes each here.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def blocks() -> list:
     found = []
     for document in DOCUMENTS:
         for i, match in enumerate(BLOCK.finditer(document.read_text())):
-            found.append(pytest.param(document, match.group(1), id=f"{document.relative_to(REPO)}#{i + 1}"))
+            code = match.group(1)
+            trains = re.search(r"\btrain(_two_stage)?\(", code) is not None  # 30 epochs per stage: minutes
+            found.append(pytest.param(document, code, id=f"{document.relative_to(REPO)}#{i + 1}",
+                                      marks=[pytest.mark.slow] if trains else []))
     return found
 
 

@@ -149,7 +149,8 @@ def test_push_private_adapter_only_loads_with_peft(hub, tmp_path):
     push_model(tmp_path / "run", repo, private=True, adapter_only=True)
     api = HfApi()
     assert api.model_info(repo).private is True
-    assert set(api.list_repo_files(repo)) == {".gitattributes", "README.md", "adapter_config.json", "adapter_model.safetensors"}
+    assert set(api.list_repo_files(repo)) == {".gitattributes", "README.md", "adapter_config.json", "adapter_model.safetensors",
+                                            "preprocessor_config.json"}
     card = ModelCard.load(repo)
     assert card.data.library_name == "peft" and "PeftModel.from_pretrained" in card.text
 

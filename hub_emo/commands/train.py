@@ -4,8 +4,10 @@ from __future__ import annotations
 
 HELP = "fine-tune an emotion classifier on a prepared dataset (strategies, two-stage transfer, folds)"
 DESCRIPTION = (
-    "Fine-tune an SSL backbone for emotion recognition with transformers.Trainer. Options come "
-    "from an optional YAML/JSON CONFIG file, overridden by flags (the same names). Set "
+    "Fine-tune an SSL backbone for emotion recognition with transformers.Trainer. Options are "
+    "hub_emo's own plus every transformers.TrainingArguments option (--bf16, --gradient_checkpointing, "
+    "--lr_scheduler_type, ...; hub_emo's defaults fill only those left unset). They come from an "
+    "optional YAML/JSON CONFIG file, overridden by flags (the same names). Set "
     "--source_domain to train stage 1 on that domain and stage 2 on --domain. Runs under torchrun "
     "or accelerate launch unchanged. Writes results.json, plots and TensorBoard logs to --output_dir."
 )

@@ -284,7 +284,7 @@ def push_model(
     with tempfile.TemporaryDirectory(prefix="hub_emo_push_") as tmp:
         if adapter_only:
             folder = _export_adapter(model_dir, config, Path(tmp))
-            files = sorted(p for p in folder.iterdir() if p.is_file())
+            files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != "README.md")  # the card replaces peft's
             message = "Upload hub_emo LoRA adapter"
         else:
             files = _weights_files(model_dir)
@@ -326,4 +326,6 @@ def _export_adapter(model_dir: Path, config: dict, out: Path) -> Path:
 
     model = EmoForAudioClassification.from_pretrained(model_dir)
     model.save_adapter(out)
+    if model.preprocessor is not None:  # the adapter's users preprocess as training did
+        model.preprocessor.save_pretrained(out)
     return out

@@ -7,6 +7,7 @@ its sibling files (relative imports), never the rest of hub_emo.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_c
 from .backbones import check_hidden_states, load_model, load_preprocessor, preprocessor_file, public_source
 from .batched_forward import encode, is_group_norm, masked_mean, pool_layers
 from .configuration_hub_emo import EmoConfig
+
+logger = logging.getLogger(__name__)
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -214,8 +217,12 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
             hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
             source = str(pretrained_model_name_or_path)
-            if preprocessor_file(source, hub.pop("revision", None), **hub) is not None:
-                model.preprocessor = load_preprocessor(source, model.config, revision=kwargs.get("revision"), **hub)
+            try:
+                if preprocessor_file(source, hub.pop("revision", None), **hub) is not None:
+                    model.preprocessor = load_preprocessor(source, model.config, revision=kwargs.get("revision"),
+                                                           **hub)
+            except ValueError as error:  # the weights loaded (e.g. offline, cached without it): say what is missing
+                logger.warning("%s; this model will be saved without a preprocessor", error)
         return model
 
     def save_pretrained(self, save_directory, *args, **kwargs):

@@ -1,7 +1,8 @@
 """Fine-tuning: strategies, one- and two-stage cross-domain training, folds, evaluation.
 
 ``train(args | **options, dataset=None) -> dict`` and ``train_two_stage(...)`` are the
-entry points; `TrainArguments` holds every option (a YAML/JSON file and flags fill it).
+entry points; `TrainArguments` holds hub_emo's options and, in ``trainer_options``, the
+`transformers.TrainingArguments` options the user set (a YAML/JSON file and flags fill both).
 Heavy libraries load only when a function runs.
 """
 

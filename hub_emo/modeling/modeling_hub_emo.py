@@ -14,14 +14,29 @@ from types import SimpleNamespace
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
+from .adapters import (
+    BottleneckAdapter,
+    BottleneckAdapters,
+    ZeroInitLinear,
+    init_lora,
+    inject_lora,
+    lora_config,
+    lora_key_mapping,
+    merge_lora,
+)
 from .backbones import check_hidden_states, load_model
 from .configuration_hub_emo import EmoConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+#: `from_pretrained` arguments that decide which config it builds (where it is, and the adapter).
+_CONFIG_LOADING_KWARGS = (
+    "cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder",
+    "adapter", "lora_target_modules",
+)
 
 
 @dataclass
@@ -152,20 +167,43 @@ class EmoHead(nn.Module):
 
 class EmoPreTrainedModel(PreTrainedModel):
     config_class = EmoConfig
-    base_model_prefix = "hub_emo"
+    base_model_prefix = "backbone"  # the attribute holding the SSL encoder: model.base_model
     main_input_name = "input_values"
     supports_gradient_checkpointing = True
 
     def _init_weights(self, module):
+        """hub_emo's own modules; the backbone's are initialised by the backbone's `_init_weights`.
+
+        Runs on construction and on every weight a checkpoint lacks (transformers' init functions
+        skip loaded ones), so adapters start as no-ops and the standardiser's statistics are the
+        identity also when the model is loaded from a plain backbone or built on the meta device.
+        """
         if isinstance(module, LayerWeights):
-            nn.init.zeros_(module.weights)
-        elif isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
+            init.zeros_(module.weights)
+        elif isinstance(module, ZeroInitLinear):
+            init.zeros_(module.weight)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+
+    def initialize_weights(self):
+        """As transformers', then peft's init for LoRA layers: they sit inside the backbone, whose
+        own `_init_weights` would give their zero-start B a random normal init."""
+        super().initialize_weights()
+        backbone = getattr(self, "backbone", None)
+        if backbone is not None and self.config.adapter == "lora":
+            with torch.no_grad():
+                init_lora(backbone, init)
 
 
 class EmoForAudioClassification(EmoPreTrainedModel):
@@ -196,24 +234,41 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             config.head_dropout,
             config.head_standardize,
         )
-        self.post_init()
-        # Adapters come after weight initialisation, which would otherwise overwrite
-        # their identity-at-start init (LoRA's zero B, the bottleneck's zero up-projection).
+        # Adapters exist before weight initialisation, which gives them their no-op start
+        # (LoRA's zero B, the bottleneck's zero up-projection) here and on loading alike.
         if config.adapter == "lora":
             inject_lora(self.backbone, config)
         elif config.adapter == "bottleneck":
             self.bottleneck = BottleneckAdapters(
                 self.backbone, hidden, config.bottleneck_reduction, config.bottleneck_placement
             )
+        self.post_init()
         self.apply_freezing()
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """As transformers' method; loading replaces the parameters, so freezing is applied again."""
-        model = super().from_pretrained(*args, **kwargs)
-        model.apply_freezing()
-        return model
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As transformers' method. Loading replaces the parameters, so freezing is applied again;
+        a LoRA model also loads weights saved without LoRA (a plain backbone, or ``adapter="none"``)."""
+        if "key_mapping" not in kwargs and pretrained_model_name_or_path is not None:
+            config = cls._config_for_loading(pretrained_model_name_or_path, kwargs)
+            if getattr(config, "adapter", None) == "lora":
+                kwargs["key_mapping"] = lora_key_mapping(config.lora_targets)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # With output_loading_info=True transformers returns (model, loading_info).
+        (loaded[0] if isinstance(loaded, tuple) else loaded).apply_freezing()
+        return loaded
+
+    @classmethod
+    def _config_for_loading(cls, path, kwargs: dict):
+        """The config `from_pretrained` will build, as far as the adapter is concerned."""
+        config = kwargs.get("config")
+        if isinstance(config, PretrainedConfig):
+            return config
+        if isinstance(config, (str, os.PathLike)):
+            path = config
+        options = {key: kwargs[key] for key in _CONFIG_LOADING_KWARGS if key in kwargs}
+        return cls.config_class.from_pretrained(path, **options)
 
     @classmethod
     def from_backbone(

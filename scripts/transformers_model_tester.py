@@ -20,7 +20,7 @@ from transformers.testing_utils import torch_device
 from hub_emo import EmoConfig, EmoForAudioClassification
 
 from .test_configuration_common import ConfigTester
-from .test_modeling_common import ModelTesterMixin, floats_tensor, ids_tensor, random_attention_mask
+from .test_modeling_common import ModelTesterMixin, floats_tensor
 
 
 class EmoModelTester:
@@ -64,7 +64,14 @@ class EmoModelTester:
 
     def prepare_config_and_inputs(self):
         input_values = floats_tensor([self.batch_size, self.seq_length], scale=1.0)
-        attention_mask = random_attention_mask([self.batch_size, self.seq_length])
+        # Wav2Vec2ModelTester draws a mask with random holes (random_attention_mask). hub_emo reads
+        # a mask as clip lengths (1 = real sample, padding at the end), as the feature extractor
+        # pads and as transformers' own _get_feature_vector_attention_mask reads it, so here the
+        # mask is right padding: random lengths from half to all of the batch, the first clip full.
+        lengths = torch.randint(self.seq_length // 2, self.seq_length + 1, (self.batch_size,))
+        lengths[0] = self.seq_length
+        attention_mask = (torch.arange(self.seq_length)[None, :] < lengths[:, None]).long()
+        input_values = input_values * attention_mask  # zero padding, as the feature extractor pads
         return self.get_config(), input_values, attention_mask
 
     def prepare_config_and_inputs_for_common(self):
@@ -96,12 +103,12 @@ class EmoModelTestBase(ModelTesterMixin):
     def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
         # The mixin adds classification labels only for classes named in transformers' static
         # audio-classification table; hub_emo registers with the Auto classes at run time,
-        # so its labels are added here the same way (one class index per clip).
+        # so its labels are added here the same way (one class index per clip; fixed, as the
+        # mixin's are, since some tests compare two calls with separately prepared inputs).
         inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=False)
         if return_labels:
-            inputs_dict["labels"] = ids_tensor([self.model_tester.batch_size], self.model_tester.num_labels).to(
-                torch_device
-            )
+            labels = torch.arange(self.model_tester.batch_size) % self.model_tester.num_labels
+            inputs_dict["labels"] = labels.to(torch_device)
         return inputs_dict
 
     def test_config(self):

@@ -8,6 +8,7 @@ as tests of the suite.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny import tiny_backbone_config
 from transformers import AutoModel
@@ -97,3 +98,143 @@ def test_a_lora_model_loads_a_checkpoint_saved_without_lora_and_its_own_save(tmp
     assert not info["missing_keys"] and not info["unexpected_keys"]
     with torch.no_grad():
         torch.testing.assert_close(again.eval()(values).logits, trained, rtol=0, atol=1e-6)
+
+
+def padded_batch(samples=4000):
+    """Three clips, right-padded (1 = real sample), the first full length."""
+    values = audio(3, samples)
+    mask = torch.ones(3, samples, dtype=torch.long)
+    mask[1, samples * 3 // 4 :] = 0
+    mask[2, samples // 2 :] = 0
+    return values * mask, mask
+
+
+def test_output_flags_default_to_the_config_as_in_stock_models():
+    config = make_config(aggregation="last")
+    model = EmoForAudioClassification(config).eval()
+    values, mask = padded_batch()
+    with torch.no_grad():
+        plain = model(values, attention_mask=mask)
+        assert plain.hidden_states is None and plain.attentions is None
+        model.config.output_hidden_states = True
+        out = model(values, attention_mask=mask)
+        assert len(out.hidden_states) == config.num_hidden_states
+        assert model(values, attention_mask=mask, output_hidden_states=False).hidden_states is None
+        model.config.return_dict = False
+        as_tuple = model(values, attention_mask=mask)
+        assert isinstance(as_tuple, tuple)
+        torch.testing.assert_close(as_tuple[0], plain.logits)
+        assert len(as_tuple[1]) == config.num_hidden_states
+        assert model(values, attention_mask=mask, return_dict=True).logits is not None
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_attentions_are_returned_per_layer_when_asked(norm):
+    backbone = tiny_backbone_config(layerdrop=0.0, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")
+    config = EmoConfig(backbone_config=backbone, num_labels=3, head_hidden_sizes=[8], aggregation="last",
+                       attn_implementation="eager")
+    model = EmoForAudioClassification(config).eval()
+    values, mask = padded_batch()
+    frames = int(model.backbone._get_feat_extract_output_lengths(values.shape[1]))
+    heads = backbone.num_attention_heads
+    with torch.no_grad():
+        out = model(values, attention_mask=mask, output_attentions=True)
+        assert len(out.attentions) == backbone.num_hidden_layers
+        for layer in out.attentions:
+            assert layer.shape == (3, heads, frames, frames)
+            torch.testing.assert_close(layer[0].sum(-1), torch.ones(heads, frames))  # full clip: rows sum to 1
+        model.config.output_attentions = True
+        by_config = model(values, attention_mask=mask)
+        assert len(by_config.attentions) == backbone.num_hidden_layers
+        torch.testing.assert_close(by_config.logits, out.logits)
+        tup = model(values, attention_mask=mask, output_hidden_states=True, return_dict=False)
+        assert len(tup) == 3 and len(tup[2]) == backbone.num_hidden_layers  # logits, hidden_states, attentions
+
+
+def test_attention_implementation_is_selectable_and_sdpa_equals_eager(tmp_path):
+    torch.manual_seed(0)
+    EmoForAudioClassification(make_config(aggregation="weighted_sum", adapter="lora")).save_pretrained(tmp_path)
+    values, mask = padded_batch()
+    logits = {}
+    for implementation in ("eager", "sdpa"):
+        model = EmoForAudioClassification.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+        assert model.backbone.config._attn_implementation == implementation
+        with torch.no_grad():
+            logits[implementation] = model(values, attention_mask=mask).logits
+    torch.testing.assert_close(logits["sdpa"], logits["eager"], rtol=1e-5, atol=1e-5)
+    model.set_attn_implementation("eager")
+    assert model.backbone.config._attn_implementation == "eager"
+    with torch.no_grad():
+        torch.testing.assert_close(model(values, attention_mask=mask).logits, logits["eager"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_backbone_without_sdpa_refuses_it_by_name():
+    with pytest.raises(ValueError, match="WavLM"):
+        EmoForAudioClassification._from_config(make_config("wavlm"), attn_implementation="sdpa")
+    # Unasked, sdpa is tried and the backbone falls back to eager, as stock models do.
+    assert EmoForAudioClassification(make_config("wavlm")).backbone.config._attn_implementation == "eager"
+
+
+QUIET = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0,
+             apply_spec_augment=False, layerdrop=0.0)
+
+
+def adapter_gradients(model, values, labels) -> dict[str, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    model(values, labels=labels).loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("adapter", ["lora", "bottleneck"])
+def test_adapters_get_their_gradients_under_gradient_checkpointing(adapter):
+    """Reentrant checkpointing gives a layer's weights gradients only if the layer's input requires grad;
+    with the whole backbone frozen nothing upstream does, so the model makes it (the audio analogue of
+    enable_input_require_grads). Gradients then equal those without checkpointing."""
+    torch.manual_seed(0)
+    config = EmoConfig(backbone_config=tiny_backbone_config(**QUIET), adapter=adapter, aggregation="last",
+                       lora_dropout=0.0, head_dropout=0.0, num_labels=2, head_hidden_sizes=[8])
+    model = EmoForAudioClassification(config).train()
+    with torch.no_grad():  # trained adapters, so that every adapter weight has a gradient
+        for name, param in model.named_parameters():
+            if "lora_B" in name or ".up." in name:
+                param.normal_(std=0.1)
+    values, labels = audio(4), torch.tensor([0, 1, 0, 1])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    adapters = {n for n in trainable if "lora_" in n or n.startswith("bottleneck.")}
+    assert adapters
+    reference = adapter_gradients(model, values, labels)
+    assert set(reference) == trainable
+    for reentrant in (True, False):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": reentrant})
+        assert model.is_activation_checkpointing
+        grads = adapter_gradients(model, values, labels)
+        assert set(grads) == trainable, (reentrant, adapters - set(grads))
+        for name in trainable:
+            torch.testing.assert_close(grads[name], reference[name], rtol=1e-5, atol=1e-6)
+        model.activation_checkpointing_disable()
+    with torch.no_grad():  # inference under checkpointing records nothing and needs no input grad
+        model.activation_checkpointing_enable()
+        assert not model(values).logits.requires_grad
+
+
+def test_base_model_is_the_backbone_and_layers_are_not_split():
+    for kind in ("wav2vec2", "hubert", "wavlm", "data2vec-audio"):
+        model = EmoForAudioClassification(make_config(kind, adapter="bottleneck"))
+        assert model.base_model is model.backbone
+        layer = type(model.backbone.encoder.layers[0]).__name__
+        assert layer in model._no_split_modules
+        assert set(model.backbone._no_split_modules or ()) <= set(model._no_split_modules)
+
+
+@pytest.mark.parametrize("options", [{"adapter": "lora"}, {"adapter": "bottleneck"}, {"freeze_backbone": False}])
+def test_layerdrop_is_off_wherever_layers_train_so_ddp_sees_every_weight_used(options):
+    """DDP without find_unused_parameters stops when a trainable weight gets no gradient in a step:
+    a dropped layer's adapter or weights would. Every trainable weight must get one, step after step."""
+    config = EmoConfig(backbone_config=tiny_backbone_config(layerdrop=0.9), aggregation="last", num_labels=2,
+                       head_hidden_sizes=[8], **options)
+    assert config.backbone_config.layerdrop == 0.0
+    model = EmoForAudioClassification(config).train()
+    values, labels = audio(2, 2000), torch.tensor([0, 1])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for _ in range(5):
+        assert set(adapter_gradients(model, values, labels)) == trainable

@@ -82,6 +82,41 @@ class BottleneckAdapters(nn.Module):
                 self._handles.append(target.register_forward_hook(_adapt_output(adapter)))
 
 
+def _checkpointed_input_requires_grad(encoder: nn.Module, args, kwargs):
+    """Forward pre-hook on the backbone's encoder: the audio analogue of transformers'
+    ``enable_input_require_grads``. Under reentrant checkpointing a layer's output requires grad
+    only when one of its tensor inputs does; with the backbone frozen (feature encoder and
+    projection included) nothing upstream of the layers does, so the adapters inside them would
+    silently get no gradient. Active only while gradients are recorded and a layer checkpoints."""
+    hidden = args[0] if args else kwargs.get("hidden_states")
+    if (
+        hidden is None
+        or hidden.requires_grad
+        or not torch.is_grad_enabled()
+        or not any(getattr(layer, "gradient_checkpointing", False) for layer in encoder_layers_of(encoder))
+    ):
+        return None
+    hidden = hidden.detach().requires_grad_(True)
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+def encoder_layers_of(encoder: nn.Module | None):
+    """An encoder's transformer layers, or () when it has none (or there is no encoder)."""
+    layers = getattr(encoder, "layers", None)
+    return layers if isinstance(layers, nn.ModuleList) else ()
+
+
+def make_adapters_trainable_under_checkpointing(backbone: nn.Module):
+    """Register `_checkpointed_input_requires_grad` on the backbone's encoder (a handle, or None
+    when the backbone has no wav2vec2-style encoder)."""
+    encoder = getattr(backbone, "encoder", None)
+    if encoder is None:
+        return None
+    return encoder.register_forward_pre_hook(_checkpointed_input_requires_grad, with_kwargs=True)
+
+
 def lora_config(config, modules_to_save=None):
     """The peft `LoraConfig` an `EmoConfig` describes."""
     from peft import LoraConfig

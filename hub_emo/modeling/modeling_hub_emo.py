@@ -26,6 +26,8 @@ from .adapters import (
     inject_lora,
     lora_config,
     lora_key_mapping,
+    encoder_layers_of,
+    make_adapters_trainable_under_checkpointing,
     merge_lora,
 )
 from .backbones import check_hidden_states, load_model
@@ -44,12 +46,14 @@ class EmoClassifierOutput(ModelOutput):
     """Logits, the loss when labels were given, and what the model looked at.
 
     ``layer_weights`` are the softmax weights over hidden states (weighted sum only);
-    ``hidden_states`` are the backbone's, returned when asked for.
+    ``hidden_states`` and ``attentions`` (one (batch, heads, frames, frames) map per layer)
+    are the backbone's, returned when asked for.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     layer_weights: torch.FloatTensor | None = None
 
 
@@ -102,6 +106,22 @@ class AttentiveStatsPooling(nn.Module):
         mean = (alpha * frames).sum(dim=1)
         var = (alpha * frames.pow(2)).sum(dim=1) - mean.pow(2)
         return torch.cat([mean, var.clamp(min=1e-6).sqrt()], dim=-1)
+
+
+def _merge_attentions(parts, batch: int, frames: int) -> tuple[torch.Tensor, ...] | None:
+    """Per-layer attention maps of clips run in groups, as one (batch, heads, frames, frames)
+    tensor per layer; entries past a clip's end are zero."""
+    if parts[0][2] is None:
+        return None
+    merged = []
+    for layer in range(len(parts[0][2])):
+        like = parts[0][2][layer]
+        full = like.new_zeros(batch, like.shape[1], frames, frames)
+        for rows, _, attentions in parts:
+            length = attentions[layer].shape[-1]
+            full[rows, :, :length, :length] = attentions[layer]
+        merged.append(full)
+    return tuple(merged)
 
 
 def _world_size() -> int:
@@ -209,6 +229,12 @@ class EmoPreTrainedModel(PreTrainedModel):
 class EmoForAudioClassification(EmoPreTrainedModel):
     """Emotion classifier over any wav2vec2-family SSL encoder; see `EmoConfig` for every option."""
 
+    # Attention runs inside the backbone: every implementation may be asked for, and the
+    # backbone's own class accepts it or refuses with its own error (WavLM: eager only).
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
     # forward takes **kwargs (for peft); the Trainer must not rescale the loss for it.
     accepts_loss_kwargs = False
 
@@ -242,6 +268,12 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             self.bottleneck = BottleneckAdapters(
                 self.backbone, hidden, config.bottleneck_reduction, config.bottleneck_placement
             )
+        if config.adapter != "none":
+            make_adapters_trainable_under_checkpointing(self.backbone)
+        # device_map="auto" keeps each transformer layer whole (residual, attention and the
+        # adapters hooked onto it); post_init adds the backbone's own list.
+        self._no_split_modules = sorted({type(layer).__name__ for layer in encoder_layers_of(
+            getattr(self.backbone, "encoder", None))})
         self.post_init()
         self.apply_freezing()
 
@@ -383,8 +415,8 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         backbone trains (its features would otherwise change every step)."""
         return self.config.pooling == "mean" and not self.backbone_needs_grad
 
-    def _encode(self, input_values, attention_mask, need_all: bool):
-        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask).
+    def _encode(self, input_values, attention_mask, need_all: bool, output_attentions: bool = False):
+        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask, attentions or None).
 
         A group-norm backbone (``feat_extract_norm="group"``: wav2vec2-base, HuBERT-base) was
         pretrained without attention masks, so it gets none; zero padding then changes every
@@ -398,35 +430,39 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
         with grad:
             if group_norm and attention_mask is not None and not self.backbone.training:
-                out = self._run_by_length(input_values, attention_mask, need_all)
+                out = self._run_by_length(input_values, attention_mask, need_all, output_attentions)
             else:
                 out = self.backbone(input_values, attention_mask=None if group_norm else attention_mask,
-                                    output_hidden_states=need_all, return_dict=True)
+                                    output_hidden_states=need_all, output_attentions=output_attentions,
+                                    return_dict=True)
         hidden_states = out.hidden_states
         if need_all:
             name = self.config.backbone_name_or_path or self.config.backbone_config.model_type
             check_hidden_states(hidden_states, self.config.num_hidden_states, repr(name))
         last = out.last_hidden_state
-        return hidden_states, last, self._frame_mask(last, attention_mask)
+        return hidden_states, last, self._frame_mask(last, attention_mask), getattr(out, "attentions", None)
 
-    def _run_by_length(self, input_values, attention_mask, need_all: bool) -> SimpleNamespace:
+    def _run_by_length(self, input_values, attention_mask, need_all: bool, output_attentions=False) -> SimpleNamespace:
         """The backbone on each group of equal-length (right-padded) clips, unpadded; frames past a
         clip's end are zero, as the frame mask that pooling uses leaves them out."""
         lengths = attention_mask.sum(-1)
         parts = []
         for length in torch.unique(lengths).tolist():
             rows = torch.nonzero(lengths == length).squeeze(1)
-            out = self.backbone(input_values[rows, : int(length)], output_hidden_states=need_all, return_dict=True)
-            parts.append((rows, (out.last_hidden_state, *(out.hidden_states or ()))))
-        frames = max(tensors[0].shape[1] for _, tensors in parts)
+            out = self.backbone(input_values[rows, : int(length)], output_hidden_states=need_all,
+                                output_attentions=output_attentions, return_dict=True)
+            parts.append((rows, (out.last_hidden_state, *(out.hidden_states or ())), out.attentions))
+        frames = max(tensors[0].shape[1] for _, tensors, _ in parts)
         merged = []
         for position in range(len(parts[0][1])):
             like = parts[0][1][position]
             full = like.new_zeros(input_values.shape[0], frames, like.shape[-1])
-            for rows, tensors in parts:
+            for rows, tensors, _ in parts:
                 full[rows, : tensors[position].shape[1]] = tensors[position]
             merged.append(full)
-        return SimpleNamespace(last_hidden_state=merged[0], hidden_states=tuple(merged[1:]) if need_all else None)
+        attentions = _merge_attentions(parts, input_values.shape[0], frames) if output_attentions else None
+        return SimpleNamespace(last_hidden_state=merged[0], hidden_states=tuple(merged[1:]) if need_all else None,
+                               attentions=attentions)
 
     @staticmethod
     def _pool_layers(hidden_states, last, frame_mask) -> torch.Tensor:
@@ -442,7 +478,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         weighted sum of per-layer means is the mean of the weighted sum. A frozen backbone's
         features can thus be computed once per clip and cached (as s3prl/SUPERB do).
         """
-        hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all=True)
+        hidden_states, last, frame_mask, _ = self._encode(input_values, attention_mask, need_all=True)
         return self._pool_layers(hidden_states, last, frame_mask)
 
     def _check_layer_features(self, layer_features: torch.Tensor) -> None:
@@ -480,6 +516,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         layer_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> EmoClassifierOutput | tuple:
         """Classify a batch of raw waveforms (batch, samples) at the backbone's rate, or their
@@ -488,9 +525,13 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         ``attention_mask`` (1 = real sample) masks padding in pooling; it reaches the backbone
         unless the backbone was pretrained without masks (``feat_extract_norm="group"``, e.g.
         wav2vec2-base), which expects zero padding instead, as transformers documents.
+        ``output_hidden_states``, ``output_attentions`` and ``return_dict`` default to the
+        config's, as in every transformers model.
         """
         cfg = self.config
-        hidden_states = weights = None
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        hidden_states = weights = attentions = None
         if layer_features is not None:
             if input_values is not None:
                 raise ValueError("give input_values or layer_features, not both")
@@ -500,7 +541,9 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             raise ValueError("forward needs input_values (or layer_features)")
         else:
             need_all = cfg.aggregates_layers or bool(output_hidden_states)
-            hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all)
+            hidden_states, last, frame_mask, attentions = self._encode(
+                input_values, attention_mask, need_all, output_attentions
+            )
             if cfg.pooling == "mean" and cfg.aggregates_layers:
                 # Pool each layer, then aggregate: the very computation of the cached path.
                 pooled, weights = self._aggregate_pooled(self._pool_layers(hidden_states, last, frame_mask))
@@ -513,23 +556,20 @@ class EmoForAudioClassification(EmoPreTrainedModel):
                     frames = hidden_states[cfg.layer_index]
                 pooled = self.pooling(frames, frame_mask)
         logits = self.head(pooled)
-
-        loss = None
-        if labels is not None:
-            weight = None
-            if cfg.class_weights is not None:
-                weight = torch.tensor(cfg.class_weights, dtype=logits.dtype, device=logits.device)
-            loss = nn.functional.cross_entropy(logits.view(-1, cfg.num_labels), labels.view(-1), weight=weight)
-
         output = EmoClassifierOutput(
-            loss=loss,
+            loss=None if labels is None else self._loss(logits, labels),
             logits=logits,
             hidden_states=hidden_states if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
             layer_weights=weights,
         )
-        if return_dict is False:
-            return output.to_tuple()
-        return output
+        return output if (cfg.return_dict if return_dict is None else return_dict) else output.to_tuple()
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = None
+        if self.config.class_weights is not None:
+            weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
+        return nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1), weight=weight)
 
     # ------------------------------------------------------------------ adapters
     def merge_and_unload(self) -> "EmoForAudioClassification":

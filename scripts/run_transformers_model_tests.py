@@ -17,6 +17,7 @@ each one is there).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -84,6 +85,8 @@ def ensure_test_dependencies(workdir: Path) -> list[str]:
         import parameterized  # noqa: F401
     except ImportError:
         target = workdir / "deps"
+        if (target / "parameterized").is_dir():
+            return [str(target)]
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(target), "parameterized"],
                        check=True)
         return [str(target)]
@@ -96,10 +99,8 @@ def run_pytest(workdir: Path, extra_paths: list[str], select: str | None) -> Pat
                "--rootdir", str(workdir), f"--junitxml={report}", "tests/test_modeling_hub_emo.py"]
     if select:
         command += ["-k", select]
-    env_path = ":".join([str(ROOT), *extra_paths])
-    import os
-
-    env = {**os.environ, "PYTHONPATH": env_path + (":" + os.environ["PYTHONPATH"] if "PYTHONPATH" in os.environ else "")}
+    paths = [str(ROOT), *extra_paths, *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": ":".join(paths)}
     subprocess.run(command, cwd=workdir, env=env, check=False)
     return report
 

@@ -157,6 +157,16 @@ class EmoConfig(PretrainedConfig):
             # transformers' under gradient checkpointing) stops on.
             self.backbone_config.layerdrop = 0.0
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """As transformers' method; a bare backbone's config (another ``model_type``) becomes the
+        ``backbone_config`` of a default hub_emo config, so ``from_pretrained`` on a backbone folder
+        builds a classifier on it (its weights then load under ``backbone``)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            config_dict = {"backbone_config": dict(config_dict)}
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def num_hidden_states(self) -> int:
         """Hidden states the backbone returns: the CNN/projection output plus one per layer."""

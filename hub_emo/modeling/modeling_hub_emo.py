@@ -216,6 +216,16 @@ class EmoPreTrainedModel(PreTrainedModel):
             init.ones_(module.running_var)
             init.zeros_(module.num_batches_tracked)
 
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False, for weight initialisation's sake. For custom code transformers skips every module
+        whose own weights are all loaded, a guard for remote code that writes weights in place; a
+        module without weights of its own counts as loaded, so the native backbone's module-level
+        inits (the positional convolution's zero bias, the feature projection's uniform init)
+        would never run on a checkpoint lacking them. This file's `_init_weights` uses
+        transformers' init functions, which skip loaded weights themselves."""
+        return False
+
     def initialize_weights(self):
         """As transformers', then peft's init for LoRA layers: they sit inside the backbone, whose
         own `_init_weights` would give their zero-start B a random normal init."""

@@ -23,8 +23,6 @@ LABELS = ["neutral", "happy", "sad", "angry"]
 def make_model(kind="wav2vec2", aggregation="weighted_sum", adapter="none", backbone_options=None, **options):
     torch.manual_seed(0)
     backbone = tiny_backbone_config(kind, **(backbone_options or {}))
-    if aggregation == "last":
-        backbone.layerdrop = 0.0  # kept for "last"; off here so every layer's adapter is reached
     config = EmoConfig(
         backbone_config=backbone,
         aggregation=aggregation,

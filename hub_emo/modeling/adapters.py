@@ -8,8 +8,22 @@ backbone's parameter names (and thus pretrained checkpoints and LoRA targets) ar
 
 from __future__ import annotations
 
+import math
+import re
+
 import torch
 from torch import nn
+
+
+class ZeroInitLinear(nn.Linear):
+    """A linear layer that starts at zero: an adapter's output projection, so that the adapter is a
+    no-op until it trains. Its own type lets weight initialisation (which also runs on weights
+    missing from a checkpoint) tell it from other linear layers."""
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
 
 
 class BottleneckAdapter(nn.Module):
@@ -24,9 +38,7 @@ class BottleneckAdapter(nn.Module):
         width = max(1, hidden_size // reduction)
         self.down = nn.Linear(hidden_size, width)
         self.act = nn.GELU()
-        self.up = nn.Linear(width, hidden_size)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        self.up = ZeroInitLinear(width, hidden_size)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden + self.up(self.act(self.down(hidden)))
@@ -70,6 +82,41 @@ class BottleneckAdapters(nn.Module):
                 self._handles.append(target.register_forward_hook(_adapt_output(adapter)))
 
 
+def _checkpointed_input_requires_grad(encoder: nn.Module, args, kwargs):
+    """Forward pre-hook on the backbone's encoder: the audio analogue of transformers'
+    ``enable_input_require_grads``. Under reentrant checkpointing a layer's output requires grad
+    only when one of its tensor inputs does; with the backbone frozen (feature encoder and
+    projection included) nothing upstream of the layers does, so the adapters inside them would
+    silently get no gradient. Active only while gradients are recorded and a layer checkpoints."""
+    hidden = args[0] if args else kwargs.get("hidden_states")
+    if (
+        hidden is None
+        or hidden.requires_grad
+        or not torch.is_grad_enabled()
+        or not any(getattr(layer, "gradient_checkpointing", False) for layer in encoder_layers_of(encoder))
+    ):
+        return None
+    hidden = hidden.detach().requires_grad_(True)
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+def encoder_layers_of(encoder: nn.Module | None):
+    """An encoder's transformer layers, or () when it has none (or there is no encoder)."""
+    layers = getattr(encoder, "layers", None)
+    return layers if isinstance(layers, nn.ModuleList) else ()
+
+
+def make_adapters_trainable_under_checkpointing(backbone: nn.Module):
+    """Register `_checkpointed_input_requires_grad` on the backbone's encoder (a handle, or None
+    when the backbone has no wav2vec2-style encoder)."""
+    encoder = getattr(backbone, "encoder", None)
+    if encoder is None:
+        return None
+    return encoder.register_forward_pre_hook(_checkpointed_input_requires_grad, with_kwargs=True)
+
+
 def lora_config(config, modules_to_save=None):
     """The peft `LoraConfig` an `EmoConfig` describes."""
     from peft import LoraConfig
@@ -94,6 +141,27 @@ def inject_lora(backbone: nn.Module, config) -> None:
             f"LoRA target modules {config.lora_targets} match no module of "
             f"{type(backbone).__name__}"
         )
+
+
+def lora_key_mapping(targets) -> dict[str, str]:
+    """A transformers ``key_mapping`` that loads weights saved without LoRA into a LoRA model: peft
+    moves each target's weight and bias under ``base_layer``. Keys already there, and LoRA's own
+    ``lora_A``/``lora_B``, are left alone. transformers applies the reverse on saving, so a loaded
+    model writes the targets' weights under their plain names, which this mapping reads again."""
+    names = "|".join(re.escape(target) for target in targets)
+    return {rf"\.({names})\.(?=weight|bias)": r".\1.base_layer."}
+
+
+def init_lora(backbone: nn.Module, init) -> None:
+    """peft's LoRA initialisation (A: Kaiming-uniform, B: zero, so LoRA starts as a no-op), through
+    ``init``'s functions: transformers' ones skip weights loaded from a checkpoint."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in backbone.modules():
+        if isinstance(module, LoraLayer):
+            for name, down in module.lora_A.items():
+                init.kaiming_uniform_(down.weight, a=math.sqrt(5))
+                init.zeros_(module.lora_B[name].weight)
 
 
 def merge_lora(backbone: nn.Module) -> int:

@@ -103,22 +103,22 @@ def frame_mask_of(backbone, attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def encode(backbone, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-           output_hidden_states: bool = False):
+           output_hidden_states: bool = False, output_attentions: bool = False):
     """(backbone output, frame mask or None) for a right-padded batch: every clip's real frames
     as when it runs alone. Without a mask the batch is taken as it is (no padding)."""
+    flags = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True)
     if attention_mask is None:
-        return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
+        return backbone(input_values, **flags), None
     lengths = sample_lengths(attention_mask.cpu())  # no device sync when the caller keeps the mask on the host
     if int(lengths.min()) == input_values.shape[-1]:  # nothing padded
-        return backbone(input_values, output_hidden_states=output_hidden_states, return_dict=True), None
+        return backbone(input_values, **flags), None
     attention_mask = attention_mask.to(input_values.device, non_blocking=True)
     frame_mask = frame_mask_of(backbone, attention_mask)
     replacements = _positional_convs_masked(backbone, frame_mask)
     if is_group_norm(backbone):
         replacements += _first_conv_per_clip(backbone, lengths)
     with _patched(replacements):
-        out = backbone(input_values, attention_mask=attention_mask, output_hidden_states=output_hidden_states,
-                       return_dict=True)
+        out = backbone(input_values, attention_mask=attention_mask, **flags)
     return out, frame_mask
 
 

@@ -101,7 +101,7 @@ class EmoConfig(PretrainedConfig):
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(AutoConfig, model_type="wav2vec2", optional=True)
     }
-    keys_to_ignore_at_inference = ["hidden_states", "layer_weights"]
+    keys_to_ignore_at_inference = ["hidden_states", "attentions", "layer_weights"]
 
     def __init__(
         self,
@@ -149,10 +149,23 @@ class EmoConfig(PretrainedConfig):
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         super().__init__(**kwargs)
         self._validate()
-        if self.aggregates_layers:
+        if self.aggregates_layers or self.layers_train:
             # Layer drop removes hidden states in training mode: a weighted sum then sees
-            # fewer layers and a layer index silently shifts. Aggregation needs every layer.
+            # fewer layers and a layer index silently shifts. Where the layers hold trainable
+            # weights (adapters, full fine-tuning), a dropped layer's weights get no gradient
+            # in that step, which DDP without find_unused_parameters (hub_emo's trainer, and
+            # transformers' under gradient checkpointing) stops on.
             self.backbone_config.layerdrop = 0.0
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """As transformers' method; a bare backbone's config (another ``model_type``) becomes the
+        ``backbone_config`` of a default hub_emo config, so ``from_pretrained`` on a backbone folder
+        builds a classifier on it (its weights then load under ``backbone``)."""
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            config_dict = {"backbone_config": dict(config_dict)}
+        return super().from_dict(config_dict, **kwargs)
 
     @property
     def num_hidden_states(self) -> int:
@@ -165,6 +178,11 @@ class EmoConfig(PretrainedConfig):
         if self.lora_target_modules is not None:
             return list(self.lora_target_modules)
         return list(DEFAULT_LORA_TARGETS.get(self.backbone_config.model_type, LORA_TARGETS_FALLBACK))
+
+    @property
+    def layers_train(self) -> bool:
+        """Whether the backbone's transformer layers hold weights that train (adapters or full fine-tuning)."""
+        return self.adapter != "none" or not self.freeze_backbone
 
     @property
     def aggregates_layers(self) -> bool:

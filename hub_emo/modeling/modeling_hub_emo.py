@@ -14,11 +14,23 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.utils import ModelOutput
 
-from .adapters import BottleneckAdapter, BottleneckAdapters, inject_lora, lora_config, merge_lora
+from .adapters import (
+    BottleneckAdapter,
+    BottleneckAdapters,
+    ZeroInitLinear,
+    encoder_layers_of,
+    init_lora,
+    inject_lora,
+    lora_config,
+    lora_key_mapping,
+    make_adapters_trainable_under_checkpointing,
+    merge_lora,
+)
 from .backbones import check_hidden_states, load_model, load_preprocessor, preprocessor_file, public_source
 from .batched_forward import encode, is_group_norm, masked_mean, pool_layers
 from .configuration_hub_emo import EmoConfig
@@ -26,6 +38,11 @@ from .configuration_hub_emo import EmoConfig
 logger = logging.getLogger(__name__)
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+#: `from_pretrained` arguments that decide which config it builds (where it is, and the adapter).
+_CONFIG_LOADING_KWARGS = (
+    "cache_dir", "force_download", "proxies", "token", "local_files_only", "revision", "subfolder",
+    "adapter", "lora_target_modules",
+)
 
 
 @dataclass
@@ -33,12 +50,14 @@ class EmoClassifierOutput(ModelOutput):
     """Logits, the loss when labels were given, and what the model looked at.
 
     ``layer_weights`` are the softmax weights over hidden states (weighted sum only);
-    ``hidden_states`` are the backbone's, returned when asked for.
+    ``hidden_states`` and ``attentions`` (one (batch, heads, frames, frames) map per layer)
+    are the backbone's, returned when asked for.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
     layer_weights: torch.FloatTensor | None = None
 
 
@@ -148,24 +167,63 @@ class EmoHead(nn.Module):
 
 class EmoPreTrainedModel(PreTrainedModel):
     config_class = EmoConfig
-    base_model_prefix = "hub_emo"
+    base_model_prefix = "backbone"  # the attribute holding the SSL encoder: model.base_model
     main_input_name = "input_values"
     supports_gradient_checkpointing = True
 
     def _init_weights(self, module):
+        """hub_emo's own modules; the backbone's are initialised by the backbone's `_init_weights`.
+
+        Runs on construction and on every weight a checkpoint lacks (transformers' init functions
+        skip loaded ones), so adapters start as no-ops and the standardiser's statistics are the
+        identity also when the model is loaded from a plain backbone or built on the meta device.
+        """
         if isinstance(module, LayerWeights):
-            nn.init.zeros_(module.weights)
-        elif isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
+            init.zeros_(module.weights)
+        elif isinstance(module, ZeroInitLinear):
+            init.zeros_(module.weight)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False, for weight initialisation's sake. For custom code transformers skips every module
+        whose own weights are all loaded, a guard for remote code that writes weights in place; a
+        module without weights of its own counts as loaded, so the native backbone's module-level
+        inits (the positional convolution's zero bias, the feature projection's uniform init)
+        would never run on a checkpoint lacking them. This file's `_init_weights` uses
+        transformers' init functions, which skip loaded weights themselves."""
+        return False
+
+    def initialize_weights(self):
+        """As transformers', then peft's init for LoRA layers: they sit inside the backbone, whose
+        own `_init_weights` would give their zero-start B a random normal init."""
+        super().initialize_weights()
+        backbone = getattr(self, "backbone", None)
+        if backbone is not None and self.config.adapter == "lora":
+            with torch.no_grad():
+                init_lora(backbone, init)
 
 
 class EmoForAudioClassification(EmoPreTrainedModel):
     """Emotion classifier over any wav2vec2-family SSL encoder; see `EmoConfig` for every option."""
+
+    # Attention runs inside the backbone: every implementation may be asked for, and the
+    # backbone's own class accepts it or refuses with its own error (WavLM: eager only).
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
 
     # forward takes **kwargs (for peft); the Trainer must not rescale the loss for it.
     accepts_loss_kwargs = False
@@ -192,15 +250,21 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             config.head_dropout,
             config.head_standardize,
         )
-        self.post_init()
-        # Adapters come after weight initialisation, which would otherwise overwrite
-        # their identity-at-start init (LoRA's zero B, the bottleneck's zero up-projection).
+        # Adapters exist before weight initialisation, which gives them their no-op start
+        # (LoRA's zero B, the bottleneck's zero up-projection) here and on loading alike.
         if config.adapter == "lora":
             inject_lora(self.backbone, config)
         elif config.adapter == "bottleneck":
             self.bottleneck = BottleneckAdapters(
                 self.backbone, hidden, config.bottleneck_reduction, config.bottleneck_placement
             )
+        if config.adapter != "none":
+            make_adapters_trainable_under_checkpointing(self.backbone)
+        # device_map="auto" keeps each transformer layer whole (residual, attention and the
+        # adapters hooked onto it); post_init adds the backbone's own list.
+        self._no_split_modules = sorted({type(layer).__name__ for layer in encoder_layers_of(
+            getattr(self.backbone, "encoder", None))})
+        self.post_init()
         self.apply_freezing()
 
     # ------------------------------------------------------------------ construction
@@ -210,20 +274,43 @@ class EmoForAudioClassification(EmoPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """As transformers' method; loading replaces the parameters, so freezing is applied again, and
-        the folder's preprocessor comes along (a model saved without one gets none)."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        """As transformers' method. Loading replaces the parameters, so freezing is applied again;
+        a LoRA model also loads weights saved without LoRA (a plain backbone, or ``adapter="none"``);
+        and the folder's preprocessor comes along (a model saved without one gets none)."""
+        if "key_mapping" not in kwargs and pretrained_model_name_or_path is not None:
+            config = cls._config_for_loading(pretrained_model_name_or_path, kwargs)
+            if getattr(config, "adapter", None) == "lora":
+                kwargs["key_mapping"] = lora_key_mapping(config.lora_targets)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # With output_loading_info=True transformers returns (model, loading_info).
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
         model.apply_freezing()
         if isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
-            hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
-            source = str(pretrained_model_name_or_path)
-            try:
-                if preprocessor_file(source, hub.pop("revision", None), **hub) is not None:
-                    model.preprocessor = load_preprocessor(source, model.config, revision=kwargs.get("revision"),
-                                                           **hub)
-            except ValueError as error:  # the weights loaded (e.g. offline, cached without it): say what is missing
-                logger.warning("%s; this model will be saved without a preprocessor", error)
-        return model
+            model.preprocessor = cls._saved_preprocessor(str(pretrained_model_name_or_path), model.config, kwargs)
+        return loaded
+
+    @staticmethod
+    def _saved_preprocessor(source: str, config, kwargs: dict):
+        """The preprocessor saved beside a model, or None (a model saved without one)."""
+        hub = {k: kwargs[k] for k in ("cache_dir", "token", "local_files_only") if k in kwargs}
+        revision = kwargs.get("revision")
+        try:
+            if preprocessor_file(source, revision, **hub) is not None:
+                return load_preprocessor(source, config, revision=revision, **hub)
+        except ValueError as error:  # the weights loaded (e.g. offline, cached without it): say what is missing
+            logger.warning("%s; this model will be saved without a preprocessor", error)
+        return None
+
+    @classmethod
+    def _config_for_loading(cls, path, kwargs: dict):
+        """The config `from_pretrained` will build, as far as the adapter is concerned."""
+        config = kwargs.get("config")
+        if isinstance(config, PretrainedConfig):
+            return config
+        if isinstance(config, (str, os.PathLike)):
+            path = config
+        options = {key: kwargs[key] for key in _CONFIG_LOADING_KWARGS if key in kwargs}
+        return cls.config_class.from_pretrained(path, **options)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As transformers' method, plus the preprocessor (``preprocessor_config.json``); ``push_to_hub``
@@ -354,8 +441,8 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         backbone trains (its features would otherwise change every step)."""
         return self.config.pooling == "mean" and not self.backbone_needs_grad
 
-    def _encode(self, input_values, attention_mask, need_all: bool):
-        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask).
+    def _encode(self, input_values, attention_mask, need_all: bool, output_attentions: bool = False):
+        """Run the backbone: (hidden_states or None, last_hidden_state, frame mask, attentions or None).
 
         Outside training each clip of a right-padded batch gets the output it gets alone
         (`batched_forward.encode`: a group-norm backbone's first GroupNorm runs per clip, the
@@ -366,15 +453,17 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         grad = nullcontext() if self.backbone_needs_grad else torch.no_grad()
         with grad:
             if is_group_norm(self.backbone) and self.backbone.training:
-                out = self.backbone(input_values, output_hidden_states=need_all, return_dict=True)
+                out = self.backbone(input_values, output_hidden_states=need_all,
+                                    output_attentions=output_attentions, return_dict=True)
                 frame_mask = self._frame_mask(out.last_hidden_state, attention_mask)
             else:
-                out, frame_mask = encode(self.backbone, input_values, attention_mask, need_all)
+                out, frame_mask = encode(self.backbone, input_values, attention_mask, need_all,
+                                         output_attentions=output_attentions)
         hidden_states = out.hidden_states
         if need_all:
             name = self.config.backbone_name_or_path or self.config.backbone_config.model_type
             check_hidden_states(hidden_states, self.config.num_hidden_states, repr(name))
-        return hidden_states, out.last_hidden_state, frame_mask
+        return hidden_states, out.last_hidden_state, frame_mask, getattr(out, "attentions", None)
 
     def extract_layer_features(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -386,7 +475,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         weighted sum of per-layer means is the mean of the weighted sum. A frozen backbone's
         features can thus be computed once per clip and cached (as s3prl/SUPERB do).
         """
-        hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all=True)
+        hidden_states, last, frame_mask, _ = self._encode(input_values, attention_mask, need_all=True)
         return pool_layers(hidden_states, last, frame_mask)
 
     def _check_layer_features(self, layer_features: torch.Tensor) -> None:
@@ -424,6 +513,7 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         layer_features: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         **kwargs,
     ) -> EmoClassifierOutput | tuple:
         """Classify a batch of raw waveforms (batch, samples) at the backbone's rate, or their
@@ -432,9 +522,13 @@ class EmoForAudioClassification(EmoPreTrainedModel):
         ``attention_mask`` (1 = real sample) masks padding in pooling; it reaches the backbone
         unless the backbone was pretrained without masks (``feat_extract_norm="group"``, e.g.
         wav2vec2-base), which expects zero padding instead, as transformers documents.
+        ``output_hidden_states``, ``output_attentions`` and ``return_dict`` default to the
+        config's, as in every transformers model.
         """
         cfg = self.config
-        hidden_states = weights = None
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
+        hidden_states = weights = attentions = None
         if layer_features is not None:
             if input_values is not None:
                 raise ValueError("give input_values or layer_features, not both")
@@ -444,7 +538,9 @@ class EmoForAudioClassification(EmoPreTrainedModel):
             raise ValueError("forward needs input_values (or layer_features)")
         else:
             need_all = cfg.aggregates_layers or bool(output_hidden_states)
-            hidden_states, last, frame_mask = self._encode(input_values, attention_mask, need_all)
+            hidden_states, last, frame_mask, attentions = self._encode(
+                input_values, attention_mask, need_all, output_attentions
+            )
             if cfg.pooling == "mean" and cfg.aggregates_layers:
                 # Pool each layer, then aggregate: the very computation of the cached path.
                 pooled, weights = self._aggregate_pooled(pool_layers(hidden_states, last, frame_mask))
@@ -457,23 +553,20 @@ class EmoForAudioClassification(EmoPreTrainedModel):
                     frames = hidden_states[cfg.layer_index]
                 pooled = self.pooling(frames, frame_mask)
         logits = self.head(pooled)
-
-        loss = None
-        if labels is not None:
-            weight = None
-            if cfg.class_weights is not None:
-                weight = torch.tensor(cfg.class_weights, dtype=logits.dtype, device=logits.device)
-            loss = nn.functional.cross_entropy(logits.view(-1, cfg.num_labels), labels.view(-1), weight=weight)
-
         output = EmoClassifierOutput(
-            loss=loss,
+            loss=None if labels is None else self._loss(logits, labels),
             logits=logits,
             hidden_states=hidden_states if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
             layer_weights=weights,
         )
-        if return_dict is False:
-            return output.to_tuple()
-        return output
+        return output if (cfg.return_dict if return_dict is None else return_dict) else output.to_tuple()
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = None
+        if self.config.class_weights is not None:
+            weight = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
+        return nn.functional.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1), weight=weight)
 
     # ------------------------------------------------------------------ adapters
     def merge_and_unload(self) -> "EmoForAudioClassification":

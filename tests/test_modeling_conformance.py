@@ -245,8 +245,8 @@ def test_eval_forward_compiles_with_fullgraph_and_matches_eager():
     """torch.compile(fullgraph=True) on the eval forward with a padding mask (layer-norm backbone: the
     mask reaches it) and without one (group-norm backbone). One eager call comes first: transformers
     installs its hidden-state capturing hooks on the first call, under a lock dynamo cannot trace.
-    (A group-norm backbone with a padding mask runs each length alone, a data-dependent split that
-    fullgraph refuses: see docs/conformance.md.)"""
+    (A group-norm backbone with a padding mask runs its first GroupNorm per clip, a data-dependent
+    step that fullgraph refuses: see docs/conformance.md.)"""
     cases = (("layer", True), ("group", False))
     for norm, with_mask in cases:
         backbone = tiny_backbone_config(layerdrop=0.0, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")

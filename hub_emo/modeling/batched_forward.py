@@ -58,11 +58,17 @@ def _first_conv_per_clip(backbone, lengths: torch.Tensor) -> list:
     return [(layer, forward)]
 
 
+def _stacked_positional_convs(backbone) -> list:
+    """data2vec-audio's stack of positional convolutions (padding leaks through it); [] for one."""
+    layers = getattr(getattr(getattr(backbone, "encoder", None), "pos_conv_embed", None), "layers", None)
+    return list(layers) if layers is not None and len(layers) >= 2 else []
+
+
 def _positional_convs_masked(backbone, frame_mask: torch.Tensor) -> list:
     """Stacked positional convolutions (data2vec-audio) whose outputs are zero at padded frames:
     (module, forward) replacements, none for a single convolution."""
-    layers = getattr(getattr(getattr(backbone, "encoder", None), "pos_conv_embed", None), "layers", None)
-    if layers is None or len(layers) < 2:
+    layers = _stacked_positional_convs(backbone)
+    if not layers:
         return []
     keep = frame_mask.unsqueeze(1)  # the layers work on (batch, channels, frames)
 
@@ -109,6 +115,12 @@ def encode(backbone, input_values: torch.Tensor, attention_mask: torch.Tensor | 
     flags = dict(output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True)
     if attention_mask is None:
         return backbone(input_values, **flags), None
+    if not is_group_norm(backbone) and not _stacked_positional_convs(backbone):
+        # The stock masked forward already gives each clip its own frames (padded frames are zeroed
+        # before the one positional convolution, attention is masked); no data-dependent step, so
+        # torch.compile(fullgraph=True) traces it.
+        attention_mask = attention_mask.to(input_values.device, non_blocking=True)
+        return backbone(input_values, attention_mask=attention_mask, **flags), frame_mask_of(backbone, attention_mask)
     lengths = sample_lengths(attention_mask.cpu())  # no device sync when the caller keeps the mask on the host
     if int(lengths.min()) == input_values.shape[-1]:  # nothing padded
         return backbone(input_values, **flags), None

@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -67,17 +68,24 @@ def run_demo(tree: Path, out: Path, mode: str, publish: bool, timeout: float, co
     command += ["--quick"] if mode == "quick" else []
     command += [] if publish else ["--no-publish"]
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as stopped:
         output = stopped.stdout.decode() if isinstance(stopped.stdout, bytes) else stopped.stdout or ""
         return {"steps": _steps(output), "total": None, "load": load, "error": f"stopped after {timeout:.0f} s"}
     run = {"steps": _steps(done.stdout), "total": time.perf_counter() - started, "load": load,
-           "load_after": os.getloadavg()[0]}
+           "load_after": os.getloadavg()[0], "cpu": _children_cpu() - cpu}
     if done.returncode != 0:
         run["error"] = done.stderr[-2000:]
     return run
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: steadier than wall time
+    on a loaded machine, though contention still inflates it."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _steps(stdout: str) -> dict[str, float]:
@@ -109,6 +117,10 @@ def print_times(runs: dict[str, list[dict]], goal: float) -> None:
             cells = "".join(f"{v:12.1f}" if v is not None else f"{'—':>12}" for v in values)
             ratio = f"{values[1] / values[0]:8.2f}" if len(values) == 2 and None not in values and values[0] else ""
             print(f"  {step:<10}{cells}{ratio}")
+        cpu = [run.get("cpu") for run in row.values()]
+        if None not in cpu:
+            ratio = f"{cpu[1] / cpu[0]:8.2f}" if len(cpu) == 2 and cpu[0] else ""
+            print(f"  {'cpu':<10}" + "".join(f"{v:12.1f}" for v in cpu) + ratio)
     total = runs[names[-1]][-1]["total"]
     if total is not None:
         print(f"\nthis tree: {total:.0f} s; goal {goal:.0f} s on a quiet machine "

@@ -7,9 +7,13 @@ time for both, the ratio this ÷ baseline, the totals and the load average befor
 (on a shared machine read the ratios, not the seconds). Then it compares the outputs
 byte for byte, group by group (corpus, prepared dataset, backbones, probing.csv, fad.csv,
 the transfer runs' models), so a change meant to be faster can show what it left alone.
+The synthesiser does not render every clip identically in every process (one song clip
+differed between two runs of one revision), so for a byte-for-byte comparison give both
+runs one corpus with ``--corpus DIR`` (a `hub-emo demo` corpus folder, reused as built).
 
     .venv/bin/python benchmarks/bench_demo.py [--baseline REV] [--this REV] [--default]
-                                              [--no-publish] [--rounds 1] [--keep DIR] [--timeout 1800]
+                                              [--no-publish] [--corpus DIR] [--rounds 1] [--keep DIR]
+                                              [--timeout 1800]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -53,25 +58,34 @@ def extract(revision: str, into: Path) -> Path:
     return tree
 
 
-def run_demo(tree: Path, out: Path, mode: str, publish: bool, timeout: float) -> dict:
+def run_demo(tree: Path, out: Path, mode: str, publish: bool, timeout: float, corpus: Path | None) -> dict:
     """One demo run of ``tree`` in a fresh process; its step times, total and the load before it."""
+    if corpus is not None:
+        shutil.copytree(corpus, out / "demo" / "corpus")
     env = dict(os.environ, PYTHONPATH=str(tree), HUB_EMO_CACHE=str(out / "cache"), HF_HOME=str(out / "hf_home"),
                PYTHONUNBUFFERED="1")
     command = [sys.executable, "-m", "hub_emo", "demo", "--out", str(out / "demo")]
     command += ["--quick"] if mode == "quick" else []
     command += [] if publish else ["--no-publish"]
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as stopped:
         output = stopped.stdout.decode() if isinstance(stopped.stdout, bytes) else stopped.stdout or ""
         return {"steps": _steps(output), "total": None, "load": load, "error": f"stopped after {timeout:.0f} s"}
     run = {"steps": _steps(done.stdout), "total": time.perf_counter() - started, "load": load,
-           "load_after": os.getloadavg()[0]}
+           "load_after": os.getloadavg()[0], "cpu": _children_cpu() - cpu}
     if done.returncode != 0:
         run["error"] = done.stderr[-2000:]
     return run
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: steadier than wall time
+    on a loaded machine, though contention still inflates it."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _steps(stdout: str) -> dict[str, float]:
@@ -103,6 +117,10 @@ def print_times(runs: dict[str, list[dict]], goal: float) -> None:
             cells = "".join(f"{v:12.1f}" if v is not None else f"{'—':>12}" for v in values)
             ratio = f"{values[1] / values[0]:8.2f}" if len(values) == 2 and None not in values and values[0] else ""
             print(f"  {step:<10}{cells}{ratio}")
+        cpu = [run.get("cpu") for run in row.values()]
+        if None not in cpu:
+            ratio = f"{cpu[1] / cpu[0]:8.2f}" if len(cpu) == 2 and cpu[0] else ""
+            print(f"  {'cpu':<10}" + "".join(f"{v:12.1f}" for v in cpu) + ratio)
     total = runs[names[-1]][-1]["total"]
     if total is not None:
         print(f"\nthis tree: {total:.0f} s; goal {goal:.0f} s on a quiet machine "
@@ -129,6 +147,7 @@ def main() -> int:
     parser.add_argument("--this", metavar="REV", help="run this revision instead of the working tree")
     parser.add_argument("--default", action="store_true", help="the full demo (make demo), not --quick")
     parser.add_argument("--no-publish", action="store_true", help="skip the Hub step")
+    parser.add_argument("--corpus", type=Path, help="give every run a copy of this corpus folder")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="keep the runs' output folders here")
     parser.add_argument("--timeout", type=float, default=1800.0, help="stop one run after this many seconds")
@@ -147,7 +166,7 @@ def main() -> int:
         for round_ in range(options.rounds):
             for name, tree in trees.items():
                 out = work / f"{name}-{round_}"
-                runs[name].append(run_demo(tree, out, mode, not options.no_publish, options.timeout))
+                runs[name].append(run_demo(tree, out, mode, not options.no_publish, options.timeout, options.corpus))
                 outs[name] = out / "demo"
                 print(f"  {name} round {round_ + 1}: {runs[name][-1]['total'] or float('nan'):.1f} s", flush=True)
         print_times(runs, GOALS[mode])

@@ -61,7 +61,7 @@ def _expected_trainable(strategy: str, names: list[str]) -> set[str]:
 def test_trainable_parameters_are_what_the_strategy_says(strategy, backbone):
     from hub_emo.training import parse
     from hub_emo.training.strategies import trainable_parameter_names
-    from hub_emo.training.trainer import build_model
+    from hub_emo.training.models import build_model
 
     model = build_model(AutoModel.from_pretrained(backbone), ["a", "b", "c"], strategy, parse(strategy=strategy))
     names = [n for n, _ in model.named_parameters()]
@@ -86,7 +86,7 @@ def test_each_strategy_trains_and_the_loss_falls(strategy, tmp_path, corpus, bac
 def test_two_stage_starts_stage_2_from_stage_1(tmp_path, corpus, backbone):
     from hub_emo.modeling import EmoForAudioClassification
     from hub_emo.training import parse, train_two_stage
-    from hub_emo.training.trainer import build_model, transfer_weights
+    from hub_emo.training.models import build_model, transfer_weights
 
     result = train_two_stage(dataset=corpus[1], source_domain="music", domain="speech", strategy="lora",
                              backbone=backbone, folds="1", output_dir=str(tmp_path / "two"), max_steps=6,
@@ -239,7 +239,7 @@ def test_push_to_hub_then_from_pretrained(hub, tmp_path, corpus, backbone):
 
 def test_published_fold_is_chosen_on_validation_when_test_disagrees():
     """Fold 2 has the best test score, fold 3 the best validation score: fold 3 is chosen."""
-    from hub_emo.training.trainer import choose_fold
+    from hub_emo.training.results import choose_fold
 
     per_fold = {"1": {"best_validation": 0.50, "balanced_accuracy": 0.60},
                 "2": {"best_validation": 0.40, "balanced_accuracy": 0.95},

@@ -51,9 +51,9 @@ def _predict(model, extractor, dataset, batch_size: int, tmp_path) -> np.ndarray
     from transformers import TrainingArguments
 
     from hub_emo.training import data as train_data
-    from hub_emo.training.trainer import _trainer_classes
+    from hub_emo.training.stage import trainer_classes
 
-    EmoTrainer, _ = _trainer_classes()
+    EmoTrainer, _ = trainer_classes()
     collator = train_data.AudioCollator(extractor, None, "center")
     args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=batch_size, report_to=[],
                              use_cpu=True, remove_unused_columns=False, label_names=["labels"], disable_tqdm=True)

@@ -33,13 +33,14 @@ def backbone(tmp_path_factory):
 def _stage_arguments(args, has_validation=True):
     from pathlib import Path
 
-    from hub_emo.training.trainer import StagePlan, _training_arguments
+    from hub_emo.training.planning import StagePlan
+    from hub_emo.training.stage import training_arguments
     from hub_emo.training.strategies import get_strategy
 
     strategy = get_strategy(args.strategy)
     stage = StagePlan("train", strategy.name, ["a", "b"], None, args.learning_rate or strategy.learning_rate,
                       args.num_train_epochs or strategy.num_train_epochs, Path("unused"))
-    return _training_arguments(args, stage, has_validation)
+    return training_arguments(args, stage, has_validation)
 
 
 def test_a_yaml_file_with_trainer_options_and_flags_configure_the_trainer(tmp_path):
@@ -99,13 +100,13 @@ def test_trainer_options_hub_emo_owns_are_refused_with_the_reason(option, value,
 def test_data_loading_workers_default_above_zero_only_on_an_accelerator():
     from hub_emo.threads import usable_cores
     from hub_emo.training.arguments import parse
-    from hub_emo.training.trainer import _dataloader_workers
+    from hub_emo.training.stage import dataloader_workers
 
     args = parse()
-    assert _dataloader_workers(args, cpu=True) == 0
+    assert dataloader_workers(args, cpu=True) == 0
     if usable_cores() >= 2 and not torch.cuda.is_available():
-        assert _dataloader_workers(args, cpu=False) == min(4, usable_cores() - 1) > 0
-    assert _dataloader_workers(parse(dataloader_num_workers=3), cpu=False) == 3
+        assert dataloader_workers(args, cpu=False) == min(4, usable_cores() - 1) > 0
+    assert dataloader_workers(parse(dataloader_num_workers=3), cpu=False) == 3
 
 
 class _LinearDtypes:

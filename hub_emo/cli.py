@@ -21,21 +21,8 @@ import importlib
 import sys
 from typing import Callable, Iterable
 
-#: Subcommand name -> module under hub_emo.commands (listed in help order).
-COMMANDS = {
-    "demo": "demo",
-    "synth": "synth",
-    "pretrain": "pretrain",
-    "prepare": "prepare",
-    "train": "train",
-    "probe": "probe",
-    "fad": "fad",
-    "predict": "predict",
-    "push": "push",
-    "app": "app",
-    "space": "space",
-    "hub": "hub",
-}
+#: Subcommands, in help order; each is the module of its name under hub_emo.commands.
+COMMANDS = ("demo", "synth", "pretrain", "prepare", "train", "probe", "fad", "predict", "push", "app", "space", "hub")
 
 USAGE_ERROR, FAILURE = 2, 1
 
@@ -109,7 +96,7 @@ def common_inputs(args) -> tuple[dict, object, object]:
 
 
 def _command(name: str):
-    return importlib.import_module(f"hub_emo.commands.{COMMANDS[name]}")
+    return importlib.import_module(f"hub_emo.commands.{name}")
 
 
 def _available():
@@ -117,7 +104,7 @@ def _available():
         try:
             yield name, _command(name)
         except ModuleNotFoundError as error:
-            if error.name != f"hub_emo.commands.{COMMANDS[name]}":
+            if error.name != f"hub_emo.commands.{name}":
                 raise
 
 

@@ -39,8 +39,8 @@ import numpy as np
 from hub_emo.analysis import bootstrap
 from hub_emo.analysis.frechet import FrameSet, fad_infinity_of_sets, fit_gaussian, gaussian_distance
 from hub_emo.analysis.kad import SCALE, KernelSums, median_pairwise_distance, thin_frames
+from hub_emo.schema import DOMAINS
 
-DOMAINS = ("speech", "music")
 BANDWIDTH_FRAMES = 1024  # music frames whose 523 776 pairs give a layer's kernel bandwidth (a median)
 EXACT_PERMUTATIONS_UP_TO = 8  # 8! = 40 320 orderings; beyond, 20 000 random ones
 

@@ -120,7 +120,13 @@ def encode(backbone, input_values: torch.Tensor, attention_mask: torch.Tensor | 
         # before the one positional convolution, attention is masked); no data-dependent step, so
         # torch.compile(fullgraph=True) traces it.
         attention_mask = attention_mask.to(input_values.device, non_blocking=True)
-        return backbone(input_values, attention_mask=attention_mask, **flags), frame_mask_of(backbone, attention_mask)
+        out = backbone(input_values, attention_mask=attention_mask, **flags)
+        if not hasattr(backbone, "_get_feature_vector_attention_mask"):  # not a transformers audio encoder
+            if not bool(attention_mask.all()):
+                raise ValueError(f"{type(backbone).__name__} cannot map a padding mask to its frames: "
+                                 "give its clips unpadded (batch size 1)")
+            return out, None
+        return out, frame_mask_of(backbone, attention_mask)
     lengths = sample_lengths(attention_mask.cpu())  # no device sync when the caller keeps the mask on the host
     if int(lengths.min()) == input_values.shape[-1]:  # nothing padded
         return backbone(input_values, **flags), None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -433,6 +434,10 @@ def melody(clip: Clip, seed: int):
 
 
 SONG_GAIN = 5.0
+#: FluidSynth is rendered one clip at a time: two synthesisers in two threads rendered one clip
+#: differently in two runs of one revision (its start-up is not thread-safe), and a corpus must
+#: come out the same every time. Speech (espeak-ng subprocesses) still renders in parallel.
+_FLUIDSYNTH = threading.Lock()
 
 
 def _quiet_fluidsynth() -> None:
@@ -451,7 +456,8 @@ def _quiet_fluidsynth() -> None:
 def render_song(clip: Clip, seed: int, sample_rate: int) -> tuple[np.ndarray, dict]:
     pm, params = melody(clip, seed)
     _quiet_fluidsynth()
-    wave = pm.fluidsynth(fs=sample_rate, synthesizer=_soundfont(), normalize=False)
+    with _FLUIDSYNTH:
+        wave = pm.fluidsynth(fs=sample_rate, synthesizer=_soundfont(), normalize=False)
     # keep a short release after the last note, faded, instead of the whole reverb tail
     end = min(wave.size, int((pm.get_end_time() + 0.25) * sample_rate))
     wave = wave[:end].astype(np.float64)

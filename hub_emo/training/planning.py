@@ -70,6 +70,33 @@ def _source_split(source, target: train_data.Split, args: TrainArguments, name: 
     return train_data.Split(target.name, train, validation, None)
 
 
+def _source_data(args: TrainArguments, loaded, ls, target, name: str, source_dataset):
+    """(stage 1's rows, their name), or (None, None) for a one-stage run; a cross-domain run whose
+    stages share a domain is refused."""
+    if not (args.two_stage or source_dataset is not None):
+        return None, None
+    src_name = args.source_dataset or args.dataset or "<dataset>"
+    if source_dataset is not None:
+        src_loaded = load_prepared(source_dataset)
+    elif args.source_dataset:
+        src_loaded = load_prepared(args.source_dataset, args.source_dataset_config)
+    else:
+        src_loaded = loaded
+    source = train_data.select(
+        src_loaded, args.source_label_set or ls, domain=args.source_domain,
+        drop_unlisted=args.drop_unlisted_labels, name=f"{src_name} (stage 1)",
+    )
+    if args.cross_domain:
+        shared = train_data.domains_of(source) & train_data.domains_of(target)
+        if shared:
+            raise ValueError(
+                f"cross-domain transfer asked, but stage 1 ({src_name}, domain {args.source_domain}) and "
+                f"stage 2 ({name}, domain {args.domain}) share domain(s) {sorted(shared)}; set domain and "
+                "source_domain to different domains (or cross_domain false)"
+            )
+    return source, src_name
+
+
 def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     """Load and check everything a run needs; raises ValueError before any training."""
     source_name = dataset if dataset is not None else args.dataset
@@ -82,27 +109,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
     out = Path(args.output_dir)
 
-    source = None
-    if args.two_stage or source_dataset is not None:
-        src_name = args.source_dataset or args.dataset or "<dataset>"
-        if source_dataset is not None:
-            src_loaded = load_prepared(source_dataset)
-        elif args.source_dataset:
-            src_loaded = load_prepared(args.source_dataset, args.source_dataset_config)
-        else:
-            src_loaded = loaded
-        source = train_data.select(
-            src_loaded, args.source_label_set or ls, domain=args.source_domain,
-            drop_unlisted=args.drop_unlisted_labels, name=f"{src_name} (stage 1)",
-        )
-        if args.cross_domain:
-            shared = train_data.domains_of(source) & train_data.domains_of(target)
-            if shared:
-                raise ValueError(
-                    f"cross-domain transfer asked, but stage 1 ({src_name}, domain {args.source_domain}) and "
-                    f"stage 2 ({name}, domain {args.domain}) share domain(s) {sorted(shared)}; set domain and "
-                    "source_domain to different domains (or cross_domain false)"
-                )
+    source, src_name = _source_data(args, loaded, ls, target, name, source_dataset)
     backbone, feature_extractor = _load_backbone(args)
 
     folds = []

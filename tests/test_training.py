@@ -269,6 +269,21 @@ def test_two_stage_speech_to_music_with_a_separate_source_and_another_strategy(t
                         output_dir=str(tmp_path / "same"), **FAST)
 
 
+def test_stage_1_takes_its_own_label_set_in_every_fold(tmp_path, corpus, backbone):
+    from hub_emo.schema import get_label_set
+    from hub_emo.training import parse
+    from hub_emo.training.planning import plan
+
+    target = list(get_label_set("4class").classes)
+    source = target[::-1]  # the same emotions in another order: another head
+    args = parse(**dict(FAST, dataset=corpus[0], backbone=backbone, source_domain="music", domain="speech",
+                        source_label_set=",".join(source), folds="all", output_dir=str(tmp_path / "plan")))
+    folds = plan(args).folds
+    assert len(folds) > 1
+    assert [[stage.name for stage in stages] for stages in folds] == [["stage1", "stage2"]] * len(folds)
+    assert all(stages[0].labels == source and stages[1].labels == target for stages in folds)
+
+
 class StopInStage2(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if args.output_dir.endswith("stage2") and state.global_step == 3:

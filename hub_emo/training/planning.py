@@ -71,10 +71,10 @@ def _source_split(source, target: train_data.Split, args: TrainArguments, name: 
 
 
 def _source_data(args: TrainArguments, loaded, ls, target, name: str, source_dataset):
-    """(stage 1's rows, their name), or (None, None) for a one-stage run; a cross-domain run whose
-    stages share a domain is refused."""
+    """(stage 1's rows, their name, their label set resolved once), or (None, None, None) for a
+    one-stage run; a cross-domain run whose stages share a domain is refused."""
     if not (args.two_stage or source_dataset is not None):
-        return None, None
+        return None, None, None
     src_name = args.source_dataset or args.dataset or "<dataset>"
     if source_dataset is not None:
         src_loaded = load_prepared(source_dataset)
@@ -82,8 +82,9 @@ def _source_data(args: TrainArguments, loaded, ls, target, name: str, source_dat
         src_loaded = load_prepared(args.source_dataset, args.source_dataset_config)
     else:
         src_loaded = loaded
+    src_ls = train_data.label_set_of(args.source_label_set) if args.source_label_set else ls
     source = train_data.select(
-        src_loaded, args.source_label_set or ls, domain=args.source_domain,
+        src_loaded, src_ls, domain=args.source_domain,
         drop_unlisted=args.drop_unlisted_labels, name=f"{src_name} (stage 1)",
     )
     if args.cross_domain:
@@ -94,7 +95,7 @@ def _source_data(args: TrainArguments, loaded, ls, target, name: str, source_dat
                 f"stage 2 ({name}, domain {args.domain}) share domain(s) {sorted(shared)}; set domain and "
                 "source_domain to different domains (or cross_domain false)"
             )
-    return source, src_name
+    return source, src_name, src_ls
 
 
 def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
@@ -109,7 +110,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
     target_splits = train_data.splits(target, args.folds, args.validation_fraction, args.seed, name)
     out = Path(args.output_dir)
 
-    source, src_name = _source_data(args, loaded, ls, target, name, source_dataset)
+    source, src_name, src_ls = _source_data(args, loaded, ls, target, name, source_dataset)
     backbone, feature_extractor = _load_backbone(args)
 
     folds = []
@@ -119,7 +120,6 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
         stages = []
         if source is not None:
             src_strategy = get_strategy(args.source_strategy or args.strategy)
-            src_ls = train_data.label_set_of(args.source_label_set or ls)
             stages.append(StagePlan(
                 "stage1", src_strategy.name, list(src_ls.classes),
                 _source_split(source, split, args, f"{src_name} (stage 1) fold {split.name}"),

@@ -282,6 +282,7 @@ def test_stage_1_takes_its_own_label_set_in_every_fold(tmp_path, corpus, backbon
     assert len(folds) > 1
     assert [[stage.name for stage in stages] for stages in folds] == [["stage1", "stage2"]] * len(folds)
     assert all(stages[0].labels == source and stages[1].labels == target for stages in folds)
+    assert all((stages[0].label_set, stages[1].label_set) == (",".join(source), "4class") for stages in folds)
 
 
 class StopInStage2(TrainerCallback):

@@ -38,7 +38,8 @@ def _stage_arguments(args, has_validation=True):
     from hub_emo.training.strategies import get_strategy
 
     strategy = get_strategy(args.strategy)
-    stage = StagePlan("train", strategy.name, ["a", "b"], None, args.learning_rate or strategy.learning_rate,
+    stage = StagePlan("train", strategy.name, ["a", "b"], "custom", None,
+                      args.learning_rate or strategy.learning_rate,
                       args.num_train_epochs or strategy.num_train_epochs, Path("unused"))
     return training_arguments(args, stage, has_validation)
 

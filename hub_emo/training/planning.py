@@ -19,6 +19,7 @@ class StagePlan:
     name: str  # "train", or "stage1" / "stage2"
     strategy: str
     labels: list[str]
+    label_set: str  # the label set's name as given (recorded with the stage's model)
     split: train_data.Split
     learning_rate: float
     num_train_epochs: float
@@ -121,7 +122,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
         if source is not None:
             src_strategy = get_strategy(args.source_strategy or args.strategy)
             stages.append(StagePlan(
-                "stage1", src_strategy.name, list(src_ls.classes),
+                "stage1", src_strategy.name, list(src_ls.classes), args.source_label_set or args.label_set,
                 _source_split(source, split, args, f"{src_name} (stage 1) fold {split.name}"),
                 args.source_learning_rate
                 or (args.learning_rate if src_strategy.name == strategy.name else None)
@@ -130,7 +131,7 @@ def plan(args: TrainArguments, dataset=None, source_dataset=None) -> Plan:
                 base / "stage1",
             ))
         stages.append(StagePlan(
-            "stage2" if source is not None else "train", strategy.name, list(ls.classes), split,
+            "stage2" if source is not None else "train", strategy.name, list(ls.classes), args.label_set, split,
             args.learning_rate or strategy.learning_rate,
             args.num_train_epochs or strategy.num_train_epochs,
             base / ("stage2" if source is not None else "train"),

@@ -21,7 +21,7 @@ def write_stage(run_plan: Plan, stage: StagePlan, result: dict, best: Path) -> N
     results = {
         **_portable(result, Path(args.output_dir)),
         "dataset": run_plan.dataset_name,
-        "label_set": args.label_set if stage.name != "stage1" else (args.source_label_set or args.label_set),
+        "label_set": stage.label_set,
     }
     (best / "results.json").write_text(json.dumps(results, indent=2))
     _plots(result, stage.output_dir)

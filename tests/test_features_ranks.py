@@ -143,3 +143,74 @@ def test_a_model_failing_on_one_rank_is_skipped_by_both_and_the_next_one_succeed
     good = features.Store(features.load_backbone(folders["good"]).identity).directory.name
     assert main["records"][good] == len(dataset)
     assert 0 < other["records"][good] < len(dataset)
+
+
+# Run under torchrun by the two tests below: the library called from Python, not the CLI.
+LIBRARY = textwrap.dedent("""
+    import json, os, sys
+    from pathlib import Path
+    rank = int(os.environ["RANK"])
+    data, folders, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+    os.environ["HUB_EMO_CACHE"] = str(out / f"cache-{rank}")
+    import datasets, torch.distributed as dist
+    from hub_emo import features
+    from hub_emo.analysis import run_fad
+
+    dataset = datasets.load_from_disk(data)
+    unloadable = folders["good"] if rank == 0 else str(out / "absent")  # loads on rank 0 only
+    try:
+        features.extract_features(unloadable, dataset, name="unloadable", frames_per_clip=0, progress=False)
+        direct = None
+    except Exception as error:
+        direct = f"{type(error).__name__}: {error}"
+    failed = {}
+    each = {name: list(fs.pooled.shape) for name, fs in features.extract_each(
+        {"unloadable": unloadable, "good": folders["good"]}, dataset, failed, frames_per_clip=0, progress=False)}
+    fad = run_fad({"good": folders["good"]}, dataset, "ravdess6", [-1], out / f"fad-{rank}", frames_per_clip=4,
+                  n_boot=0, progress=False)
+    (out / f"rank{rank}.json").write_text(json.dumps({
+        "direct": direct, "failed": failed, "each": each, "group_left": dist.is_initialized(),
+        "fad": None if fad is None else {"failed": fad.failed, "rows": len(fad.rows)},
+    }))
+""")
+
+
+@pytest.fixture(scope="module")
+def library_ranks(tmp_path_factory):
+    """Both ranks' reports from one torchrun of `LIBRARY` (two processes, one tiny model)."""
+    tmp_path = tmp_path_factory.mktemp("library")
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1)
+    dataset.save_to_disk(str(tmp_path / "data"))
+    folders = {"good": str(make_backbone_folder(tmp_path / "good", seed=1))}
+    script = tmp_path / "library.py"
+    script.write_text(LIBRARY)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    # A rank left waiting would fail the step after 60 s instead of the default half hour.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HUB_EMO_DDP_TIMEOUT": "60"}
+    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script),
+                           str(tmp_path / "data"), json.dumps(folders), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp_path, len(dataset), [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow  # two torchrun processes
+@pytest.mark.timeout(300)
+def test_extract_features_with_a_model_failing_to_load_on_one_rank_fails_on_both(library_ranks):
+    _, clips, (main, other) = library_ranks
+    assert other["direct"].startswith("ValueError: cannot load backbone") and "absent" in other["direct"]
+    assert main["direct"].startswith("RuntimeError") and "rank 1" in main["direct"]
+    # extract_each skips the model on both ranks together, and the next model extracts on both.
+    for rank in (main, other):
+        assert list(rank["failed"]) == ["unloadable"] and list(rank["each"]) == ["good"]
+        assert rank["each"]["good"][1] == clips
+        assert not rank["group_left"]
+
+
+@pytest.mark.slow  # two torchrun processes
+@pytest.mark.timeout(300)
+def test_run_fad_from_python_scores_and_reports_on_rank_zero_only(library_ranks):
+    tmp_path, _, (main, other) = library_ranks
+    assert main["fad"] == {"failed": {}, "rows": main["fad"]["rows"]} and main["fad"]["rows"] > 0
+    assert (tmp_path / "fad-0" / "report.md").is_file()
+    assert other["fad"] is None and not (tmp_path / "fad-1").exists()  # rank 1 wrote nothing

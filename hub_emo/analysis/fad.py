@@ -301,7 +301,7 @@ def run_fad(backbones: dict, dataset, label_set="ravdess6", layers: Sequence[int
             confidence: float = 0.95, inf_steps: int = 8, inf_min_fraction: float = 0.5,
             cluster: str = "performer", min_clips: int = 2, report_layer: int | None = None,
             within_domain: bool = True, bootstrap_all_layers: bool = False, seed: int = 0,
-            trust_remote_code: bool = False, progress: bool = True) -> FADResult:
+            trust_remote_code: bool = False, progress: bool = True) -> FADResult | None:
     """Per model, layer and emotion: KAD and FAD between speech and music frames; report and tables.
 
     Extraction covers every hidden state (the same cache entry as `run_probing`), then
@@ -312,23 +312,54 @@ def run_fad(backbones: dict, dataset, label_set="ravdess6", layers: Sequence[int
     pairs KAD leaves out, ``"performer"`` (the dataset's ``speaker``; one draw for speech
     and music when they share performers) or ``"clip"``. ``kad_frames``: frames per clip in
     the kernel (0: all ``frames_per_clip``). Progress with an ETA goes to a terminal only.
+    Under torchrun every rank extracts its share and rank 0 alone scores and writes the
+    report (`hub_emo.analysis.rank_zero`); the other ranks return None.
     """
-    from hub_emo import schema
-    from hub_emo.analysis.clips import clip_metadata, unlabelled_note
+    from hub_emo.analysis.rank_zero import on_rank_zero
 
     _check_settings(backbones, min_clips, confidence)
+    study = _study(dataset, label_set, cluster)  # a dataset FAD cannot use fails before any extraction
+    settings = dict(layers=layers, out_dir=out_dir, frames_per_clip=frames_per_clip, kad_frames=kad_frames,
+                    n_boot=n_boot, confidence=confidence, inf_steps=inf_steps, inf_min_fraction=inf_min_fraction,
+                    cluster=cluster, min_clips=min_clips, report_layer=report_layer, within_domain=within_domain,
+                    bootstrap_all_layers=bootstrap_all_layers, seed=seed, trust_remote_code=trust_remote_code,
+                    progress=progress)
+    return on_rank_zero(backbones, dataset, lambda ok, failed: _fad(ok, dataset, study, failed, **settings),
+                        frames_per_clip=max(frames_per_clip, 1), trust_remote_code=trust_remote_code,
+                        progress=progress)
+
+
+def _study(dataset, label_set, cluster: str) -> tuple:
+    """(label set name, ids, metadata, classes, each row's resampling unit), after refusing a
+    dataset without both domains."""
+    from hub_emo import schema
+    from hub_emo.analysis.clips import clip_metadata
+
     ids, meta, classes = clip_metadata(dataset, label_set)
     missing = [d for d in DOMAINS if d not in set(meta["domain"])]
+    name = schema.get_label_set(label_set).name
     if missing:
         raise ValueError(f"the dataset has no {' or '.join(missing)} clips in label set "
-                         f"{schema.get_label_set(label_set).name!r}; speech–music FAD needs both domains")
-    cluster_of_row = _performer_of(dataset, ids, cluster)
+                         f"{name!r}; speech–music FAD needs both domains")
+    return name, ids, meta, classes, _performer_of(dataset, ids, cluster)
+
+
+def _fad(backbones: dict, dataset, study: tuple, failed_before: dict, *, layers, out_dir, frames_per_clip: int,
+         kad_frames: int, n_boot: int, confidence: float, inf_steps: int, inf_min_fraction: float, cluster: str,
+         min_clips: int, report_layer, within_domain: bool, bootstrap_all_layers: bool, seed: int,
+         trust_remote_code: bool, progress: bool) -> FADResult:
+    """`run_fad` on this process alone; ``failed_before`` holds the models that failed before
+    (name -> message), named in the report and the result beside those that fail here."""
+    from hub_emo.analysis.clips import unlabelled_note
+
+    label_set, ids, meta, classes, cluster_of_row = study
     problems: list[str] = unlabelled_note(dataset)
-    failed: dict[str, str] = {}
+    here: dict[str, str] = {}
     extracted, cells, chosen, report_at = _extract_cells(
-        backbones, dataset, ids, meta, classes, cluster_of_row, failed, problems, layers=layers,
+        backbones, dataset, ids, meta, classes, cluster_of_row, here, problems, layers=layers,
         report_layer=report_layer, frames_per_clip=frames_per_clip, min_clips=min_clips,
         trust_remote_code=trust_remote_code, progress=progress)
+    failed = {**failed_before, **here}
     if not extracted:
         raise ValueError("every model failed: " + "; ".join(f"{n}: {m}" for n, m in failed.items()))
     problems += [f"{name} FAILED: {message}" for name, message in failed.items()]
@@ -343,7 +374,7 @@ def run_fad(backbones: dict, dataset, label_set="ravdess6", layers: Sequence[int
                   within_domain=within_domain, paired=cluster == "performer", kad_frames=kad_frames))
     shared = _shared_performers(meta, cluster_of_row) if cluster == "performer" else None
     method = _method(confidence, n_boot, shared, _fad_refused(extracted, cells, cluster) if n_boot else None)
-    settings = _settings(schema.get_label_set(label_set).name, [n for n in backbones if n not in failed], method,
+    settings = _settings(label_set, [n for n in backbones if n not in failed], method,
                          report_at, frames_per_clip=frames_per_clip, kad_frames=kad_frames, n_boot=n_boot,
                          bootstrap_all_layers=bootstrap_all_layers, inf_steps=inf_steps,
                          inf_min_fraction=inf_min_fraction)

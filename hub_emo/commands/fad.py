@@ -33,25 +33,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     """Under torchrun every rank extracts its share; rank 0 alone scores and writes the report."""
     from hub_emo.analysis import run_fad
-    from hub_emo.analysis.rank_zero import on_rank_zero
 
     backbones, dataset, label_set = common_inputs(args)
-    frames = max(args.frames_per_clip, 1)  # as run_fad extracts: FAD needs frames
-
-    def analyse(ok: dict, failed: dict):
-        result = run_fad(
-            ok, dataset, label_set, args.layers, args.out, frames_per_clip=frames,
-            n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
-            kad_frames=args.kad_frames, cluster=args.cluster, min_clips=args.min_clips,
-            report_layer=args.report_layer, within_domain=not args.no_within,
-            bootstrap_all_layers=args.bootstrap_all_layers,
-            seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
-        )
-        result.failed = {**failed, **result.failed}
-        return result
-
-    result = on_rank_zero(backbones, dataset, analyse, frames_per_clip=frames,
-                          trust_remote_code=args.trust_remote_code, progress=not args.quiet)
+    result = run_fad(
+        backbones, dataset, label_set, args.layers, args.out, frames_per_clip=max(args.frames_per_clip, 1),
+        n_boot=args.bootstrap, confidence=args.confidence, inf_steps=args.inf_steps,
+        kad_frames=args.kad_frames, cluster=args.cluster, min_clips=args.min_clips,
+        report_layer=args.report_layer, within_domain=not args.no_within,
+        bootstrap_all_layers=args.bootstrap_all_layers,
+        seed=args.seed, trust_remote_code=args.trust_remote_code, progress=not args.quiet,
+    )
     if result is None:  # another rank under torchrun: rank 0 scores and reports
         return 0
     print(result.summary())

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from hub_emo.distributed import ranks
+
 from .backbone import load_backbone
 from .extract import extract
 
@@ -121,6 +123,20 @@ def _frames_by_layer(records, layers: list[int]) -> tuple[dict[int, np.ndarray],
     return frames, np.repeat(np.arange(len(records), dtype=np.int64), counts)
 
 
+def _load_together(group, source, layers, *, trust_remote_code: bool, name: str | None):
+    """The backbone, with ``layers`` checked before any extraction; a failure on any rank (a
+    model that does not load on one host) raises on every rank, so none waits in `extract`."""
+    backbone, error = None, None
+    try:
+        backbone = load_backbone(source, trust_remote_code=trust_remote_code, name=name)
+        resolve_layers(layers, backbone.num_hidden_states, backbone.name)
+    except Exception as failure:  # noqa: BLE001 - every rank must leave the model together
+        error = failure
+    what = name or (str(source) if isinstance(source, (str, Path)) else type(source).__name__)
+    group.agree(error, f"model {what}: loading")
+    return backbone
+
+
 def extract_features(
     backbone,
     dataset,
@@ -143,10 +159,10 @@ def extract_features(
     extracts anyway and refreshes the entries. ``device`` defaults to this rank's GPU.
     """
     ids = _check_options(pooling, frames_per_clip, dataset)
-    backbone = load_backbone(backbone, trust_remote_code=trust_remote_code, name=name)
-    resolve_layers(layers, backbone.num_hidden_states, backbone.name)  # fail before any extraction
-    done = extract(backbone, dataset, frames_cap=frames_per_clip, batch_size=batch_size, refresh=not cache,
-                   device=device, progress=progress)
+    with ranks() as group:  # under torchrun: one group for loading and extracting
+        backbone = _load_together(group, backbone, layers, trust_remote_code=trust_remote_code, name=name)
+        done = extract(backbone, dataset, frames_cap=frames_per_clip, batch_size=batch_size, refresh=not cache,
+                       device=device, progress=progress)
     num_states = done.records[0].num_hidden_states
     chosen = resolve_layers(layers, num_states, backbone.name)
     stacked = np.stack([getattr(r, pooling)[:num_states] for r in done.records], axis=1)  # (S, clips, D)

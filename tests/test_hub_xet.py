@@ -139,7 +139,10 @@ def test_lz4_frames_decode_literals_and_overlapping_matches():
 
 def test_byte_grouping_is_undone_and_hashes_are_spelled_as_the_cas_api_says():
     words = bytes(range(10))  # 0..9: groups (0,4,8), (1,5,9), (2,6), (3,7)
-    assert xet._ungroup4(bytes([0, 4, 8, 1, 5, 9, 2, 6, 3, 7])) == words
+    grouped = bytes([0, 4, 8, 1, 5, 9, 2, 6, 3, 7])
+    stored = lz4_frame(bytes([len(grouped) << 4]) + grouped)  # one block of literals only
+    assert xet.decode_chunk(2, stored, len(words)) == words  # scheme 2: LZ4, then byte grouping undone
+    assert xet.decode_chunk(1, stored, len(words)) == grouped  # scheme 1: LZ4 alone
     # the spec's own example string drops the "10" of the third word; this is its byte order spelled out
     assert xet.hash_hex(bytes(range(32))) == "0706050403020100" "0f0e0d0c0b0a0908" "1716151413121110" "1f1e1d1c1b1a1918"
 

@@ -52,6 +52,7 @@ Entry points::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -117,43 +118,14 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
 
     device = torch.device(device or "cpu")
     layers, n, dim = train.shape
-    sizes = (dim, *HIDDEN, num_classes)
-    generator = torch.Generator().manual_seed(seed)
-    initial = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        bound = 1.0 / fan_in**0.5  # nn.Linear's default initialisation range
-        initial.append((torch.rand(layers, fan_in, fan_out, generator=generator) * 2 - 1) * bound)
-        initial.append((torch.rand(layers, 1, fan_out, generator=generator) * 2 - 1) * bound)
-    orders = [torch.randperm(n, generator=generator).to(device) for _ in range(epochs)]
-    x_train = torch.as_tensor(train, dtype=torch.float32, device=device)
-    x_test = torch.as_tensor(test, dtype=torch.float32, device=device)
-    targets = torch.as_tensor(y_train, dtype=torch.long, device=device)
-
-    def fit_group(group: slice) -> np.ndarray:
-        params = [p[group].to(device).clone().requires_grad_() for p in initial]
-
-        def forward(x):
-            for i in range(0, len(params), 2):
-                x = torch.baddbmm(params[i + 1], x, params[i])
-                if i + 2 < len(params):
-                    x = torch.relu(x)
-            return x  # (g, b, C)
-
-        count = group.stop - group.start
-        optimiser = torch.optim.Adam(params, lr=lr)
-        for order in orders:
-            for start in range(0, n, batch_size):
-                index = order[start:start + batch_size]
-                logits = forward(x_train[group, index])
-                loss = torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, num_classes), targets[index].repeat(count), reduction="sum"
-                ) / len(index)  # sum over layers: each layer's probe gets its own mean-loss gradient
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-        with torch.no_grad():
-            return forward(x_test[group]).argmax(-1).cpu().numpy()
-
+    initial, orders = _initial_draws((dim, *HIDDEN, num_classes), layers, n, epochs, seed, device)
+    fit_group = partial(
+        _fit_layer_group, initial=initial, orders=orders,
+        x_train=torch.as_tensor(train, dtype=torch.float32, device=device),
+        targets=torch.as_tensor(y_train, dtype=torch.long, device=device),
+        x_test=torch.as_tensor(test, dtype=torch.float32, device=device),
+        lr=lr, batch_size=batch_size, num_classes=num_classes, device=device,
+    )
     workers = max(1, min(workers, layers)) if dim >= GROUP_MIN_DIM and device.type == "cpu" else 1
     bounds = np.linspace(0, layers, workers + 1).round().astype(int)
     groups = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -163,6 +135,50 @@ def _fit_predict_mlp(train, y_train, test, num_classes, *, epochs, lr, batch_siz
 
     with ThreadPoolExecutor(len(groups)) as pool:
         return np.concatenate(list(pool.map(fit_group, groups)))
+
+
+def _initial_draws(sizes, layers: int, n: int, epochs: int, seed: int, device):
+    """Every layer's initial weights, then every epoch's batch order, from one generator."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    initial = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / fan_in**0.5  # nn.Linear's default initialisation range
+        initial.append((torch.rand(layers, fan_in, fan_out, generator=generator) * 2 - 1) * bound)
+        initial.append((torch.rand(layers, 1, fan_out, generator=generator) * 2 - 1) * bound)
+    orders = [torch.randperm(n, generator=generator).to(device) for _ in range(epochs)]
+    return initial, orders
+
+
+def _fit_layer_group(group: slice, *, initial, orders, x_train, targets, x_test, lr, batch_size, num_classes,
+                     device) -> np.ndarray:
+    """Train the probes of the layers in ``group`` as one batched network; their test predictions."""
+    import torch
+
+    params = [p[group].to(device).clone().requires_grad_() for p in initial]
+
+    def forward(x):
+        for i in range(0, len(params), 2):
+            x = torch.baddbmm(params[i + 1], x, params[i])
+            if i + 2 < len(params):
+                x = torch.relu(x)
+        return x  # (g, b, C)
+
+    count, n = group.stop - group.start, x_train.shape[1]
+    optimiser = torch.optim.Adam(params, lr=lr)
+    for order in orders:
+        for start in range(0, n, batch_size):
+            index = order[start:start + batch_size]
+            logits = forward(x_train[group, index])
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, num_classes), targets[index].repeat(count), reduction="sum"
+            ) / len(index)  # sum over layers: each layer's probe gets its own mean-loss gradient
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    with torch.no_grad():
+        return forward(x_test[group]).argmax(-1).cpu().numpy()
 
 
 def _fit_predict_logistic(train, y_train, test, *, seed, **_):  # scikit-learn: on the CPU
@@ -240,50 +256,16 @@ def probe_scores(
     """
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; choose from {PROBES}")
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 3:
-        raise ValueError(f"features must be (layers, clips, dims), got shape {features.shape}")
-    labels, domains, folds = np.asarray(labels), np.asarray(domains).astype(str), np.asarray(folds).astype(str)
-    if not len(labels) == len(domains) == len(folds) == features.shape[1]:
-        raise ValueError("features, labels, domains and folds must have one entry per clip")
+    features, labels, domains, folds = _checked_inputs(features, labels, domains, folds)
     layer_ids = list(range(features.shape[0])) if layer_ids is None else list(layer_ids)
     problems = [] if problems is None else problems
-    present = [d for d in schema.DOMAINS if d in set(domains)] + sorted(set(domains) - set(schema.DOMAINS))
-    pairs = [(d, d) for d in present]
-    if cross_domain:
-        if len(present) < 2:
-            problems.append(f"{model}: only the {present} domain(s) present; cross-domain probing skipped")
-        pairs += [(a, b) for a in present for b in present if a != b]
-    fit = _fit_predict_mlp if probe == "mlp" else _fit_predict_logistic
+    fit = partial(_fit_predict_mlp if probe == "mlp" else _fit_predict_logistic, num_classes=num_classes,
+                  epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
     rows = []
+    pairs = _domain_pairs(domains, cross_domain, model, problems)
     for train_domain, test_domain in bar(pairs, desc=f"{model}: probes", unit="domain pair", disable=not progress):
-        scored = sorted(set(labels[domains == test_domain]))
-        tasks = []  # (fit mask, scored mask, classes, fold, split, inner fold)
-        for fold, train_mask, test_mask, inner in _splits(domains, folds, train_domain, test_domain, problems):
-            if not test_mask.any():
-                continue
-            if len(set(labels[train_mask])) < 2:
-                problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
-                continue
-            tasks.append((train_mask, test_mask, scored, fold, "test", ""))
-            if not inner:
-                problems.append(f"{model}: {train_domain}→{test_domain} fold {fold}: fewer than 2 training folds "
-                                "left for validation; no layer is chosen for it")
-            tasks += [(fit_mask, validation_mask, sorted(set(labels[validation_mask])), fold, "validation", g)
-                      for g, fit_mask, validation_mask in inner
-                      if validation_mask.any() and len(set(labels[fit_mask])) >= 2]
-        # One fit per distinct training set: inner fold g of outer fold f trains on the same
-        # clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K².
-        predicted: dict[bytes, np.ndarray] = {}
-        for fit_mask in {t[0].tobytes(): t[0] for t in tasks}.values():
-            scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
-            train, test = _standardise(features[:, fit_mask], features[:, scored_any])
-            out = np.full((len(layer_ids), len(labels)), -1, dtype=np.int64)
-            with threads.task_parallel() as workers:
-                out[:, scored_any] = fit(train, labels[fit_mask], test, num_classes=num_classes, epochs=epochs,
-                                         lr=lr, batch_size=batch_size, seed=seed, workers=workers,
-                                         device=device)
-            predicted[fit_mask.tobytes()] = out
+        tasks = _fold_tasks(labels, domains, folds, train_domain, test_domain, model, problems)
+        predicted = _predict_per_training_set(fit, features, labels, tasks, len(layer_ids))
         for fit_mask, scored_mask, classes, fold, split, inner_fold in tasks:
             predictions = predicted[fit_mask.tobytes()][:, scored_mask]
             rows += [{
@@ -293,6 +275,65 @@ def probe_scores(
                 **_scores(labels[scored_mask], predictions[position], classes),
             } for position, layer in enumerate(layer_ids)]
     return rows
+
+
+def _checked_inputs(features, labels, domains, folds):
+    """The inputs as arrays, refused unless features are (L, N, D) with one label, domain and fold per clip."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 3:
+        raise ValueError(f"features must be (layers, clips, dims), got shape {features.shape}")
+    labels, domains, folds = np.asarray(labels), np.asarray(domains).astype(str), np.asarray(folds).astype(str)
+    if not len(labels) == len(domains) == len(folds) == features.shape[1]:
+        raise ValueError("features, labels, domains and folds must have one entry per clip")
+    return features, labels, domains, folds
+
+
+def _domain_pairs(domains, cross_domain: bool, model: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(train domain, test domain) pairs: each domain on itself, then every cross-domain pair."""
+    present = [d for d in schema.DOMAINS if d in set(domains)] + sorted(set(domains) - set(schema.DOMAINS))
+    pairs = [(d, d) for d in present]
+    if cross_domain:
+        if len(present) < 2:
+            problems.append(f"{model}: only the {present} domain(s) present; cross-domain probing skipped")
+        pairs += [(a, b) for a in present for b in present if a != b]
+    return pairs
+
+
+def _fold_tasks(labels, domains, folds, train_domain, test_domain, model, problems) -> list[tuple]:
+    """(fit mask, scored mask, classes, fold, split, inner fold) of every test and validation fit."""
+    scored = sorted(set(labels[domains == test_domain]))
+    tasks = []
+    for fold, train_mask, test_mask, inner in _splits(domains, folds, train_domain, test_domain, problems):
+        if not test_mask.any():
+            continue
+        if len(set(labels[train_mask])) < 2:
+            problems.append(f"{model}: {train_domain} training set for fold {fold} has fewer than 2 classes: skipped")
+            continue
+        tasks.append((train_mask, test_mask, scored, fold, "test", ""))
+        if not inner:
+            problems.append(f"{model}: {train_domain}→{test_domain} fold {fold}: fewer than 2 training folds "
+                            "left for validation; no layer is chosen for it")
+        tasks += [(fit_mask, validation_mask, sorted(set(labels[validation_mask])), fold, "validation", g)
+                  for g, fit_mask, validation_mask in inner
+                  if validation_mask.any() and len(set(labels[fit_mask])) >= 2]
+    return tasks
+
+
+def _predict_per_training_set(fit, features, labels, tasks, layers: int) -> dict[bytes, np.ndarray]:
+    """(layers, N) predictions (-1 where not scored) per distinct fit mask, keyed by its bytes.
+
+    One fit per distinct training set: inner fold g of outer fold f trains on the same
+    clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K².
+    """
+    predicted: dict[bytes, np.ndarray] = {}
+    for fit_mask in {t[0].tobytes(): t[0] for t in tasks}.values():
+        scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
+        train, test = _standardise(features[:, fit_mask], features[:, scored_any])
+        out = np.full((layers, len(labels)), -1, dtype=np.int64)
+        with threads.task_parallel() as workers:
+            out[:, scored_any] = fit(train, labels[fit_mask], test, workers=workers)
+        predicted[fit_mask.tobytes()] = out
+    return predicted
 
 
 CHOSEN_BY = ("per outer fold, the layer with the best mean {metric} over inner folds (validation: each "

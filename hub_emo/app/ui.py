@@ -71,13 +71,8 @@ def error_text(error: Exception) -> str:
     return str(error)
 
 
-def build_app(source: AppSource, *, revision: str | None = None, trust_remote_code: bool = False) -> gr.Blocks:
-    """The app's page for ``source`` (loads the model once, here)."""
-    classifier = pipeline(source.model, revision=revision, trust_remote_code=trust_remote_code)
-    config = classifier.model.config
-    shares = getattr(classifier.model, "layer_weight_shares", None)  # hub_emo models only
-    weights = shares() if shares else None
-
+def _classify_for(classifier):
+    """The page's callback: a clip and chunk length in; status HTML, scores and timeline out."""
     def classify(audio_path, chunk_seconds):
         hidden = gr.update(visible=False, value=None)
         if not audio_path:
@@ -99,29 +94,46 @@ def build_app(source: AppSource, *, revision: str | None = None, trust_remote_co
         timeline = gr.update(visible=True, value=plots.timeline(chunks)) if len(chunks) > 1 else hidden
         return status, scores, timeline
 
+    return classify
+
+
+def _input_column(source: AppSource):
+    """The column with the audio input, the chunk-length slider and the example clips."""
+    with gr.Column():
+        audio = gr.Audio(
+            sources=["upload", "microphone"],
+            type="filepath",
+            format=None,
+            label="Audio: any format, sample rate, channels or length",
+            elem_id="audio-input",
+        )
+        chunk = gr.Slider(
+            2, 30, value=DEFAULT_CHUNK_SECONDS, step=1,
+            label="Chunk length for long recordings (s)", elem_id="chunk-seconds",
+        )
+        if source.examples:
+            labels = source.example_labels if len(source.example_labels) == len(source.examples) else None
+            gr.Examples(
+                [[str(p)] for p in source.examples], inputs=[audio], label="Example clips",
+                example_labels=labels,
+            )
+    return audio, chunk
+
+
+def build_app(source: AppSource, *, revision: str | None = None, trust_remote_code: bool = False) -> gr.Blocks:
+    """The app's page for ``source`` (loads the model once, here)."""
+    classifier = pipeline(source.model, revision=revision, trust_remote_code=trust_remote_code)
+    config = classifier.model.config
+    shares = getattr(classifier.model, "layer_weight_shares", None)  # hub_emo models only
+    weights = shares() if shares else None
+    classify = _classify_for(classifier)
+
     with gr.Blocks(title=f"hub_emo · {source.title or source.model}", analytics_enabled=False) as app:
         gr.Markdown(f"## {html.escape(source.title or source.model)}\n{describe(config, source.model)}")
         with gr.Tabs():
             with gr.Tab("Try the model"):
                 with gr.Row():
-                    with gr.Column():
-                        audio = gr.Audio(
-                            sources=["upload", "microphone"],
-                            type="filepath",
-                            format=None,
-                            label="Audio: any format, sample rate, channels or length",
-                            elem_id="audio-input",
-                        )
-                        chunk = gr.Slider(
-                            2, 30, value=DEFAULT_CHUNK_SECONDS, step=1,
-                            label="Chunk length for long recordings (s)", elem_id="chunk-seconds",
-                        )
-                        if source.examples:
-                            labels = source.example_labels if len(source.example_labels) == len(source.examples) else None
-                            gr.Examples(
-                                [[str(p)] for p in source.examples], inputs=[audio], label="Example clips",
-                                example_labels=labels,
-                            )
+                    audio, chunk = _input_column(source)
                     with gr.Column():
                         status = gr.HTML("Upload or record a clip to see its emotions.", elem_id="status")
                         scores = gr.Label(label="Emotion scores", num_top_classes=len(config.id2label), elem_id="scores")

@@ -179,6 +179,26 @@ def pretrain_backbone(
 
     out = Path(out_dir)
     files = _audio_files(audio)
+    settings = _run_settings(
+        files, domain=domain, steps=steps, seed=seed, batch_size=batch_size, crop_seconds=crop_seconds,
+        learning_rate=learning_rate, warmup_fraction=warmup_fraction, mask_time_prob=mask_time_prob,
+        mask_time_length=mask_time_length, gumbel_temperature=gumbel_temperature,
+        config_overrides=config_overrides,
+    )
+    if not overwrite and (previous := _earlier_run(out, settings)) is not None:
+        return previous
+
+    started = time.perf_counter()
+    waves = [load(f, SAMPLING_RATE)[0] for f in files]
+    config = backbone_config(**(config_overrides or {}))
+    extractor = feature_extractor_for(config)
+    model, curve, used_threads = _train(settings, waves, config, extractor, threads, progress)
+    return _save(out, model.wav2vec2, extractor, settings, curve, waves, started, used_threads)
+
+
+def _run_settings(files, *, domain, steps, seed, batch_size, crop_seconds, learning_rate, warmup_fraction,
+                  mask_time_prob, mask_time_length, gumbel_temperature, config_overrides) -> dict:
+    """A run's settings as its log records them; invalid ones are refused."""
     if steps < 1 or batch_size < 1 or crop_seconds <= 0:
         raise ValueError(f"invalid pretraining settings: steps={steps}, batch_size={batch_size}, crop_seconds={crop_seconds}")
     settings = {
@@ -189,16 +209,7 @@ def pretrain_backbone(
         "gumbel_temperature": [float(t) for t in gumbel_temperature], "config": {**TINY_CONFIG, **(config_overrides or {})},
         "files": [str(f) for f in files],
     }
-    settings = json.loads(json.dumps(settings))  # as it reads back from the log (tuples -> lists)
-    if not overwrite and (previous := _earlier_run(out, settings)) is not None:
-        return previous
-
-    started = time.perf_counter()
-    waves = [load(f, SAMPLING_RATE)[0] for f in files]
-    config = backbone_config(**(config_overrides or {}))
-    extractor = feature_extractor_for(config)
-    model, curve, used_threads = _train(settings, waves, config, extractor, threads, progress)
-    return _save(out, model.wav2vec2, extractor, settings, curve, waves, started, used_threads)
+    return json.loads(json.dumps(settings))  # as it reads back from the log (tuples -> lists)
 
 
 def _earlier_run(out: Path, settings: dict) -> Pretrained | None:

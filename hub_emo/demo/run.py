@@ -185,7 +185,6 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
     used (speech SSL for SER, music SSL for MER), else every given backbone.
     """
     from hub_emo.progress import bar
-    from hub_emo.training import train
 
     plan = []
     for task, target, source in DIRECTIONS:
@@ -195,36 +194,10 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
     with bar(total=len(plan), desc="transfer runs", unit="run") as shown:
         for task, target, source, backbone_name, strategy, two_stage in plan:
             run_dir = out / "transfer" / task / backbone_name / f"{strategy}-{'two' if two_stage else 'one'}-stage"
-            arguments = dict(
-                backbone=backbones[backbone_name],
-                trust_remote_code=settings.trust_remote_code,
-                strategy=strategy,
-                label_set=settings.label_set,
-                drop_unlisted_labels=True,
-                domain=target,
-                folds=settings.test_fold,
-                max_steps=settings.max_steps,
-                learning_rate=settings.learning_rate,
-                max_seconds=3.0,
-                per_device_train_batch_size=8,
-                eval_steps=max(10, settings.max_steps // 4),
-                early_stopping_patience=0,
-                logging_steps=10,
-                save_total_limit=1,
-                report_to="none",
-                seed=settings.seed,
-                output_dir=str(run_dir),
-            )
+            arguments = _transfer_arguments(settings, backbones[backbone_name], strategy, target, run_dir)
             if two_stage:
                 arguments.update(source_domain=source, source_strategy=strategy)
-            key = _run_key(arguments)
-            cached = run_dir / "results.json"
-            results = None
-            if cached.is_file() and (run_dir / "demo_key").is_file() and (run_dir / "demo_key").read_text() == key:
-                results = json.loads(cached.read_text())
-            if results is None:
-                results = train(dataset=dataset, **arguments)
-                (run_dir / "demo_key").write_text(key)
+            results = _cached_or_trained(arguments, dataset, run_dir)
             rows.append(
                 {
                     "task": task,
@@ -241,6 +214,45 @@ def transfer_runs(settings: DemoSettings, backbones: dict[str, str], dataset, ou
             )
             shown.update()
     return rows
+
+
+def _transfer_arguments(settings: DemoSettings, backbone: str, strategy: str, target: str, run_dir: Path) -> dict:
+    """`hub_emo.training.train`'s arguments for one single-stage transfer run."""
+    return dict(
+        backbone=backbone,
+        trust_remote_code=settings.trust_remote_code,
+        strategy=strategy,
+        label_set=settings.label_set,
+        drop_unlisted_labels=True,
+        domain=target,
+        folds=settings.test_fold,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        max_seconds=3.0,
+        per_device_train_batch_size=8,
+        eval_steps=max(10, settings.max_steps // 4),
+        early_stopping_patience=0,
+        logging_steps=10,
+        save_total_limit=1,
+        report_to="none",
+        seed=settings.seed,
+        output_dir=str(run_dir),
+    )
+
+
+def _cached_or_trained(arguments: dict, dataset, run_dir: Path) -> dict:
+    """The results of the run in ``run_dir`` if it had these ``arguments``, else of a new one."""
+    from hub_emo.training import train
+
+    key = _run_key(arguments)
+    cached = run_dir / "results.json"
+    results = None
+    if cached.is_file() and (run_dir / "demo_key").is_file() and (run_dir / "demo_key").read_text() == key:
+        results = json.loads(cached.read_text())
+    if results is None:
+        results = train(dataset=dataset, **arguments)
+        (run_dir / "demo_key").write_text(key)
+    return results
 
 
 def best_models(rows: list[dict]) -> dict[str, dict]:

@@ -542,19 +542,49 @@ def build_corpus(
     directory holding anything else is refused rather than mixed with generated files.
     """
     out = Path(out_dir)
-    actor_ids = resolve_actors(actors)
-    emotions = tuple(emotions)
+    actor_ids, emotions = resolve_actors(actors), tuple(emotions)
+    parameters = _checked_parameters(seed, actor_ids, emotions, statements, repetitions, domains, sample_rate)
+    previous = _previous_corpus(out, parameters, overwrite)
+    if previous is not None:
+        return _summary(out, previous, elapsed=0.0, reused=True)
+    started = time.perf_counter()
+    clips = corpus_clips(actor_ids, emotions, parameters["statements"], repetitions, domains)
+    by_file = _render_clips(clips, out, seed, sample_rate, workers)
+    metadata = {
+        "description": "hub_emo synthetic speech + song emotion corpus (RAVDESS layout)",
+        "license": "CC0-1.0",
+        "parameters": parameters,
+        "tools": _tool_versions(),
+        "speech_styles": {k: asdict(v) for k, v in SPEECH_STYLES.items() if k in emotions},
+        "music_styles": {k: asdict(v) for k, v in MUSIC_STYLES.items() if k in emotions},
+        "strong_intensity_factor": STRONG,
+        "clips": [by_file[c.relpath] for c in clips],
+    }
+    (out / LICENSE_FILE).write_text(LICENSE_TEXT)
+    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=1) + "\n")
+    return _summary(out, metadata, elapsed=time.perf_counter() - started, reused=False)
+
+
+def _checked_parameters(seed, actor_ids, emotions, statements, repetitions, domains, sample_rate) -> dict:
+    """The corpus parameters as the metadata records them; invalid ones are refused."""
     unknown = [e for e in emotions if e not in SPEECH_EMOTIONS]
     if unknown or not emotions:
         raise ValueError(f"emotions must be among {SPEECH_EMOTIONS}, got {list(emotions)}")
     bad = [s for s in statements if s not in STATEMENTS] + [d for d in domains if d not in ("speech", "music")]
     if bad or repetitions not in (1, 2) or sample_rate < 8000:  # RAVDESS has 2 repetitions
         raise ValueError(f"invalid corpus parameters: {bad or (repetitions, sample_rate)}")
-    parameters = {
+    return {
         "seed": int(seed), "actors": list(actor_ids), "emotions": list(emotions),
         "statements": [int(s) for s in statements], "repetitions": int(repetitions),
         "domains": list(domains), "sample_rate": int(sample_rate),
     }
+
+
+def _previous_corpus(out: Path, parameters: dict, overwrite: bool) -> dict | None:
+    """The metadata of a complete earlier corpus with these ``parameters`` in ``out``, to reuse.
+
+    Any other earlier synthetic corpus is deleted; a non-empty folder without one is refused.
+    """
     meta_path = out / METADATA_FILE
     previous = None
     if meta_path.is_file():
@@ -564,13 +594,16 @@ def build_corpus(
     if previous and not overwrite and previous.get("parameters") == parameters \
             and previous.get("tools", {}).get("generator_version") == GENERATOR_VERSION \
             and all((out / row["file"]).is_file() for row in previous["clips"]):
-        return _summary(out, previous, elapsed=0.0, reused=True)
+        return previous
     if previous:
         for row in previous.get("clips", []):
             (out / row["file"]).unlink(missing_ok=True)
         meta_path.unlink()
-    started = time.perf_counter()
-    clips = corpus_clips(actor_ids, emotions, parameters["statements"], repetitions, domains)
+    return None
+
+
+def _render_clips(clips: list[Clip], out: Path, seed: int, sample_rate: int, workers: int | None) -> dict:
+    """Render every clip into ``out``; each clip's metadata row by its file."""
     # one batch per (domain, actor), ordered longest first, so workers stay busy
     batches: dict[tuple[int, int], list[Clip]] = {}
     for clip in clips:
@@ -587,20 +620,7 @@ def build_corpus(
                              [sample_rate] * len(work)):
             results.append(rows)
             shown.update(len(rows))
-    by_file = {row["file"]: row for rows in results for row in rows}
-    metadata = {
-        "description": "hub_emo synthetic speech + song emotion corpus (RAVDESS layout)",
-        "license": "CC0-1.0",
-        "parameters": parameters,
-        "tools": _tool_versions(),
-        "speech_styles": {k: asdict(v) for k, v in SPEECH_STYLES.items() if k in emotions},
-        "music_styles": {k: asdict(v) for k, v in MUSIC_STYLES.items() if k in emotions},
-        "strong_intensity_factor": STRONG,
-        "clips": [by_file[c.relpath] for c in clips],
-    }
-    (out / LICENSE_FILE).write_text(LICENSE_TEXT)
-    meta_path.write_text(json.dumps(metadata, indent=1) + "\n")
-    return _summary(out, metadata, elapsed=time.perf_counter() - started, reused=False)
+    return {row["file"]: row for rows in results for row in rows}
 
 
 def _summary(out: Path, metadata: dict, elapsed: float, reused: bool) -> dict:

@@ -216,10 +216,6 @@ def render_model_card(
         tags=tags,
         eval_results=eval_results or None,
     )
-    strategy = results.get("strategy")
-    strategy_text = (f"Strategy: `{strategy}`. " if strategy else "") + (
-        "The backbone was frozen; " if about["frozen"] else "The backbone was fine-tuned; "
-    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}. " + about["layer_convention"]
     card = ModelCard.from_template(
         card_data,
         template_path=str(template_path("model_card.md")),
@@ -228,7 +224,7 @@ def render_model_card(
         label_names=[name for _, name in labels],
         domain_text=domain,
         results=eval_results,
-        strategy_text=strategy_text,
+        strategy_text=_strategy_text(results.get("strategy"), about),
         adapter_only=adapter_only,
         aggregation_repr=repr(about["aggregation"]),
         sampling_rate=sampling_rate,
@@ -239,6 +235,13 @@ def render_model_card(
         **{k: v for k, v in about.items() if k not in ("base_model",)},
     )
     return ModelCard(str(card))  # parse back: invalid metadata raises here
+
+
+def _strategy_text(strategy: str | None, about: dict) -> str:
+    """The card's sentence on how the model was trained and how it reads the backbone."""
+    return (f"Strategy: `{strategy}`. " if strategy else "") + (
+        "The backbone was frozen; " if about["frozen"] else "The backbone was fine-tuned; "
+    ) + f"hidden states {about['aggregation_text']}; adapter: {about['adapter_text']}. " + about["layer_convention"]
 
 
 def _weights_files(model_dir: Path) -> list[Path]:

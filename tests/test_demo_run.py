@@ -14,6 +14,11 @@ import pytest
 
 from hub_emo.schema import LABEL_SETS
 
+#: The module's fixture runs a whole `demo --quick` (about 95 s on a quiet 2-core machine). On a
+#: shared machine with several heavy jobs beside it that took over 600 s (the suite's default
+#: limit) here, so this module gets a limit of its own: it guards against a hang, not a slow run.
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

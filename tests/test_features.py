@@ -168,13 +168,33 @@ def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_pat
     backbone = features.load_backbone(str(folder))
     cached = FeatureCache(model, backbone.feature_extractor, 0.2, "center").features(dataset)
     collator = AudioCollator(backbone.feature_extractor, 0.2, "center")
-    rows = rows_for_training(dataset)
+    rows = rows_for_training(dataset, collator.rate)
     for position in (0, len(dataset) - 1):
         wave = collator.waveform(rows[position])
         assert len(wave) == int(0.2 * 16000)
         with torch.no_grad():
             direct = model.extract_layer_features(collator.pad([wave])["input_values"])[0]
         torch.testing.assert_close(cached[position], direct, rtol=1e-5, atol=1e-5)
+
+
+def test_training_audio_decodes_once_per_stage_within_its_budget(tmp_path):
+    """A stage reads each clip every epoch; within the budget it is decoded and resampled once."""
+    from hub_emo.training.data import DecodedClips
+
+    dataset = make_dataset(tmp_path / "wavs", per_cell=1, rate=48000)
+    clips = DecodedClips(dataset, 16000)
+    first = [clips[i] for i in range(len(clips))]
+    assert [row["id"] for row in first] == list(dataset["id"])
+    assert [row["label"] for row in first] == list(dataset["label"])
+    again = clips[1]["wave"]
+    assert again is first[1]["wave"] and not again.flags.writeable  # kept, and no crop can change it
+    np.testing.assert_array_equal(again, features.waveform(dataset[1], 16000))
+
+    one_clip = first[0]["wave"].nbytes
+    tight = DecodedClips(dataset, 16000, budget=one_clip)
+    assert tight[0]["wave"] is tight[0]["wave"]  # the first clip fills the budget
+    assert tight[1]["wave"] is not tight[1]["wave"]  # the rest decode on each read
+    np.testing.assert_array_equal(tight[1]["wave"], again)
 
 
 def test_a_damaged_clip_is_named_not_fed(tmp_path, clips, fresh_cache):

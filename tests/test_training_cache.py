@@ -201,7 +201,7 @@ def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, 
     collator = AudioCollator(extractor, 6.0, "center")
     domain = corpus.features["domain"]
     test = corpus.filter(lambda f, d: f == "1" and d == domain.str2int("speech"), input_columns=["fold", "domain"])
-    row = rows_for_training(test)[0]
+    row = rows_for_training(test, 16000)[0]
     inputs = collator.pad([collator.waveform(row)])
     with torch.no_grad():
         from_adapted = adapted.extract_layer_features(inputs["input_values"])[0]

@@ -166,7 +166,7 @@ def _fit_layer_group(group: slice, *, initial, orders, x_train, targets, x_test,
         return x  # (g, b, C)
 
     count, n = group.stop - group.start, x_train.shape[1]
-    optimiser = torch.optim.Adam(params, lr=lr)
+    optimiser = torch.optim.Adam(params, lr=lr, foreach=True)  # one op per update, not one per tensor
     for order in orders:
         for start in range(0, n, batch_size):
             index = order[start:start + batch_size]

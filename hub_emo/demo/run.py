@@ -127,23 +127,40 @@ def pretrain_backbones(settings: DemoSettings, corpus: Path, out: Path) -> dict[
     """The backbones to study: the given ones, or two stand-ins pretrained on the corpus's halves.
 
     The corpus is read by its RAVDESS names, so the stand-ins can also be pretrained on a
-    real RAVDESS folder given with ``root``.
+    real RAVDESS folder given with ``root``. The stand-ins train side by side, one process
+    each on one intra-op thread: a model this small gains little from a second thread, and
+    a fixed thread count makes the same weights on every machine (torch's results depend on it).
     """
     if settings.backbones:
         return dict(settings.backbones)
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from dataset_scripts import _ravdess
     from hub_emo.demo import pretrain
+    from hub_emo.threads import usable_cores
 
     steps = pretrain.PRESETS["quick" if settings.quick else "default"]["steps"]
-    paths = {}
+    jobs = {}
     for name, domain in STAND_IN_BACKBONES.items():
-        files = [path for path, _ in _ravdess.clips(corpus, domain)]
+        files = [str(path) for path, _ in _ravdess.clips(corpus, domain)]
         if not files:
             raise ValueError(f"{corpus}: no {domain} clips with RAVDESS names to pretrain on")
-        paths[name] = str(
-            pretrain.pretrain_backbone(files, out / "backbones" / name, domain, steps=steps, seed=settings.seed).path
-        )
-    return paths
+        jobs[name] = (files, str(out / "backbones" / name), domain, steps, settings.seed,
+                      str(out / "logs" / f"pretrain-{name}.log"))
+    workers = max(1, min(len(jobs), usable_cores()))
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        done = {name: pool.submit(_pretrain_stand_in, *job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in done.items()}
+
+
+def _pretrain_stand_in(files: list[str], out_dir: str, domain: str, steps: int, seed: int, log: str) -> str:
+    """One stand-in, in a worker process, its progress written to ``log``."""
+    from hub_emo.demo import pretrain
+
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        return str(pretrain.pretrain_backbone(files, out_dir, domain, steps=steps, seed=seed, threads=1).path)
 
 
 def probe(settings: DemoSettings, backbones: dict[str, str], dataset, out: Path):

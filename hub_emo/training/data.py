@@ -5,8 +5,9 @@ an empty split, a fold that does not exist) stops the run at once with a message
 the dataset and the problem.
 
 Batches: audio decodes at its own rate and is downmixed and resampled (soxr) to the feature
-extractor's rate by `hub_emo.features.waveform`, cropped to a stated maximum length by a
-`hub_emo.features.Window` (the path cached features take too), then normalised and padded by the backbone's feature extractor. The attention
+extractor's rate by `hub_emo.features.waveform`, once per stage where memory allows
+(`DecodedClips`), cropped to a stated maximum length by a `hub_emo.features.Window` (the path
+cached features take too), then normalised and padded by the backbone's feature extractor. The attention
 mask is always built: pooling needs it to ignore padded frames, and the model itself
 withholds it from backbones pretrained without masks (``feat_extract_norm="group"``).
 """
@@ -167,10 +168,52 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
     return result
 
 
-def rows_for_training(dataset):
-    """Only what a batch needs, decoded at the clip's own rate (the collator resamples, as
+#: Decoded audio one process keeps in memory across epochs (bytes): a RAVDESS-size corpus
+#: (2452 clips, ~580 MB at 16 kHz) fits, so every clip decodes and resamples once per stage
+#: instead of once per epoch; beyond it clips decode on each read.
+DECODED_BUDGET = 2 << 30
+
+
+class DecodedClips:
+    """A split's rows as ``{"id", "label", "wave"}``, the wave mono float32 at ``rate``.
+
+    Decoding and resampling are `hub_emo.features.waveform`'s (the path cached features take
+    too). Waves decoded in the main process are kept (read-only, up to `DECODED_BUDGET`);
+    DataLoader workers, which an accelerator run uses to decode beside the compute and which
+    restart every epoch, keep nothing.
+    """
+
+    def __init__(self, dataset, rate: int, budget: int = DECODED_BUDGET):
+        self.rows = features.decodable(dataset, COLUMNS)
+        self.rate = int(rate)
+        self.ids, self.labels = list(dataset["id"]), list(dataset["label"])
+        self.kept: dict[int, np.ndarray] = {}
+        self.room = budget
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        wave = self.kept.get(index)
+        if wave is None:
+            wave = features.waveform(self.rows[index], self.rate)
+            if wave.nbytes <= self.room and _in_main_process():
+                wave.setflags(write=False)
+                self.kept[index] = wave
+                self.room -= wave.nbytes
+        return {"id": self.ids[index], "label": self.labels[index], "wave": wave}
+
+
+def _in_main_process() -> bool:
+    from torch.utils.data import get_worker_info
+
+    return get_worker_info() is None
+
+
+def rows_for_training(dataset, rate: int) -> DecodedClips:
+    """Only what a batch needs, decoded and resampled to the extractor's ``rate`` (as
     `hub_emo.features` does, so cached and uncached training see the same samples)."""
-    return features.decodable(dataset, COLUMNS)
+    return DecodedClips(dataset, rate)
 
 
 def class_weights(dataset, num_labels: int) -> list[float]:
@@ -183,9 +226,9 @@ def class_weights(dataset, num_labels: int) -> list[float]:
 
 
 class AudioCollator:
-    """Decode, crop and pad a batch of rows into model inputs.
+    """Crop and pad a batch of decoded rows (`DecodedClips` items) into model inputs.
 
-    Decoding and cropping are `hub_emo.features`' (`waveform`, `Window`): training crops are
+    Cropping is `hub_emo.features.Window`'s, as for cached features: training crops are
     random windows whose offset is a hash of (seed, epoch, clip id), reproducible after
     ``--resume`` without saving any state. Evaluation crops are centred.
     """
@@ -198,9 +241,8 @@ class AudioCollator:
         self.epoch = 0
 
     def waveform(self, row: dict) -> np.ndarray:
-        """One row's audio: decoded, mono, at the extractor's rate, cropped."""
-        wave = features.waveform(row, self.rate)
-        return self.window.cut(wave, row["id"], self.seed, self.epoch)
+        """One row's audio (a `DecodedClips` item), cropped."""
+        return self.window.cut(row["wave"], row["id"], self.seed, self.epoch)
 
     def pad(self, waves: list[np.ndarray]):
         """Normalise and pad waveforms into ``input_values`` + ``attention_mask`` tensors."""

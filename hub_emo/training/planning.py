@@ -4,6 +4,7 @@ loaded and checked, so that anything wrong fails before the first step."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ class Plan:
     feature_extractor: Any
     folds: list[list[StagePlan]]
     dataset_name: str
+
+    @cached_property
+    def backbone_identity(self) -> str:
+        """The loaded backbone's feature-cache identity, hashed once per run: every stage
+        built fresh on it has these weights (`from_backbone` copies them, never changes them)."""
+        from hub_emo import features
+
+        return features.backbone_identity(self.backbone, self.feature_extractor)
 
 
 def resolve(args: TrainArguments | None, options: dict) -> TrainArguments:

@@ -14,10 +14,10 @@ from .planning import Plan, StagePlan
 
 
 def write_stage(run_plan: Plan, stage: StagePlan, result: dict, best: Path) -> None:
-    """The main process's files: the best model's preprocessor and results, the plots, and the
-    stage's ``results.json`` (written last: it marks the stage done for ``resume``)."""
+    """The main process's files: the best model's results (the model saved its preprocessor
+    beside itself), the plots, and the stage's ``results.json`` (written last: it marks the
+    stage done for ``resume``)."""
     args = run_plan.args
-    run_plan.feature_extractor.save_pretrained(str(best))
     results = {
         **_portable(result, Path(args.output_dir)),
         "dataset": run_plan.dataset_name,

@@ -174,7 +174,7 @@ def run_stage(run_plan: Plan, stage: StagePlan, init_from: Path | None = None, c
 
     model, transfer = _stage_model(run_plan, stage, init_from)
     EmoTrainer, CropEpoch = trainer_classes()
-    inputs = _stage_inputs(run_plan, stage, model, CropEpoch)
+    inputs = _stage_inputs(run_plan, stage, model, CropEpoch, carried=transfer is not None)
     extra = list(inputs.callbacks)
     if inputs.validation is not None and args.early_stopping_patience > 0:
         extra.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
@@ -235,16 +235,21 @@ class _StageInputs:
     caches: tuple | None
 
 
-def _stage_inputs(run_plan: Plan, stage: StagePlan, model, CropEpoch) -> _StageInputs:
-    """Features from the cache where the stage's model allows it, else audio cropped per epoch."""
+def _stage_inputs(run_plan: Plan, stage: StagePlan, model, CropEpoch, carried: bool) -> _StageInputs:
+    """Features from the cache where the stage's model allows it, else audio cropped per epoch.
+    ``carried``: the model took its backbone from stage 1 rather than from the run's backbone."""
     args, split = run_plan.args, stage.split
-    caches = _feature_caches(run_plan, model) if _caches_features(args, model) else None
+    caches = _feature_caches(run_plan, model, carried) if _caches_features(args, model) else None
     if caches is not None:
         train_caches, eval_cache = caches
         train = train_caches.dataset(split.train)
         validation = None if split.validation is None else eval_cache.dataset(split.validation)
         return _StageInputs(train, validation, eval_cache.dataset, feature_cache.collate_features, None, [], caches)
-    decoded = train_data.rows_for_training
+    rate = int(run_plan.feature_extractor.sampling_rate)
+
+    def decoded(rows):
+        return train_data.rows_for_training(rows, rate)
+
     train = decoded(split.train)
     validation = None if split.validation is None else decoded(split.validation)
     collator = train_data.AudioCollator(run_plan.feature_extractor, args.max_seconds, args.crop, args.seed)
@@ -286,13 +291,15 @@ def _caches_features(args: TrainArguments, model) -> bool:
     return args.cache_features is not False and model.accepts_layer_features
 
 
-def _feature_caches(run_plan: Plan, model):
-    """(training cache, evaluation cache): one object when both crops are the same."""
+def _feature_caches(run_plan: Plan, model, carried: bool):
+    """(training cache, evaluation cache): one object when both crops are the same. The cache's
+    identity is the run's backbone's, hashed once, unless stage 1 handed on its own backbone."""
     from accelerate import PartialState
 
     args = run_plan.args
     model.to(PartialState().device)  # extract on this rank's device (train() set it up); Trainer keeps it there
-    identity = features.backbone_identity(model.backbone, run_plan.feature_extractor)
+    identity = (features.backbone_identity(model.backbone, run_plan.feature_extractor) if carried
+                else run_plan.backbone_identity)
     size = args.per_device_eval_batch_size
     train_crop = feature_cache.extraction_crop(args.crop)
     eval_seconds = args.eval_max_seconds or args.max_seconds

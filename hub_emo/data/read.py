@@ -88,17 +88,6 @@ def _clip_contents(dataset):
                 yield str(clip_id), f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode()
 
 
-def dataset_fingerprint(dataset) -> str:
-    """A content hash of a dataset's ids and audio (no decoding), for cache keys."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for clip_id, content in _clip_contents(dataset):
-        digest.update(clip_id.encode() + b"\0")
-        digest.update(content)
-    return digest.hexdigest()
-
-
 def clip_fingerprints(dataset) -> list[str]:
     """One content hash per row (id and audio, no decoding): a per-clip cache key, so a clip
     cached once serves every split, fold and run that holds it."""

@@ -105,6 +105,16 @@ def test_identity_follows_weights_and_extractor_settings(clips):
     assert features.backbone_identity(backbone.model, backbone.feature_extractor) != backbone.identity
 
 
+def test_the_rate_is_the_preprocessors_with_no_default_of_its_own(clips):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    backbone = features.load_backbone(str(clips[1]))
+    at_24k = Wav2Vec2FeatureExtractor(sampling_rate=24000)
+    assert features.load_backbone((backbone.model, at_24k)).sampling_rate == 24000
+    with pytest.raises(ValueError, match="given: .*no sampling_rate"):
+        features.load_backbone((backbone.model, Wav2Vec2FeatureExtractor(sampling_rate=None)), name="given")
+
+
 def test_a_folder_without_preprocessor_config_probes_with_the_default_extractor(clips, tmp_path, fresh_cache):
     from transformers import AutoModel
 

@@ -268,6 +268,22 @@ def test_near_equal_lengths_share_a_pass_and_each_clip_keeps_its_own_features(tm
         np.testing.assert_allclose(record.frames.astype(np.float32), chosen, atol=2e-3, rtol=2e-3)
 
 
+def test_a_second_extraction_over_a_dataset_hashes_no_audio(tmp_path, fresh_cache):
+    """Clip keys are kept by the dataset's own fingerprint; another selection is hashed anew."""
+    from hub_emo.data import clip_fingerprints, clips_hashed
+
+    dataset = _ravdess_like(6, seed=4)  # audio embedded as bytes, as in a prepared dataset
+    backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))
+    start = clips_hashed()
+    first = features.extract(backbone, dataset)
+    assert clips_hashed() - start == len(dataset) == first.extracted
+    again = features.extract(backbone, dataset)
+    assert clips_hashed() - start == len(dataset) and again.extracted == 0
+    keys = clip_fingerprints(dataset)
+    assert clip_fingerprints(dataset.select([4, 1])) == [keys[4], keys[1]]
+    assert clips_hashed() - start == len(dataset) + 2
+
+
 def test_decoding_workers_feed_the_same_batches(tmp_path, fresh_cache):
     dataset = _ravdess_like(10, seed=1)
     backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))

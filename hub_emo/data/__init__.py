@@ -12,7 +12,7 @@ from __future__ import annotations
 from hub_emo.data.card import dataset_card
 from hub_emo.data.parquet import MAX_SHARD_BYTES, write
 from hub_emo.data.preparation import Prepared, prepare, prepare_with_report
-from hub_emo.data.read import clip_fingerprints, load_prepared
+from hub_emo.data.read import clip_fingerprints, clips_hashed, load_prepared
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped, read_skip_report, write_skip_report
 from hub_emo.data.upload import push
 
@@ -23,6 +23,7 @@ __all__ = [
     "Prepared",
     "Skipped",
     "clip_fingerprints",
+    "clips_hashed",
     "dataset_card",
     "load_prepared",
     "prepare",

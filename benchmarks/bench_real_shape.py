@@ -161,7 +161,7 @@ def throughput(dataset_dir: Path, rounds: int) -> dict[str, tuple[float, float, 
         waves = []
         for item in rows:
             samples = item["audio"].get_all_samples()
-            waves.append(audio.prepare(samples.data.numpy(), int(samples.sample_rate), rate, channels_last=False))
+            waves.append(audio.conform(samples.data.numpy(), int(samples.sample_rate), rate, channels_last=False))
         inputs = [torch.from_numpy(np.ascontiguousarray(w))[None] for w in waves]
         hub_best = bare_best = float("inf")
         for _ in range(rounds):

@@ -118,7 +118,7 @@ def check(
         raise AudioError(source, f"silent (peak amplitude below {SILENCE_PEAK:g})")
 
 
-def prepare(
+def conform(
     wave: np.ndarray,
     sr: int,
     target_sr: int | None = None,
@@ -127,7 +127,7 @@ def prepare(
     channels_last: bool = True,
     **check_options,
 ) -> np.ndarray:
-    """Downmix, validate and resample an in-memory waveform to float32 mono."""
+    """An in-memory waveform as a model takes it: downmixed, validated, resampled, float32 mono."""
     wave = np.asarray(wave, dtype=np.float32)
     try:
         wave = to_mono(wave, channels_last=channels_last)
@@ -142,5 +142,5 @@ def load(
 ) -> tuple[np.ndarray, int]:
     """Read a file to validated float32 mono at ``target_sr`` (or its own rate)."""
     data, sr = read(path)
-    wave = prepare(data, sr, target_sr, path, **check_options)
+    wave = conform(data, sr, target_sr, path, **check_options)
     return wave, int(target_sr or sr)

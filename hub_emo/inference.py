@@ -60,11 +60,11 @@ def to_waveform(inputs, sampling_rate: int, name: str = "<input>") -> np.ndarray
             data, sr = sf.read(io.BytesIO(inputs), dtype="float32", always_2d=True)
         except Exception as error:  # noqa: BLE001
             raise audio.AudioError(name, f"cannot decode audio bytes: {error}") from None
-        return audio.prepare(data, sr, sampling_rate, name)
+        return audio.conform(data, sr, sampling_rate, name)
     torchcodec = sys.modules.get("torchcodec")
     if torchcodec is not None and isinstance(inputs, torchcodec.decoders.AudioDecoder):
         samples = inputs.get_all_samples()
-        return audio.prepare(samples.data.numpy(), samples.sample_rate, sampling_rate, name, channels_last=False)
+        return audio.conform(samples.data.numpy(), samples.sample_rate, sampling_rate, name, channels_last=False)
     if isinstance(inputs, dict):
         array = inputs.get("array", inputs.get("raw"))
         if array is None or "sampling_rate" not in inputs:
@@ -76,7 +76,7 @@ def to_waveform(inputs, sampling_rate: int, name: str = "<input>") -> np.ndarray
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     array = np.asarray(array, dtype=np.float32)
-    return audio.prepare(_channels_last(array), sr, sampling_rate, name)
+    return audio.conform(_channels_last(array), sr, sampling_rate, name)
 
 
 def chunk_bounds(num_samples: int, chunk: int, hop: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Tiny corpora and backbones for the analysis tests (and tests of the dataset fingerprint)."""
+"""Tiny corpora and backbones for the analysis tests (and tests of the clip fingerprints)."""
 
 from __future__ import annotations
 
@@ -74,13 +74,25 @@ def tiny_data(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("wavs"))
 
 
-def test_fingerprint_follows_audio_not_labels(tiny_data, tmp_path):
-    from hub_emo.data import dataset_fingerprint
+def test_clip_fingerprints_follow_id_and_audio_not_labels_or_position(tiny_data, tmp_path):
+    from hub_emo.data import clip_fingerprints
 
-    base = dataset_fingerprint(tiny_data)
-    assert dataset_fingerprint(tiny_data) == base
+    base = clip_fingerprints(tiny_data)
+    assert len(set(base)) == len(base) == len(tiny_data)
     relabelled = tiny_data.map(lambda y: {"label": (y + 1) % 3}, input_columns="label")
-    assert dataset_fingerprint(relabelled) == base
-    assert dataset_fingerprint(tiny_data.select(range(3))) != base
+    assert clip_fingerprints(relabelled) == base
+    assert clip_fingerprints(tiny_data.select([2, 0])) == [base[2], base[0]]
     other = make_dataset(tmp_path, seed=1)
-    assert dataset_fingerprint(other) != base  # same ids, other files
+    assert not set(clip_fingerprints(other)) & set(base)  # same ids, other files
+
+
+def test_a_clip_stored_as_a_path_gets_a_new_key_when_its_file_changes(tmp_path):
+    import soundfile as sf
+
+    from hub_emo.data import clip_fingerprints
+
+    dataset = make_dataset(tmp_path, per_cell=1)
+    before = clip_fingerprints(dataset)
+    sf.write(tmp_path / f"{dataset['id'][0]}.wav", np.zeros(800, dtype=np.float32), RATE)  # same dataset object
+    after = clip_fingerprints(dataset)
+    assert after[0] != before[0] and after[1:] == before[1:]

@@ -36,6 +36,7 @@ STAGES = {
     "hub_emo.training": "training",
     "hub_emo.analysis": "analysis",
     "hub_emo.hub.server": "hub_server",
+    "hub_emo.hub.rules": "hub_server",
     "hub_emo.hub.storage": "hub_server",
     "hub_emo.hub.xet": "hub_server",
     "hub_emo.hub": "hub",

@@ -105,6 +105,16 @@ def test_identity_follows_weights_and_extractor_settings(clips):
     assert features.backbone_identity(backbone.model, backbone.feature_extractor) != backbone.identity
 
 
+def test_the_rate_is_the_preprocessors_with_no_default_of_its_own(clips):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    backbone = features.load_backbone(str(clips[1]))
+    at_24k = Wav2Vec2FeatureExtractor(sampling_rate=24000)
+    assert features.load_backbone((backbone.model, at_24k)).sampling_rate == 24000
+    with pytest.raises(ValueError, match="given: .*no sampling_rate"):
+        features.load_backbone((backbone.model, Wav2Vec2FeatureExtractor(sampling_rate=None)), name="given")
+
+
 def test_a_folder_without_preprocessor_config_probes_with_the_default_extractor(clips, tmp_path, fresh_cache):
     from transformers import AutoModel
 
@@ -134,9 +144,32 @@ def test_cached_records_equal_a_fresh_forward_pass(clips, fresh_cache):
         states = torch.stack([*out.hidden_states, out.last_hidden_state])[:, 0]  # (S + 1, T, D)
         record = cached.records[position]
         np.testing.assert_allclose(record.mean, states.mean(1).numpy(), atol=1e-5)
-        np.testing.assert_allclose(record.max, states.amax(1).numpy(), atol=1e-5)
         chosen = states[:-1, features.frame_indices(states.shape[1], 8)].numpy()
         np.testing.assert_allclose(record.frames.astype(np.float32), chosen, atol=2e-3, rtol=2e-3)
+
+
+def test_a_record_written_with_a_maximum_still_serves(clips, fresh_cache):
+    """Pooled files once held each hidden state's maximum beside its mean: such a file is read as
+    it is, not extracted again."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    dataset, folder = clips
+    backbone = features.load_backbone(str(folder))
+    first = features.extract(backbone, dataset)
+    pooled = sorted(p for p in Path(first.directory).rglob("*.safetensors") if ".frames-" not in p.name)
+    assert len(pooled) == len(dataset)
+    for path in pooled:
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata()
+        tensors = load_file(str(path))
+        assert list(tensors) == ["mean"]
+        save_file({"mean": tensors["mean"], "max": tensors["mean"] + 1}, str(path), metadata=meta)
+    with ClipsThroughBackbone() as fed:
+        again = features.extract(backbone, dataset)
+    assert again.extracted == fed.count == 0
+    for old, new in zip(first.records, again.records):
+        np.testing.assert_array_equal(old.mean, new.mean)
 
 
 def test_a_record_with_every_frame_serves_any_cap_and_a_capped_one_only_its_own(clips, fresh_cache):
@@ -251,9 +284,24 @@ def test_near_equal_lengths_share_a_pass_and_each_clip_keeps_its_own_features(tm
         samples = len(rows[position]["audio"].get_all_samples().data[0])
         assert record.frame_count == states.shape[1] and record.samples == samples
         np.testing.assert_allclose(record.mean, states.mean(1).numpy(), rtol=0, atol=1e-4)
-        np.testing.assert_allclose(record.max, states.amax(1).numpy(), rtol=0, atol=1e-4)
         chosen = states[:-1, features.frame_indices(states.shape[1], 6)].numpy()
         np.testing.assert_allclose(record.frames.astype(np.float32), chosen, atol=2e-3, rtol=2e-3)
+
+
+def test_a_second_extraction_over_a_dataset_hashes_no_audio(tmp_path, fresh_cache):
+    """Clip keys are kept by the dataset's own fingerprint; another selection is hashed anew."""
+    from hub_emo.data import clip_fingerprints, clips_hashed
+
+    dataset = _ravdess_like(6, seed=4)  # audio embedded as bytes, as in a prepared dataset
+    backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))
+    start = clips_hashed()
+    first = features.extract(backbone, dataset)
+    assert clips_hashed() - start == len(dataset) == first.extracted
+    again = features.extract(backbone, dataset)
+    assert clips_hashed() - start == len(dataset) and again.extracted == 0
+    keys = clip_fingerprints(dataset)
+    assert clip_fingerprints(dataset.select([4, 1])) == [keys[4], keys[1]]
+    assert clips_hashed() - start == len(dataset) + 2
 
 
 def test_decoding_workers_feed_the_same_batches(tmp_path, fresh_cache):

@@ -56,13 +56,12 @@ def test_durations_come_from_the_headers(tmp_path):
 
 
 def test_a_record_travels_as_safetensors_bytes():
-    record = features.Record(np.ones((3, 4), np.float32), np.zeros((3, 4), np.float32), 800, 5,
-                             np.arange(2 * 5 * 4, dtype=np.float16).reshape(2, 5, 4))
+    record = features.Record(np.ones((3, 4), np.float32), 800, 5, np.arange(2 * 5 * 4, dtype=np.float16).reshape(2, 5, 4))
     name, back = unpack(pack("center-48000", record))
     assert name == "center-48000" and (back.samples, back.frame_count) == (800, 5)
-    for key in ("mean", "max", "frames"):
+    for key in ("mean", "frames"):
         np.testing.assert_array_equal(getattr(back, key), getattr(record, key))
-    assert unpack(pack("full", features.Record(record.mean, record.max, 800, 5)))[1].frames is None
+    assert unpack(pack("full", features.Record(record.mean, 800, 5)))[1].frames is None
 
 
 def test_probing_writes_frames_for_fad_but_never_reads_them(tmp_path, monkeypatch):

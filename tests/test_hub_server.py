@@ -91,7 +91,7 @@ def test_server_process_imports_only_the_standard_library(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
-    assert loaded - set(sys.stdlib_module_names) - set(sys.builtin_module_names) == {"server", "storage", "xet"}
+    assert loaded - set(sys.stdlib_module_names) - set(sys.builtin_module_names) == {"server", "rules", "storage", "xet"}
 
 
 def test_cli_without_tokens_creates_one_0600_and_prints_only_its_path(tmp_path):
@@ -225,7 +225,8 @@ def test_streamed_blob_is_verified_across_chunks_and_a_wrong_hash_leaves_nothing
     import hashlib
     import io
 
-    from hub_emo.hub.storage import HubError, Storage
+    from hub_emo.hub.rules import HubError
+    from hub_emo.hub.storage import Storage
 
     storage = Storage(tmp_path / "root")
     data = bytes(range(256)) * 13_000 + b"tail"  # 3.3 MB: four 1-MB chunks, the last partial

@@ -17,7 +17,7 @@ from raw_http import closed_by_server, connect, read_response, serving
 from test_hub_clients import run_fresh
 
 from hub_emo.hub import xet
-from hub_emo.hub.storage import HubError
+from hub_emo.hub.rules import HubError
 
 TOKEN = "hf_xet_tests_token_1234567890"
 WITHOUT_XET_SWITCH = {"HF_HUB_DISABLE_XET": None, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}

@@ -132,6 +132,19 @@ def test_push_model_then_load_by_repo_id_in_fresh_processes(hub, run_dir):
     assert not remote_code["cls"].startswith("hub_emo.")  # loaded from the repo's own code
 
 
+def test_the_card_states_the_rate_the_saved_model_is_fed_at(hub, tmp_path):
+    """No preprocessor saved: the rate is its family default's at the rate its config records
+    (as loading the model gives it), not 16 kHz."""
+    config = EmoConfig(backbone_config=tiny_backbone_config("wav2vec2", layerdrop=0.0, sampling_rate=24000),
+                       id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+                       head_hidden_sizes=[8])
+    EmoForAudioClassification(config).save_pretrained(tmp_path / "bare")
+    assert not (tmp_path / "bare" / "preprocessor_config.json").exists()
+    push_model(tmp_path / "bare", "hub-emo/tiny-emo-24k")
+    text = ModelCard.load("hub-emo/tiny-emo-24k").text
+    assert "| Sampling rate | 24000 Hz |" in text and "16 kHz" not in text and "16000" not in text
+
+
 def test_push_private_adapter_only_loads_with_peft(hub, tmp_path):
     from peft import PeftModel
     from transformers import AutoModel

@@ -4,7 +4,7 @@ One module per job: `preparation` (`prepare`: the steps in order, and collecting
 corpus modules' records), `decode` (every clip read and checked, in one or several
 processes), `report` (what was left out, ``skipped.tsv``), `parquet` (`write`: shards,
 card and report, atomically), `card` (the dataset card), `upload` (`push` to a dataset
-repo) and `read` (read back and fingerprint prepared datasets).
+repo) and `read` (read back prepared datasets, fingerprint their clips).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from hub_emo.data.card import dataset_card
 from hub_emo.data.parquet import MAX_SHARD_BYTES, write
 from hub_emo.data.preparation import Prepared, prepare, prepare_with_report
-from hub_emo.data.read import clip_fingerprints, dataset_fingerprint, load_prepared
+from hub_emo.data.read import clip_fingerprints, clips_hashed, load_prepared
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped, read_skip_report, write_skip_report
 from hub_emo.data.upload import push
 
@@ -23,8 +23,8 @@ __all__ = [
     "Prepared",
     "Skipped",
     "clip_fingerprints",
+    "clips_hashed",
     "dataset_card",
-    "dataset_fingerprint",
     "load_prepared",
     "prepare",
     "prepare_with_report",

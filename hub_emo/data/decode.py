@@ -126,7 +126,7 @@ def _audio_bytes(row: dict) -> dict:
         import dataset_scripts
 
         wave, rate = dataset_scripts.load(row["corpus"]).to_audio(path)
-        wave = audio_io.prepare(wave, rate, None, path)
+        wave = audio_io.conform(wave, rate, None, path)
         buffer = io.BytesIO()
         sf.write(buffer, wave, rate, format="FLAC")
         return {"bytes": buffer.getvalue(), "path": str(Path(row["name"]).with_suffix(".flac"))}

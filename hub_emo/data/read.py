@@ -1,15 +1,23 @@
 """Read prepared datasets back (folder, Hub repo or object), checked against the schema, and
-hash their clips' contents without decoding, for cache keys."""
+hash their clips' contents without decoding, for cache keys (once per dataset: kept by its
+fingerprint)."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from hub_emo.schema import dataset_features
 
 #: Files by which `datasets.save_to_disk` folders are recognised (Dataset / DatasetDict).
 _SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+#: Datasets whose clip fingerprints are kept (a few MB for RAVDESS-sized datasets).
+_KEPT = 32
+_kept: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+_hashed = 0
+_lock = threading.Lock()
 
 
 def load_prepared(source, config: str | None = None, split: str | None = None, *, concatenate: bool = False):
@@ -69,40 +77,59 @@ def _load_prepared_folder(folder: str, config: str | None, split: str | None):
 
 
 def _clip_contents(dataset):
-    """(id, content) per row without decoding: content is a hash of the audio bytes, or
-    path + size + mtime for audio stored as a path."""
+    """(id, content, from bytes) per row without decoding: content is a hash of the audio bytes,
+    or path + size + mtime for audio stored as a path."""
     import hashlib
 
     import datasets
 
+    global _hashed
     if "id" not in dataset.column_names or "audio" not in dataset.column_names:
         raise ValueError(f"dataset needs 'id' and 'audio' columns, has {dataset.column_names}")
     raw = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
     for batch in raw.iter(batch_size=256):
         for clip_id, item in zip(batch["id"], batch["audio"]):
             if item.get("bytes"):
-                yield str(clip_id), hashlib.sha256(item["bytes"]).digest()
+                with _lock:
+                    _hashed += 1
+                yield str(clip_id), hashlib.sha256(item["bytes"]).digest(), True
             else:
                 path = item.get("path") or ""
                 stat = os.stat(path) if path and os.path.exists(path) else None
-                yield str(clip_id), f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}".encode()
-
-
-def dataset_fingerprint(dataset) -> str:
-    """A content hash of a dataset's ids and audio (no decoding), for cache keys."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for clip_id, content in _clip_contents(dataset):
-        digest.update(clip_id.encode() + b"\0")
-        digest.update(content)
-    return digest.hexdigest()
+                stamp = f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}"
+                yield str(clip_id), stamp.encode(), False
 
 
 def clip_fingerprints(dataset) -> list[str]:
     """One content hash per row (id and audio, no decoding): a per-clip cache key, so a clip
-    cached once serves every split, fold and run that holds it."""
+    cached once serves every split, fold and run that holds it.
+
+    The keys of a dataset whose audio is all embedded are kept, by the dataset's own
+    fingerprint (``datasets``' hash of its content and transforms; a `select` or `map` gives
+    another), for the `_KEPT` most recent datasets: a second call over it reads no audio. Audio
+    stored as paths is stat'ed on every call, so a file rewritten in place gets a new key.
+    """
     import hashlib
 
-    return [hashlib.sha256(clip_id.encode() + b"\0" + content).hexdigest()[:32]
-            for clip_id, content in _clip_contents(dataset)]
+    kept_as = getattr(dataset, "_fingerprint", None)
+    with _lock:
+        if kept_as in _kept:
+            _kept.move_to_end(kept_as)
+            return list(_kept[kept_as])
+    keys, embedded = [], True
+    for clip_id, content, from_bytes in _clip_contents(dataset):
+        keys.append(hashlib.sha256(clip_id.encode() + b"\0" + content).hexdigest()[:32])
+        embedded = embedded and from_bytes
+    if kept_as and embedded:
+        with _lock:
+            _kept[kept_as] = tuple(keys)
+            while len(_kept) > _KEPT:
+                _kept.popitem(last=False)
+    return keys
+
+
+def clips_hashed() -> int:
+    """How many embedded clips this process has hashed for `clip_fingerprints` (a count that
+    shows a dataset's second extraction reading no audio)."""
+    with _lock:
+        return _hashed

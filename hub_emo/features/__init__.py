@@ -12,20 +12,20 @@ through a backbone once, whichever of them comes first.
 
     load_backbone(source, *, trust_remote_code=False, name=None) -> Backbone
     extract(backbone, dataset, window=Window(), *, frames_cap=0, ...) -> Extraction   # per-clip records
-    extract_features(backbone, dataset, *, layers=None, pooling="mean", frames_per_clip=32,
-                     cache=True, ...) -> FeatureSet                                   # the analyses' view
+    extract_features(backbone, dataset, *, layers=None, frames_per_clip=32, cache=True,
+                     ...) -> FeatureSet                                                # the analyses' view
 """
 
 from __future__ import annotations
 
 from .backbone import Backbone, backbone_identity, load_backbone
 from .extract import Extraction, extract
-from .feature_set import POOLINGS, FeatureSet, extract_each, extract_features, resolve_layers
+from .feature_set import FeatureSet, extract_each, extract_features, resolve_layers
 from .store import VERSION, Record, Store, frame_indices
 from .window import CROPS, Window, decodable, waveform
 
 __all__ = [
-    "CROPS", "POOLINGS", "VERSION", "Backbone", "Extraction", "FeatureSet", "Record", "Store", "Window",
+    "CROPS", "VERSION", "Backbone", "Extraction", "FeatureSet", "Record", "Store", "Window",
     "backbone_identity", "decodable", "extract", "extract_each", "extract_features", "frame_indices",
     "load_backbone", "resolve_layers", "waveform",
 ]

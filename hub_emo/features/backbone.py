@@ -25,9 +25,16 @@ class Backbone:
     feature_extractor: Any
     identity: str
 
+    def __post_init__(self):
+        if not getattr(self.feature_extractor, "sampling_rate", None):
+            raise ValueError(f"{self.name}: its feature extractor ({type(self.feature_extractor).__name__}) has no "
+                             "sampling_rate; extraction feeds clips at the preprocessor's rate")
+
     @property
     def sampling_rate(self) -> int:
-        return int(getattr(self.feature_extractor, "sampling_rate", 16000))
+        """The rate its preprocessor takes (`hub_emo.modeling.backbones.load_preprocessor`'s, or the
+        one given with the model): no other default, so a 24 kHz backbone is never fed 16 kHz."""
+        return int(self.feature_extractor.sampling_rate)
 
     @property
     def num_hidden_states(self) -> int | None:

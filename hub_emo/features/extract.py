@@ -121,7 +121,7 @@ def _to_host(tensor):
 
 def _summaries(backbone: Backbone, output, frame_mask, frames_cap: int, samples: list[int]) -> dict:
     """Per clip of a batch, on the way to the host: every hidden state's and the final output's
-    mean (float32 sums) and maximum over the clip's own frames, and up to ``frames_cap`` frames."""
+    mean over the clip's own frames (float32 sums), and up to ``frames_cap`` frames."""
     import torch
 
     from hub_emo.modeling.backbones import check_hidden_states
@@ -130,11 +130,8 @@ def _summaries(backbone: Backbone, output, frame_mask, frames_cap: int, samples:
     hidden, last = output.hidden_states, output.last_hidden_state
     check_hidden_states(hidden, backbone.num_hidden_states, backbone.name)
     counts = backbone.model._get_feat_extract_output_lengths(torch.tensor(samples)).tolist()  # no device sync
-    keep = None if frame_mask is None else frame_mask.unsqueeze(-1)
-    maxima = torch.stack([(h if keep is None else h.masked_fill(~keep, float("-inf"))).amax(1)
-                          for h in (*hidden, last)], dim=1).float()
-    summary = {"pooled": _to_host(torch.cat([pool_layers(hidden, last, frame_mask, dtype=torch.float32), maxima], -1)),
-               "counts": counts, "samples": samples, "width": last.shape[-1], "frames": None}
+    summary = {"pooled": _to_host(pool_layers(hidden, last, frame_mask, dtype=torch.float32)),
+               "counts": counts, "samples": samples, "frames": None}
     if frames_cap:
         index = [torch.from_numpy(frame_indices(n, frames_cap)).to(last.device) for n in counts]
         picked = torch.cat([torch.stack([h[b, i] for h in hidden]) for b, i in enumerate(index)], dim=1)
@@ -150,12 +147,11 @@ def _records(summary: dict) -> list[Record]:
     """The batch's records, once its copies to the host are done."""
     if "ready" in summary:
         summary["ready"].synchronize()
-    pooled, width, samples, counts = summary["pooled"].numpy(), summary["width"], summary["samples"], summary["counts"]
+    pooled, samples, counts = summary["pooled"].numpy(), summary["samples"], summary["counts"]
     chosen = [None] * len(samples)
     if summary["frames"] is not None:
         chosen = np.split(summary["frames"].numpy(), summary["splits"], axis=1)
-    return [Record(pooled[b, :, :width].copy(), pooled[b, :, width:].copy(), samples[b], counts[b], chosen[b])
-            for b in range(len(samples))]
+    return [Record(pooled[b].copy(), samples[b], counts[b], chosen[b]) for b in range(len(samples))]
 
 
 def _run(backbone, dataset, clips, window, store, frames_cap, loader_options, device, bar) -> int:

@@ -15,9 +15,6 @@ from hub_emo.distributed import ranks
 from .backbone import load_backbone
 from .extract import extract
 
-POOLINGS = ("mean", "max")
-
-
 @dataclass
 class FeatureSet:
     """Pooled (and optionally frame-level) hidden states of one model over one dataset."""
@@ -93,10 +90,8 @@ def extract_each(backbones: dict, dataset, failed: dict, **options):
         raise ValueError("; ".join(failed.values()))
 
 
-def _check_options(pooling: str, frames_per_clip: int, dataset) -> list[str]:
+def _check_options(frames_per_clip: int, dataset) -> list[str]:
     """The dataset's ids, after refusing options and datasets the analyses cannot use."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; choose from {POOLINGS}")
     if frames_per_clip < 0:
         raise ValueError(f"frames_per_clip must be >= 0, got {frames_per_clip}")
     ids = [str(i) for i in dataset["id"]]
@@ -142,7 +137,6 @@ def extract_features(
     dataset,
     *,
     layers: Sequence[int] | None = None,
-    pooling: str = "mean",
     frames_per_clip: int = 32,
     cache: bool = True,
     progress: bool = True,
@@ -151,21 +145,22 @@ def extract_features(
     device: str | None = None,
     batch_size: int | None = None,
 ) -> FeatureSet:
-    """Hidden states of ``layers`` (default all) for every whole clip of ``dataset``, cached.
+    """Hidden states of ``layers`` (default all), mean-pooled, for every whole clip of ``dataset``,
+    cached.
 
     ``frames_per_clip=0`` keeps only pooled features (enough for probing); otherwise at most
     that many frames per clip, evenly spaced in time. Clips already in the cache (for this
-    backbone, any layers, either pooling) are read without running the model; ``cache=False``
-    extracts anyway and refreshes the entries. ``device`` defaults to this rank's GPU.
+    backbone, any layers) are read without running the model; ``cache=False`` extracts anyway
+    and refreshes the entries. ``device`` defaults to this rank's GPU.
     """
-    ids = _check_options(pooling, frames_per_clip, dataset)
+    ids = _check_options(frames_per_clip, dataset)
     with ranks() as group:  # under torchrun: one group for loading and extracting
         backbone = _load_together(group, backbone, layers, trust_remote_code=trust_remote_code, name=name)
         done = extract(backbone, dataset, frames_cap=frames_per_clip, batch_size=batch_size, refresh=not cache,
                        device=device, progress=progress)
     num_states = done.records[0].num_hidden_states
     chosen = resolve_layers(layers, num_states, backbone.name)
-    stacked = np.stack([getattr(r, pooling)[:num_states] for r in done.records], axis=1)  # (S, clips, D)
+    stacked = np.stack([r.mean[:num_states] for r in done.records], axis=1)  # (S, clips, D)
     result = FeatureSet(backbone.name, chosen, ids, np.ascontiguousarray(stacked[chosen]),
                         frames_per_clip=frames_per_clip, num_hidden_states=num_states,
                         cache_dir=done.directory, from_cache=done.missing == 0,

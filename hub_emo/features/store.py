@@ -2,7 +2,7 @@
 
 Layout under ``hub_emo.paths.cache_dir("features", "v<VERSION>-<identity>")``::
 
-    <clip[:2]>/<clip>.<window>.safetensors              mean, max: (hidden states + 1, dims) float32
+    <clip[:2]>/<clip>.<window>.safetensors              mean: (hidden states + 1, dims) float32
     <clip[:2]>/<clip>.<window>.frames-all.safetensors   frames: (hidden states, T, dims) float16
     <clip[:2]>/<clip>.<window>.frames-cap<N>.safetensors frames: (hidden states, N, dims) float16
 
@@ -14,6 +14,8 @@ in time; a clip with no more frames than the cap keeps them all (``frames-all``)
 any cap. The pooled file is written last and marks a record complete; every file is
 written to a temporary name (host and process: unique across the hosts sharing a cache) and
 renamed. `pack` / `unpack` carry a record between ranks as the bytes of one safetensors file.
+An older pooled file also holds each hidden state's maximum (``max``), which nothing read; its
+mean is the one written now, so the file serves as it is.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from hub_emo.distributed import host
 
 from .window import WHOLE, Window
 
-#: Bump when the layout or the meaning of a record changes (1: analysis/features.py and
-#: training/feature_cache.py, two caches).
+#: Bump when a stored record could be read wrongly: a tensor that is read changes its meaning
+#: or goes missing (1: analysis/features.py and training/feature_cache.py, two caches). A
+#: tensor no longer read needs none (an older version-2 pooled file also holds ``max``).
 VERSION = 2
 
 
@@ -41,7 +44,6 @@ class Record:
     """One clip's features through one window."""
 
     mean: np.ndarray
-    max: np.ndarray
     samples: int
     frame_count: int
     frames: np.ndarray | None = None
@@ -120,7 +122,7 @@ class Store:
             return None
         name, meta, frame_file = found
         pooled = load_file(str(self._file(clip, name)))
-        record = Record(pooled["mean"], pooled["max"], int(meta["samples"]), int(meta["frames"]))
+        record = Record(pooled["mean"], int(meta["samples"]), int(meta["frames"]))
         if frame_file is not None:
             frames = load_file(str(frame_file))["frames"]
             record.frames = frames[:, frame_indices(frames.shape[1], frames_cap)]
@@ -135,7 +137,7 @@ class Store:
         if record.frames is not None:
             kind = "all" if record.frame_count <= frames_cap else f"cap{frames_cap}"
             _save(self._file(clip, window, f".frames-{kind}"), {"frames": record.frames})
-        _save(self._file(clip, window), {"mean": record.mean, "max": record.max},
+        _save(self._file(clip, window), {"mean": record.mean},
               {"samples": str(record.samples), "frames": str(record.frame_count)})
 
 
@@ -143,7 +145,7 @@ def pack(window: str, record: Record) -> bytes:
     """One record and the window name it is stored under, as the bytes of a safetensors file."""
     from safetensors.numpy import save
 
-    tensors = {"mean": record.mean, "max": record.max}
+    tensors = {"mean": record.mean}
     if record.frames is not None:
         tensors["frames"] = np.ascontiguousarray(record.frames)
     return save(tensors, {"window": window, "samples": str(record.samples), "frames": str(record.frame_count)})
@@ -156,5 +158,4 @@ def unpack(data: bytes) -> tuple[str, Record]:
     size = struct.unpack("<Q", data[:8])[0]
     meta = json.loads(data[8:8 + size])["__metadata__"]
     tensors = load(data)
-    return meta["window"], Record(tensors["mean"], tensors["max"], int(meta["samples"]), int(meta["frames"]),
-                                  tensors.get("frames"))
+    return meta["window"], Record(tensors["mean"], int(meta["samples"]), int(meta["frames"]), tensors.get("frames"))

@@ -30,7 +30,7 @@ def waveform(row: dict, rate: int) -> np.ndarray:
     """One decoded row's audio as float32 mono at ``rate``; an empty or non-finite clip is an
     `audio.AudioError` naming it (silence is allowed: it is data, not damage)."""
     samples = row["audio"].get_all_samples()
-    return audio.prepare(samples.data.numpy(), int(samples.sample_rate), rate, f"clip {row['id']!r}",
+    return audio.conform(samples.data.numpy(), int(samples.sample_rate), rate, f"clip {row['id']!r}",
                          channels_last=False, allow_silent=True)
 
 

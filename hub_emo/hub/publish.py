@@ -253,6 +253,15 @@ def _weights_files(model_dir: Path) -> list[Path]:
     return files
 
 
+def sampling_rate_of_folder(model_dir: Path) -> int:
+    """The rate a saved model is fed at: that of the preprocessor loading it gives
+    (`hub_emo.modeling.backbones.load_preprocessor`: its ``preprocessor_config.json``, else its
+    family's published one at the rate its config records), so the card states no other rate."""
+    from hub_emo.modeling.backbones import load_config, load_preprocessor
+
+    return int(load_preprocessor(model_dir, load_config(model_dir)).sampling_rate)
+
+
 def push_model(
     model_dir: str | os.PathLike,
     repo_id: str,
@@ -277,11 +286,9 @@ def push_model(
     if isinstance(eval_results, dict):
         results.update(clean_results(eval_results))
         eval_results = None
-    sampling_rate = 16000
-    if (model_dir / "preprocessor_config.json").is_file():
-        sampling_rate = int(_read_json(model_dir / "preprocessor_config.json", "").get("sampling_rate", 16000))
     card = render_model_card(
-        config, repo_id, results, eval_results, adapter_only, license, sampling_rate, str(config_path)
+        config, repo_id, results, eval_results, adapter_only, license, sampling_rate_of_folder(model_dir),
+        str(config_path),
     )
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="hub_emo_push_") as tmp:

@@ -5,7 +5,8 @@ unmodified once ``HF_ENDPOINT`` points here: repos are created, uploaded through
 LFS batch or Xet (:mod:`hub_emo.hub.xet`, what clients with ``hf_xet`` use) -> NDJSON commit,
 listed and downloaded with the headers the clients rely on (``X-Repo-Commit``,
 ``ETag``/``X-Linked-Etag``, sizes, ``X-Error-Code``). Storage and atomicity live in
-:mod:`hub_emo.hub.storage`.
+:mod:`hub_emo.hub.storage`; what a request may name and the errors refusing it, in
+:mod:`hub_emo.hub.rules`.
 
 Tokens: writing needs one of the server's tokens; private repos answer 404 without one,
 as the Hub does. Tokens are compared in constant time and never logged or echoed.
@@ -46,18 +47,19 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 if __package__:
+    from . import rules as _rules
     from . import storage as _storage
     from . import xet as _xet
 else:  # ``python hub_emo/hub/server.py``: standard library only, the hub_emo package is not imported
+    import rules as _rules  # type: ignore[no-redef]
     import storage as _storage  # type: ignore[no-redef]
     import xet as _xet  # type: ignore[no-redef]
 
-DEFAULT_BRANCH = _storage.DEFAULT_BRANCH
-MAX_FILE_SIZE = _storage.MAX_FILE_SIZE
-Entry, HubError, Operation, Storage = _storage.Entry, _storage.HubError, _storage.Operation, _storage.Storage
-decode_base64, lfs_pointer, repo_not_found = _storage.decode_base64, _storage.lfs_pointer, _storage.repo_not_found
-validate_path, validate_ref_name = _storage.validate_path, _storage.validate_ref_name
-validate_repo_id, validate_repo_type = _storage.validate_repo_id, _storage.validate_repo_type
+DEFAULT_BRANCH, MAX_FILE_SIZE = _rules.DEFAULT_BRANCH, _rules.MAX_FILE_SIZE
+HubError, decode_base64, repo_not_found = _rules.HubError, _rules.decode_base64, _rules.repo_not_found
+validate_path, validate_ref_name = _rules.validate_path, _rules.validate_ref_name
+validate_repo_id, validate_repo_type = _rules.validate_repo_id, _rules.validate_repo_type
+Entry, Operation, Storage, lfs_pointer = _storage.Entry, _storage.Operation, _storage.Storage, _storage.lfs_pointer
 
 logger = logging.getLogger("hub_emo.hub.server")
 

@@ -1,4 +1,5 @@
-"""Durable, content-addressed storage behind the local Hub (standard library only).
+"""Durable, content-addressed storage behind the local Hub (standard library only); what it
+accepts (names, paths, limits) and the errors it raises are `rules`'.
 
 Layout under ``root``::
 
@@ -19,8 +20,6 @@ remain. Every commit keeps a full snapshot, so any earlier commit id can still b
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
 import hashlib
@@ -37,22 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-REPO_TYPES = ("model", "dataset", "space")
-DEFAULT_BRANCH = "main"
-MAX_PATH_BYTES = 1024
-MAX_PATH_DEPTH = 64
-MAX_FILE_SIZE = 50 * 1024**3
-MAX_FILES_PER_COMMIT = 100_000
-#: Namespaces a repo cannot be created in: the first segment of the Hub's own URLs
-#: (``/api/...``, ``/datasets/<ns>/<name>``, ``/spaces/...``, ``/kernels/...``, ``/buckets/...``;
-#: clients also accept a ``models/`` prefix) and this server's upload routes. A repo there
-#: could never be reached by its URL.
-RESERVED_NAMESPACES = frozenset({"api", "models", "datasets", "spaces", "kernels", "buckets", "lfs-upload", "xet"})
-# Used with fullmatch: ``$`` would also match before a final line feed ("api\\n").
-_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?")
-_REF = re.compile(r"[A-Za-z0-9._/-]{1,200}")
+if __package__:
+    from .rules import (DEFAULT_BRANCH, MAX_FILE_SIZE, MAX_FILES_PER_COMMIT, HubError, is_commit_id, repo_not_found,
+                        validate_new_repo_id, validate_path, validate_ref_name, validate_repo_id, validate_repo_type)
+else:  # imported by ``python hub_emo/hub/server.py`` (see there)
+    from rules import (DEFAULT_BRANCH, MAX_FILE_SIZE, MAX_FILES_PER_COMMIT,  # type: ignore[no-redef]
+                       HubError, is_commit_id, repo_not_found, validate_new_repo_id, validate_path,
+                       validate_ref_name, validate_repo_id, validate_repo_type)
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 _CHUNK = 1024 * 1024
 _FLUSH_EVERY = 32 * 1024 * 1024
 GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
@@ -69,81 +61,6 @@ GITATTRIBUTES = b"""*.bin filter=lfs diff=lfs merge=lfs -text
 *.mp3 filter=lfs diff=lfs merge=lfs -text
 *.arrow filter=lfs diff=lfs merge=lfs -text
 """
-
-
-class HubError(Exception):
-    """A refused request: HTTP status, the Hub's ``X-Error-Code`` and a safe message."""
-
-    def __init__(self, status: int, message: str, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def repo_not_found(repo_id: str) -> HubError:
-    return HubError(404, f"Repository not found: {repo_id}", "RepoNotFound")
-
-
-def validate_repo_type(repo_type: str) -> str:
-    if repo_type not in REPO_TYPES:
-        raise HubError(400, f"Invalid repo type {repo_type!r}: expected one of {REPO_TYPES}")
-    return repo_type
-
-
-def validate_repo_id(repo_id: str) -> tuple[str, str]:
-    """``namespace/name``, each a Hub-style name (letters, digits, ``-_.``, no ``..``)."""
-    if not isinstance(repo_id, str) or len(repo_id) > 200:
-        raise HubError(400, "Invalid repo id: expected 'namespace/name' of at most 96 characters each")
-    parts = repo_id.split("/")
-    if len(parts) != 2 or not all(_NAME.fullmatch(p) and ".." not in p and "--" not in p for p in parts):
-        raise HubError(
-            400,
-            f"Invalid repo id {repo_id[:200]!r}: expected 'namespace/name' made of letters, digits, '-', '_', '.'"
-            " (no '..' or '--', not starting or ending with '-' or '.')",
-        )
-    if parts[1].endswith(".git"):
-        raise HubError(400, f"Invalid repo id {repo_id!r}: a name cannot end with '.git'")
-    return parts[0], parts[1]
-
-
-def validate_new_repo_id(repo_id: str) -> tuple[str, str]:
-    """``validate_repo_id`` plus what only matters when a repo is created: reserved namespaces."""
-    ns, name = validate_repo_id(repo_id)
-    if ns.lower() in RESERVED_NAMESPACES:
-        raise HubError(400, f"Invalid repo id {repo_id!r}: the namespace {ns!r} is reserved by the Hub's URLs")
-    return ns, name
-
-
-def validate_path(path: str) -> str:
-    """A relative file path inside a repo: no ``..``, no absolute path, no NUL, bounded size."""
-    if not isinstance(path, str) or not path:
-        raise HubError(400, "Invalid path in repo: empty")
-    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
-        raise HubError(400, f"Invalid path in repo: longer than {MAX_PATH_BYTES} bytes")
-    shown = path[:200]
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise HubError(400, f"Invalid path in repo {shown!r}: not valid UTF-8 (a lone surrogate)") from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in path) or "\\" in path:
-        raise HubError(400, f"Invalid path in repo {shown!r}: control characters or backslashes")
-    if path.startswith("/"):
-        raise HubError(400, f"Invalid path in repo {shown!r}: absolute paths are not allowed")
-    parts = path.split("/")
-    if len(parts) > MAX_PATH_DEPTH or any(p in ("", ".", "..") for p in parts):
-        raise HubError(400, f"Invalid path in repo {shown!r}: empty, '.' or '..' components are not allowed")
-    if parts[0] == ".git":
-        raise HubError(400, f"Invalid path in repo {shown!r}: '.git' is reserved")
-    return path
-
-
-def validate_ref_name(name: str) -> str:
-    if not _REF.fullmatch(name or "") or ".." in name or name.startswith(("/", "-")) or name.endswith(("/", ".lock")):
-        raise HubError(400, f"Invalid branch or tag name {str(name)[:200]!r}")
-    if _COMMIT_ID.fullmatch(name):
-        raise HubError(400, f"Invalid branch or tag name {name!r}: it looks like a commit id")
-    return name
 
 
 def git_blob_id(data: bytes) -> str:
@@ -412,7 +329,7 @@ class Storage:
             return refs["branches"][revision]
         if revision in refs["tags"]:
             return refs["tags"][revision]
-        if _COMMIT_ID.fullmatch(revision or "") and (
+        if is_commit_id(revision) and (
             self._repo_dir(repo_type, repo_id) / "commits" / f"{revision}.json"
         ).is_file():
             return revision
@@ -465,7 +382,7 @@ class Storage:
         Blobs named by the operations must already be stored (``put_bytes``/``put_stream``).
         """
         operations = list(operations)
-        if parent_commit is not None and not _COMMIT_ID.fullmatch(parent_commit):
+        if parent_commit is not None and not is_commit_id(parent_commit):
             raise HubError(400, "Invalid parentCommit: expected a 40-character commit id in hex")
         for op in operations:
             validate_path(op.path)
@@ -618,10 +535,3 @@ def _fdatasync(fd: int) -> None:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-
-
-def decode_base64(content: str, path: str) -> bytes:
-    try:
-        return base64.b64decode(content, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise HubError(400, f"File {path!r}: content is not valid base64") from None

@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 if __package__:
-    from .storage import MAX_FILE_SIZE, HubError, Storage
+    from .rules import MAX_FILE_SIZE, HubError
+    from .storage import Storage
 else:  # imported by ``python hub_emo/hub/server.py`` (see there)
-    from storage import MAX_FILE_SIZE, HubError, Storage  # type: ignore[no-redef]
+    from rules import MAX_FILE_SIZE, HubError  # type: ignore[no-redef]
+    from storage import Storage  # type: ignore[no-redef]
 
 #: The CAS refuses xorbs over 64 MiB serialised; a little room for headers.
 MAX_XORB_BYTES = 64 * 1024 * 1024 + 1024 * 1024

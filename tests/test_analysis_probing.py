@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hub_emo.analysis.probing import probe_scores, summarise
+from hub_emo.analysis.probing import probe_scores, layer_summary
 from test_analysis_data import make_backbone_folder, make_dataset
 
 
@@ -26,7 +26,7 @@ def test_probing_finds_the_planted_layer(probe):
     features, labels, domains, folds = _planted(layer=2)
     rows = probe_scores(features, labels, domains, folds, num_classes=3, layer_ids=[0, 3, 6, 9],
                         probe=probe, epochs=30, model="synthetic")
-    _, best = summarise(rows)
+    _, best = layer_summary(rows)
     assert {(b["train_domain"], b["domain"]) for b in best} == {
         ("speech", "speech"), ("music", "music"), ("speech", "music"), ("music", "speech")}
     for entry in best:
@@ -57,14 +57,14 @@ def test_layer_is_chosen_on_validation_when_test_disagrees():
         for inner in set("abc") - {fold}:
             rows += [_row(fold, 1, "validation", 0.80, inner), _row(fold, 2, "validation", 0.40, inner)]
         rows += [_row(fold, layer, "test", test_ua[fold, layer]) for layer in (1, 2)]
-    means, (best,) = summarise(rows)
+    means, (best,) = layer_summary(rows)
     assert best["layer"] == 1 and best["layers"] == "1,1,1"
     assert best["UA"] == pytest.approx(0.60) and best["UA_std"] == pytest.approx(0.10)
     assert {m["layer"]: m["UA"] for m in means} == pytest.approx({1: 0.60, 2: (0.90 + 0.95 + 0.99) / 3})
     # one fold's validation flips to layer 2: that fold alone reports layer 2's test score
     flipped = [dict(r, UA=0.9) if r["split"] == "validation" and r["fold"] == "c" and r["layer"] == 2 else r
                for r in rows]
-    _, (best,) = summarise(flipped)
+    _, (best,) = layer_summary(flipped)
     assert best["layers"] == "1,1,2" and best["layer"] == 1
     assert best["UA"] == pytest.approx((0.50 + 0.60 + 0.99) / 3)
 
@@ -171,7 +171,7 @@ def test_chosen_layer_score_is_unbiased_when_no_layer_carries_emotion():
         features = rng.normal(size=(13, 96, 8))
         rows = probe_scores(features, labels, ["speech"] * 96, [str(i % 4) for i in range(96)], num_classes=3,
                             probe="logistic", cross_domain=False)
-        means, (best,) = summarise(rows)
+        means, (best,) = layer_summary(rows)
         chosen.append(best["UA"])
         by_test.append(max(m["UA"] for m in means))
     assert abs(np.mean(chosen) - 1 / 3) < 0.05  # sd of the mean ≈ 0.011

@@ -341,7 +341,7 @@ CHOSEN_BY = ("per outer fold, the layer with the best mean {metric} over inner f
              "folds of the chosen layers' test scores")
 
 
-def summarise(rows: list[dict], select_by: str = "UA") -> tuple[list[dict], list[dict]]:
+def layer_summary(rows: list[dict], select_by: str = "UA") -> tuple[list[dict], list[dict]]:
     """(test mean ± std over folds per model/domain pair/layer, the chosen layer per group).
 
     The layer is chosen on validation rows only (nested cross-validation, `CHOSEN_BY`): in
@@ -458,7 +458,7 @@ def _probe(backbones: dict, dataset, failed: dict, *, label_set, out_dir, probe,
                              epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, problems=problems,
                              progress=progress, device=device)
     failed.update(here)
-    means, best = summarise(rows, select_by)
+    means, best = layer_summary(rows, select_by)
     result = ProbingResult(rows, best, warnings=list(dict.fromkeys(problems)), failed=failed)
     result.report, result.csv, result.json = report.write_probing_report(
         Path(out_dir), rows, means, best, result.warnings,

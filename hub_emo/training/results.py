@@ -58,7 +58,7 @@ def _plots(result: dict, folder: Path) -> None:
         plots.save(plots.layer_weights(result["layer_weights"]), folder / "layer_weights.png", dpi=120)
 
 
-def summarize(per_fold: dict[str, dict]) -> dict:
+def fold_summary(per_fold: dict[str, dict]) -> dict:
     """Mean and standard deviation (ddof=1; 0 for one fold) of each metric across folds."""
     mean, std, text = {}, {}, {}
     for key in SUMMARY_METRICS:

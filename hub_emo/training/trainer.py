@@ -34,7 +34,7 @@ from hub_emo.distributed import host, ranks
 
 from .arguments import TrainArguments
 from .planning import check_output_dir, plan, resolve, use_cpu
-from .results import choose_fold, mean_validation, summarize
+from .results import choose_fold, mean_validation, fold_summary
 from .stage import on_rank_zero, run_stage
 
 
@@ -73,7 +73,7 @@ def train(args: TrainArguments | None = None, dataset=None, *, source_dataset=No
              "strategy": args.source_strategy or args.strategy}
             if two_stage else None
         ),
-        **summarize(per_fold),
+        **fold_summary(per_fold),
         "folds": per_fold,
         "validation": mean_validation(per_fold),
         "best_fold": best_fold,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hub_emo.analysis import FrechetWarning, fad_infinity, frechet_distance, frechet_distance_from_stats
-from hub_emo.analysis.fad import Cell, LayerPlan, kendall_tau_test, score_layer
+from hub_emo.analysis.fad import Cell, LayerPlan, score_layer
+from hub_emo.analysis.ranking import kendall_tau_test
 from hub_emo.analysis.frechet import (
     FrameSet,
     fit_gaussian,

@@ -16,7 +16,7 @@ and exits 0 (``--cpu --tiny`` runs its code path on a CPU at toy size, to check 
 4. The study, timed, each step printed as it ends: extraction of the three models into an
    empty cache (default batch size), ``run_probing`` and ``run_fad`` on the cache (label
    set 4class), and one LoRA fold (``--lora-steps`` steps) of wav2vec2-base on the speech
-   clips of those four emotions.
+   clips of those four emotions (early stopping may end it sooner, as in the demo).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_gpu.py [--rounds 2] [--lora-steps 150]
 """
@@ -141,7 +141,7 @@ def study(folders: dict[str, str], dataset, work: Path, device, lora_steps: int)
             extract(load_backbone(f), dataset, frames_cap=32, device=device) for f in folders.values()],
         "probing (cached)": lambda: run_probing(folders, dataset, "4class", work / "probe", progress=False),
         "FAD (cached)": lambda: run_fad(folders, dataset, "4class", [-1], work / "fad", progress=False),
-        f"one LoRA fold ({lora_steps} steps)": lambda: train(
+        f"one LoRA fold (≤ {lora_steps} steps)": lambda: train(
             dataset=dataset, backbone=folders["wav2vec2-base"], strategy="lora", label_set="4class", domain="speech",
             drop_unlisted_labels=True, folds="1", max_steps=lora_steps, report_to="none",
             output_dir=str(work / "lora"), use_cpu=device.type == "cpu"),

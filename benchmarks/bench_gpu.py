@@ -10,9 +10,13 @@ and exits 0 (``--cpu --tiny`` runs its code path on a CPU at toy size, to check 
    decode and resample, length-sorted padded batches, exact per clip, per-layer pooling,
    the store) against a bare loop of ``model(values, attention_mask=mask,
    output_hidden_states=True)`` over the same batches decoded, resampled and padded
-   beforehand, moved to the device inside the loop. Goal: ratio bare ÷ hub_emo ≥ 0.9.
-4. The study, timed: extraction of the three models into an empty cache, ``run_probing``
-   and ``run_fad`` on the cache, and one LoRA fold (``--lora-steps`` steps) of wav2vec2-base.
+   beforehand, moved to the device inside the loop, both 8 clips per pass. Goal: ratio
+   bare ÷ hub_emo ≥ 0.9 on an accelerator (the exit status says; with ``--cpu`` the ratio
+   is printed and the exit is 0: on a CPU, at toy size, fixed costs dominate).
+4. The study, timed, each step printed as it ends: extraction of the three models into an
+   empty cache (default batch size), ``run_probing`` and ``run_fad`` on the cache (label
+   set 4class), and one LoRA fold (``--lora-steps`` steps) of wav2vec2-base on the speech
+   clips of those four emotions (early stopping may end it sooner, as in the demo).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_gpu.py [--rounds 2] [--lora-steps 150]
 """
@@ -39,7 +43,8 @@ def ravdess_like(root: Path, tiny: bool) -> Path:
     from corpora import make_ravdess
 
     both = (1, 2)
-    layout = dict(actors=(1, 2), intensities=(1,), statements=(1,), repetitions=(1,)) if tiny else dict(
+    # Tiny: actors 1-3, so fold 1 (actor 2) leaves two training speakers, enough for a validation split.
+    layout = dict(actors=(1, 2, 3), intensities=(1,), statements=(1,), repetitions=(1,)) if tiny else dict(
         actors=range(1, 25), intensities=both, statements=both, repetitions=both)
     make_ravdess(root, seconds=5.3, sr=48000, **layout)
     rng = np.random.default_rng(0)
@@ -110,13 +115,16 @@ def throughput(folders: dict[str, str], dataset, device, rounds: int) -> float:
                           output_hidden_states=True)
 
         hub = base = float("inf")
-        extract(backbone, dataset.select(range(16)), refresh=True, device=device)  # warm-up
+        options = dict(batch_size=8, refresh=True, device=device)  # the bare loop's batches, on any device
+        extract(backbone, dataset.select(range(16)), **options)  # warm-up
         for _ in range(rounds):
             base = min(base, synchronised(device, bare))
-            hub = min(hub, synchronised(device, lambda: extract(backbone, dataset, refresh=True, device=device)))
+            hub = min(hub, synchronised(device, lambda: extract(backbone, dataset, **options)))
         worst = min(worst, base / hub)
+        verdict = f"{'meets' if base / hub >= GOAL else 'misses'} goal ≥ {GOAL}" if device.type == "cuda" else \
+            "the goal is for an accelerator"
         print(f"  {name:22s} hub_emo {hub:7.2f} s   bare {base:7.2f} s   ratio {base / hub:.2f} "
-              f"({len(dataset) / hub:.0f} clips/s; {'meets' if base / hub >= GOAL else 'misses'} goal ≥ {GOAL})")
+              f"({len(dataset) / hub:.0f} clips/s; {verdict})")
         model.cpu()
     return worst
 
@@ -133,12 +141,16 @@ def study(folders: dict[str, str], dataset, work: Path, device, lora_steps: int)
             extract(load_backbone(f), dataset, frames_cap=32, device=device) for f in folders.values()],
         "probing (cached)": lambda: run_probing(folders, dataset, "4class", work / "probe", progress=False),
         "FAD (cached)": lambda: run_fad(folders, dataset, "4class", [-1], work / "fad", progress=False),
-        f"one LoRA fold ({lora_steps} steps)": lambda: train(
+        f"one LoRA fold (≤ {lora_steps} steps)": lambda: train(
             dataset=dataset, backbone=folders["wav2vec2-base"], strategy="lora", label_set="4class", domain="speech",
-            folds="1", max_steps=lora_steps, report_to="none", output_dir=str(work / "lora"),
-            use_cpu=device.type == "cpu"),
+            drop_unlisted_labels=True, folds="1", max_steps=lora_steps, report_to="none",
+            output_dir=str(work / "lora"), use_cpu=device.type == "cpu"),
     }
-    return {name: synchronised(device, run) for name, run in steps.items()}
+    took = {}
+    for name, run in steps.items():  # each printed as it ends: a later step's failure keeps the earlier figures
+        took[name] = synchronised(device, run)
+        print(f"  {name:40s} {took[name]:8.1f} s  {took[name] / 60:6.1f} min", flush=True)
+    return took
 
 
 def main() -> int:
@@ -146,7 +158,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--lora-steps", type=int, default=150, help="the demo's steps per stage")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU anyway (with --tiny: a code check)")
-    parser.add_argument("--tiny", action="store_true", help="2 actors, tiny models: checks the code path")
+    parser.add_argument("--tiny", action="store_true", help="3 actors, tiny models: checks the code path")
     args = parser.parse_args()
     import torch
 
@@ -170,10 +182,8 @@ def main() -> int:
     worst = throughput(folders, dataset, device, args.rounds)
     print("\nthe study, step by step:")
     took = study(folders, dataset, work, device, args.lora_steps)
-    for step, seconds in took.items():
-        print(f"  {step:40s} {seconds / 60:6.1f} min")
-    print(f"  {'total':40s} {sum(took.values()) / 60:6.1f} min")
-    return 0 if worst >= GOAL else 1
+    print(f"  {'total':40s} {sum(took.values()):8.1f} s  {sum(took.values()) / 60:6.1f} min")
+    return 0 if worst >= GOAL or device.type != "cuda" else 1
 
 
 if __name__ == "__main__":

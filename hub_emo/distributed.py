@@ -7,23 +7,29 @@ whose disks differ (node-local caches) or lag (NFS attribute caching):
   on its own view of a folder another host writes;
 * a failure on one rank is every rank's (`Ranks.agree` raises on all of them), so each rank
   leaves the step together and the next collective step pairs up with the same step;
-* a process group hub_emo starts (gloo, for feature extraction or the analyses) is
-  destroyed when the work that needed it ends, so a `transformers.Trainer` later in the
-  process sets up its own, with its own ``ddp_timeout``.
+* where no process group exists, hub_emo starts one of its own (gloo) on first need and
+  every later step of the process uses it (one rendezvous and one set of connections per
+  process, not one per extraction); it is closed at exit (or by `close`). It is not
+  torch's default group (``torch.distributed.is_initialized()`` stays False), so a
+  `transformers.Trainer` later in the process sets up its own, with its own ``ddp_timeout``
+  and backend, and from then on hub_emo's steps use the Trainer's group.
 
-A group hub_emo starts waits ``HUB_EMO_DDP_TIMEOUT`` seconds at a step (default 1800, the
-Trainer's ``ddp_timeout`` default); `hub_emo.training` starts its group with ``ddp_timeout``.
+hub_emo's own group waits ``HUB_EMO_DDP_TIMEOUT`` seconds at a step (default 1800, the
+Trainer's ``ddp_timeout`` default; read when the group starts); `hub_emo.training` starts
+its group with ``ddp_timeout``.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import itertools
 import os
+import pickle
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Iterator
 
@@ -34,6 +40,8 @@ _ALONE = contextvars.ContextVar("hub_emo_alone", default=False)
 #: Groups this process started: every rank starts them in the same order, so the count names
 #: the same group on every rank.
 _STARTS = itertools.count()
+#: hub_emo's own group (a gloo backend outside torch's group registry), once started.
+_OWN: list = []
 
 
 def timeout() -> timedelta:
@@ -62,21 +70,27 @@ def launched_world_size() -> int:
 class Ranks:
     """This process's place among the ranks, and the collective steps hub_emo uses.
 
-    Values travel as Python objects (lists of names, bytes of safetensors files) over the
-    default group: gloo on CPU; with NCCL through the device accelerate set for the rank.
+    Values travel as Python objects (lists of names, bytes of safetensors files), pickled:
+    over hub_emo's own gloo group (``group``), or with ``group=None`` over torch's default
+    group (a Trainer's: gloo on CPU; NCCL through the device accelerate set for the rank).
     """
 
     world: int = 1
     rank: int = 0
+    group: Any = field(default=None, repr=False, compare=False)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
     def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
+        if self.world == 1:
+            return
+        import torch.distributed as dist
 
+        if self.group is not None:
+            self.group.barrier().wait()
+        else:
             dist.barrier()
 
     def broadcast(self, value: Any = None) -> Any:
@@ -85,6 +99,8 @@ class Ranks:
             return value
         import torch.distributed as dist
 
+        if self.group is not None:
+            return _own_broadcast(self.group, value if self.main else None)
         box = [value if self.main else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -95,6 +111,8 @@ class Ranks:
             return [value]
         import torch.distributed as dist
 
+        if self.group is not None:
+            return _own_all_gather(self.group, value)
         out: list = [None] * self.world
         dist.all_gather_object(out, value)
         return out
@@ -102,11 +120,23 @@ class Ranks:
     def send(self, value: Any, to: int) -> None:
         import torch.distributed as dist
 
+        if self.group is not None:
+            data = _packed(value)
+            for tensor in (_length(data.numel()), data):
+                self.group.send([tensor], to, 0).wait()
+            return
         dist.send_object_list([value], dst=to)
 
     def receive(self, source: int) -> Any:
+        import torch
         import torch.distributed as dist
 
+        if self.group is not None:
+            length = _length(0)
+            self.group.recv([length], source, 0).wait()
+            data = torch.empty(int(length), dtype=torch.uint8)
+            self.group.recv([data], source, 0).wait()
+            return _unpacked(data)
         box = [None]
         dist.recv_object_list(box, src=source)
         return box[0]
@@ -141,38 +171,91 @@ class Ranks:
 
 @contextlib.contextmanager
 def ranks() -> Iterator[Ranks]:
-    """The ranks of the running group; one started (gloo) when a launcher set WORLD_SIZE > 1
-    and no group exists yet, and destroyed on leaving. Inside `alone`, this process alone."""
+    """The ranks of the running group: torch's default group when one exists (a Trainer's),
+    else, when a launcher set WORLD_SIZE > 1, hub_emo's own (started on first need, kept for
+    the process). Inside `alone`, this process alone."""
     import torch.distributed as dist
 
     if _ALONE.get() or not dist.is_available():
         yield Ranks()
-        return
-    started = False
-    if not dist.is_initialized():
-        if launched_world_size() <= 1:
-            yield Ranks()
-            return
-        _start_group()
-        started = True
-    try:
+    elif dist.is_initialized():
         yield Ranks(dist.get_world_size(), dist.get_rank())
-    finally:
-        if started:
-            dist.destroy_process_group()
+    elif launched_world_size() <= 1:
+        yield Ranks()
+    else:
+        if not _OWN:
+            _OWN.append(_start_group())
+        group = _OWN[0]
+        yield Ranks(group.size(), group.rank(), group)
 
 
-def _start_group() -> None:
-    """A gloo group over the launcher's store, under keys of its own: the store outlives a
-    destroyed group, and a later group under the same keys would read the old group's
-    addresses (torch resets its group names on destruction) and connect to closed sockets."""
+def close() -> None:
+    """Close hub_emo's own group (registered to run at exit; call it to free the connections
+    earlier). Every rank must call it at the same step; a later step starts a new group."""
+    while _OWN:
+        _OWN.pop().shutdown()
+
+
+atexit.register(close)
+
+
+def _start_group():
+    """A gloo group over the launcher's store, outside torch's group registry, under keys of its
+    own: the store outlives a closed group, and a later group under the same keys would read
+    the old group's addresses and connect to closed sockets."""
     import torch.distributed as dist
 
     store, rank, world = next(dist.rendezvous("env://", rank=int(os.environ.get("RANK", "0")),
                                               world_size=launched_world_size(), timeout=timeout()))
     store.set_timeout(timeout())
-    store = dist.PrefixStore(f"hub_emo-{next(_STARTS)}", store)
-    dist.init_process_group(backend="gloo", store=store, rank=rank, world_size=world, timeout=timeout())
+    return dist.ProcessGroupGloo(dist.PrefixStore(f"hub_emo-{next(_STARTS)}", store), rank, world, timeout())
+
+
+def _length(value: int):
+    import torch
+
+    return torch.tensor([value], dtype=torch.int64)
+
+
+def _packed(value: Any):
+    import torch
+
+    return torch.frombuffer(bytearray(pickle.dumps(value)), dtype=torch.uint8)
+
+
+def _unpacked(data) -> Any:
+    return pickle.loads(data.numpy().tobytes())
+
+
+def _own_broadcast(group, value: Any) -> Any:
+    """Rank 0's ``value`` over hub_emo's own group: its length, then its pickled bytes."""
+    import torch
+    import torch.distributed as dist
+
+    options = dist.BroadcastOptions()
+    options.rootRank = 0
+    data = _packed(value) if group.rank() == 0 else None
+    length = _length(0 if data is None else data.numel())
+    group.broadcast([length], options).wait()
+    if data is None:
+        data = torch.empty(int(length), dtype=torch.uint8)
+    group.broadcast([data], options).wait()
+    return _unpacked(data)
+
+
+def _own_all_gather(group, value: Any) -> list:
+    """Every rank's ``value`` over hub_emo's own group: lengths, then bytes padded to the longest."""
+    import torch
+
+    data = _packed(value)
+    lengths = [[_length(0) for _ in range(group.size())]]
+    group.allgather(lengths, [_length(data.numel())]).wait()
+    sizes = [int(n) for n in lengths[0]]
+    padded = torch.zeros(max(sizes), dtype=torch.uint8)
+    padded[: data.numel()] = data
+    out = [[torch.empty(max(sizes), dtype=torch.uint8) for _ in sizes]]
+    group.allgather(out, [padded]).wait()
+    return [_unpacked(part[:size]) for part, size in zip(out[0], sizes)]
 
 
 @contextlib.contextmanager

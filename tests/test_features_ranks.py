@@ -151,10 +151,15 @@ LIBRARY = textwrap.dedent("""
     rank = int(os.environ["RANK"])
     data, folders, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
     os.environ["HUB_EMO_CACHE"] = str(out / f"cache-{rank}")
-    import datasets, torch.distributed as dist
-    from hub_emo import features
+    from datetime import timedelta
+    import datasets, numpy as np, torch.distributed as dist
+    from accelerate import PartialState
+    from hub_emo import distributed, features
     from hub_emo.analysis import run_fad
 
+    # The launcher's store: every process group started in the run rendezvouses there (new keys).
+    launcher = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False)
+    keys = [launcher.num_keys()]
     dataset = datasets.load_from_disk(data)
     unloadable = folders["good"] if rank == 0 else str(out / "absent")  # loads on rank 0 only
     try:
@@ -162,14 +167,25 @@ LIBRARY = textwrap.dedent("""
         direct = None
     except Exception as error:
         direct = f"{type(error).__name__}: {error}"
+    keys.append(launcher.num_keys())
     failed = {}
     each = {name: list(fs.pooled.shape) for name, fs in features.extract_each(
         {"unloadable": unloadable, "good": folders["good"]}, dataset, failed, frames_per_clip=0, progress=False)}
+    again = features.extract_features(folders["good"], dataset, frames_per_clip=0, cache=False, progress=False)
+    keys.append(launcher.num_keys())  # both ranks are past the call's last step (rank 1 may run ahead later)
+    distributed.close()  # as at exit; the next step starts a group of its own
     fad = run_fad({"good": folders["good"]}, dataset, "ravdess6", [-1], out / f"fad-{rank}", frames_per_clip=4,
                   n_boot=0, progress=False)
+    group_left = dist.is_initialized()  # what a Trainer's PartialState would find and adopt
+    PartialState(cpu=True, timeout=timedelta(seconds=120))  # as hub_emo.training does before its Trainer
+    under_trainer = features.extract_features(folders["good"], dataset, frames_per_clip=0, cache=False,
+                                              progress=False)
     (out / f"rank{rank}.json").write_text(json.dumps({
-        "direct": direct, "failed": failed, "each": each, "group_left": dist.is_initialized(),
+        "direct": direct, "failed": failed, "each": each, "group_left": group_left, "keys": keys,
         "fad": None if fad is None else {"failed": fad.failed, "rows": len(fad.rows)},
+        "trainer_group": [dist.is_initialized(), dist.get_backend(), dist.get_world_size()],
+        "same_features": bool(np.allclose(under_trainer.pooled, again.pooled, atol=1e-6)),
+        "extracted": [again.extracted, under_trainer.extracted],
     }))
 """)
 
@@ -204,6 +220,22 @@ def test_extract_features_with_a_model_failing_to_load_on_one_rank_fails_on_both
         assert list(rank["failed"]) == ["unloadable"] and list(rank["each"]) == ["good"]
         assert rank["each"]["good"][1] == clips
         assert not rank["group_left"]
+
+
+@pytest.mark.slow  # two torchrun processes
+@pytest.mark.timeout(300)
+def test_one_group_serves_every_extraction_and_none_is_left_for_a_trainer(library_ranks):
+    """Every call after the first (extract_each's two models, a second extract_features) reuses
+    the group the first call started: no new rendezvous keys in the launcher's store."""
+    _, clips, (main, other) = library_ranks
+    for rank in (main, other):
+        before, after_first, after_all = rank["keys"]
+        assert before < after_first == after_all
+        # torch's default group stays free: the Trainer's PartialState starts its own (gloo on a
+        # CPU, with its own timeout), and extraction then runs over it.
+        assert not rank["group_left"] and rank["trainer_group"] == [True, "gloo", 2]
+        assert rank["same_features"] and sum(rank["extracted"]) > 0
+    assert main["extracted"][0] + other["extracted"][0] == clips
 
 
 @pytest.mark.slow  # two torchrun processes

@@ -54,7 +54,7 @@ def on_rank_zero(backbones: dict, dataset, analyse: Callable[[dict, dict], T], *
     `extract_everywhere` (under a launcher, or with ``extract_first``); None on other ranks.
     Raises ValueError when every model failed."""
     failed: dict[str, str] = {}
-    with ranks() as group:  # one group for every model's extraction, destroyed before the analysis
+    with ranks() as group:  # the analysis below runs in `alone`: no step waits for the other ranks
         main = group.main
         if group.world > 1 or extract_first:
             failed = extract_everywhere(backbones, dataset, frames_per_clip=frames_per_clip,

@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 #: 50 frames/s is 3000 x 3000), so one very long clip would otherwise exhaust a device.
 MAX_SECONDS = 60.0
 
+#: Clips per pass by default, on any device. On a CPU the demo's 0.24 M-parameter stand-ins
+#: extract 1.5-2x faster at 8 than one by one (the per-pass work of pooling and storing is
+#: spread over 8 clips) and a wav2vec2-base-sized model the same within 5 %
+#: (benchmarks/bench_extract_batch.py; docs/benchmarks.md).
+BATCH_SIZE = 8
+
 
 @dataclass
 class Extraction:
@@ -223,9 +229,8 @@ def extract(backbone: Backbone, dataset, window: Window = Window(), *, frames_ca
     that read them through the process group (`hub_emo.features.shares`): every rank with
     ``records="all"``; with ``"none"`` rank 0's store holds every record and nothing is
     loaded. A failure on any rank raises on every rank. ``refresh`` extracts every clip
-    again. ``batch_size`` (clips per pass, near-equal lengths) defaults to 8 on an
-    accelerator and to 1 on a CPU, where the demo's small models ran faster one by one (a
-    wav2vec2-base-sized model took 2.4x less CPU at 8: docs/benchmarks.md). ``max_seconds``
+    again. ``batch_size`` (clips per pass, near-equal lengths) defaults to `BATCH_SIZE`
+    (8) on every device. ``max_seconds``
     caps what is fed of a clip (`MAX_SECONDS`; None: no cap). ``num_workers`` decoding
     processes default to 0 on a CPU (the backbone takes the cores) and up to 8 elsewhere.
     """
@@ -262,7 +267,7 @@ def _run_share(backbone, dataset, clips, rows, window, store, frames_cap, option
     desc = f"{backbone.name} features" + (f" [rank {group.rank}/{group.world}]" if group.world > 1 else "")
     device = default_device(device) if device is None or isinstance(device, str) else device
     backbone.model.to(device)
-    loader_options = dict(batch_size=options["batch_size"] or (1 if device.type == "cpu" else 8),
+    loader_options = dict(batch_size=options["batch_size"] or BATCH_SIZE,
                           num_workers=_workers(options["num_workers"], device, group.world),
                           cap_seconds=options["cap_seconds"])
     with bar(total=len(rows), desc=desc, unit="clip", disable=not progress) as progress_bar:

@@ -83,6 +83,18 @@ def test_probing_is_deterministic_and_reports_skips():
         probe_scores(features, labels, domains, folds, num_classes=3, probe="svm")
 
 
+def test_a_domain_scored_on_both_domains_shares_its_fits_without_changing_a_score():
+    """speech→speech and speech→music train on the same clips: one fit serves both, and the
+    same-domain rows equal those of a run that fits no cross-domain pair."""
+    features, labels, domains, folds = _planted()
+    both = probe_scores(features, labels, domains, folds, num_classes=3, epochs=5, seed=3)
+    alone = probe_scores(features, labels, domains, folds, num_classes=3, epochs=5, seed=3, cross_domain=False)
+    same_domain = [r for r in both if r["train_domain"] == r["domain"]]
+    assert same_domain == alone
+    assert {(r["train_domain"], r["domain"]) for r in both} == {
+        ("speech", "speech"), ("music", "music"), ("speech", "music"), ("music", "speech")}
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("probe")

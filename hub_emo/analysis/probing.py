@@ -261,12 +261,14 @@ def probe_scores(
     problems = [] if problems is None else problems
     fit = partial(_fit_predict_mlp if probe == "mlp" else _fit_predict_logistic, num_classes=num_classes,
                   epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device)
-    rows = []
     pairs = _domain_pairs(domains, cross_domain, model, problems)
-    for train_domain, test_domain in bar(pairs, desc=f"{model}: probes", unit="domain pair", disable=not progress):
-        tasks = _fold_tasks(labels, domains, folds, train_domain, test_domain, model, problems)
-        predicted = _predict_per_training_set(fit, features, labels, tasks, len(layer_ids))
-        for fit_mask, scored_mask, classes, fold, split, inner_fold in tasks:
+    tasks = {pair: _fold_tasks(labels, domains, folds, *pair, model, problems) for pair in pairs}
+    predicted = _predict_per_training_set(fit, features, labels, [t for ts in tasks.values() for t in ts],
+                                          len(layer_ids), bar_options=dict(desc=f"{model}: probes",
+                                                                           disable=not progress))
+    rows = []
+    for (train_domain, test_domain), pair_tasks in tasks.items():
+        for fit_mask, scored_mask, classes, fold, split, inner_fold in pair_tasks:
             predictions = predicted[fit_mask.tobytes()][:, scored_mask]
             rows += [{
                 "model": model, "probe": probe, "train_domain": train_domain, "domain": test_domain,
@@ -319,14 +321,18 @@ def _fold_tasks(labels, domains, folds, train_domain, test_domain, model, proble
     return tasks
 
 
-def _predict_per_training_set(fit, features, labels, tasks, layers: int) -> dict[bytes, np.ndarray]:
+def _predict_per_training_set(fit, features, labels, tasks, layers: int, bar_options=None) -> dict[bytes, np.ndarray]:
     """(layers, N) predictions (-1 where not scored) per distinct fit mask, keyed by its bytes.
 
     One fit per distinct training set: inner fold g of outer fold f trains on the same
-    clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K².
+    clips as inner fold f of outer fold g, so nested CV costs K + K(K-1)/2 fits, not K²; and
+    a domain's probes scored on itself and on the other domain train on the same clips, so
+    they share their fits too. A fit depends on its training set alone, so sharing it
+    changes no prediction.
     """
     predicted: dict[bytes, np.ndarray] = {}
-    for fit_mask in {t[0].tobytes(): t[0] for t in tasks}.values():
+    distinct = {t[0].tobytes(): t[0] for t in tasks}
+    for fit_mask in bar(distinct.values(), total=len(distinct), unit="fit", **(bar_options or {"disable": True})):
         scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
         train, test = _standardise(features[:, fit_mask], features[:, scored_any])
         out = np.full((layers, len(labels)), -1, dtype=np.int64)

@@ -14,7 +14,7 @@ DESCRIPTION = (
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    parser.add_argument("--quick", action="store_true", help="the 90–100-second version (smaller corpus, fewer steps)")
+    parser.add_argument("--quick", action="store_true", help="the one-minute version (smaller corpus, fewer steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="a real RAVDESS folder (Actor_01 ... Actor_24): skips the synthetic corpus")
     parser.add_argument(

@@ -59,7 +59,7 @@ class DemoSettings:
         self.strategies = tuple(self.strategies)
 
 
-#: The default (`make demo`, about 5 minutes on 2 cores) and --quick (90–100 s), which
+#: The default (`make demo`, about 4–5 minutes on 2 cores) and --quick (about a minute), which
 #: differs only in its steps: 20 per stage (evaluated at 10 and 20) instead of 150. The
 #: quick stand-in backbones are near chance anyway (the report says so), so fewer steps
 #: change the numbers, not what the run shows; transfer is most of the quick run's time.

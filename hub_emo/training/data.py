@@ -168,9 +168,10 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
     return result
 
 
-#: Decoded audio one process keeps in memory across epochs (bytes): a RAVDESS-size corpus
-#: (2452 clips, ~580 MB at 16 kHz) fits, so every clip decodes and resamples once per stage
-#: instead of once per epoch; beyond it clips decode on each read.
+#: Decoded audio a split (a stage's training, validation or test rows) keeps in memory across
+#: epochs, in bytes: a RAVDESS-size corpus (2452 clips, ~580 MB at 16 kHz) fits, so every clip
+#: decodes and resamples once per stage instead of once per epoch; beyond it clips decode on
+#: each read. A stage's splits are freed with the stage.
 DECODED_BUDGET = 2 << 30
 
 

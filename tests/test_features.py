@@ -290,7 +290,7 @@ def test_near_equal_lengths_share_a_pass_and_each_clip_keeps_its_own_features(tm
 
 def test_a_second_extraction_over_a_dataset_hashes_no_audio(tmp_path, fresh_cache):
     """Clip keys are kept by the dataset's own fingerprint; another selection is hashed anew."""
-    from hub_emo.data import clip_fingerprints, clips_hashed
+    from hub_emo.data import clip_fingerprints, clips_hashed, select_rows
 
     dataset = _ravdess_like(6, seed=4)  # audio embedded as bytes, as in a prepared dataset
     backbone = features.load_backbone(str(make_backbone_folder(tmp_path / "model")))
@@ -302,6 +302,8 @@ def test_a_second_extraction_over_a_dataset_hashes_no_audio(tmp_path, fresh_cach
     keys = clip_fingerprints(dataset)
     assert clip_fingerprints(dataset.select([4, 1])) == [keys[4], keys[1]]
     assert clips_hashed() - start == len(dataset) + 2
+    split = select_rows(select_rows(dataset, [5, 0, 3]), [2, 0])  # rows taken with select_rows: no hashing
+    assert clip_fingerprints(split) == [keys[3], keys[5]] and clips_hashed() - start == len(dataset) + 2
 
 
 def test_decoding_workers_feed_the_same_batches(tmp_path, fresh_cache):

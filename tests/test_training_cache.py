@@ -164,6 +164,22 @@ def test_cached_training_equals_training_on_audio_then_hits_the_cache(tmp_path, 
         torch.testing.assert_close(a(wave).logits, b(wave).logits, rtol=1e-4, atol=1e-5)
 
 
+def test_a_runs_splits_hash_its_audio_once(tmp_path, corpus, backbone):
+    """Every fold's train, validation and test rows come from one selected dataset, whose clip
+    keys are computed once; the splits take theirs from it."""
+    from hub_emo.data import clips_hashed
+    from hub_emo.training import train
+
+    options = dict(FAST, folds="1,2", backbone=backbone, strategy="weighted_sum", max_steps=2, eval_steps=2)
+    fresh = corpus.shuffle(seed=1)  # a dataset no other test has hashed
+    start = clips_hashed()
+    result = train(dataset=fresh, output_dir=str(tmp_path / "run"), **options)
+    folds = list(result["folds"].values())
+    assert len(folds) == 2 and all(f["feature_cache"]["clips"] > 0 for f in folds)
+    rows = folds[0]["train_rows"] + folds[0]["validation_rows"] + folds[0]["test_rows"]  # fold 1 holds every row
+    assert clips_hashed() - start == rows  # not once per split of every fold
+
+
 def test_baseline_shares_the_cache_of_weighted_sum_and_pipeline_loads_the_result(tmp_path, corpus, backbone):
     from transformers import pipeline
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hub_emo.data.card import dataset_card
 from hub_emo.data.parquet import MAX_SHARD_BYTES, write
 from hub_emo.data.preparation import Prepared, prepare, prepare_with_report
-from hub_emo.data.read import clip_fingerprints, clips_hashed, load_prepared
+from hub_emo.data.read import clip_fingerprints, clips_hashed, load_prepared, select_rows
 from hub_emo.data.report import SKIP_REPORT, PrepareError, Skipped, read_skip_report, write_skip_report
 from hub_emo.data.upload import push
 
@@ -30,6 +30,7 @@ __all__ = [
     "prepare_with_report",
     "push",
     "read_skip_report",
+    "select_rows",
     "write",
     "write_skip_report",
 ]

@@ -16,6 +16,8 @@ _SAVED_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 #: Datasets whose clip fingerprints are kept (a few MB for RAVDESS-sized datasets).
 _KEPT = 32
 _kept: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+#: Selections made with `select_rows`: their fingerprint -> (the dataset, the rows taken).
+_selected_from: OrderedDict[str, tuple] = OrderedDict()
 _hashed = 0
 _lock = threading.Lock()
 
@@ -106,26 +108,55 @@ def clip_fingerprints(dataset) -> list[str]:
 
     The keys of a dataset whose audio is all embedded are kept, by the dataset's own
     fingerprint (``datasets``' hash of its content and transforms; a `select` or `map` gives
-    another), for the `_KEPT` most recent datasets: a second call over it reads no audio. Audio
-    stored as paths is stat'ed on every call, so a file rewritten in place gets a new key.
+    another), for the `_KEPT` most recent datasets: a second call over it reads no audio, nor
+    does a call over rows taken from it with `select_rows` (a training split), which get the
+    kept keys of their rows. Audio stored as paths is stat'ed on every call, so a file
+    rewritten in place gets a new key.
     """
-    import hashlib
-
     kept_as = getattr(dataset, "_fingerprint", None)
     with _lock:
         if kept_as in _kept:
             _kept.move_to_end(kept_as)
             return list(_kept[kept_as])
+        parent = _selected_from.get(kept_as)
+    if parent is not None:
+        whole, rows = clip_fingerprints(parent[0]), parent[1]
+        with _lock:
+            embedded = getattr(parent[0], "_fingerprint", None) in _kept
+        if embedded:
+            return _keep(kept_as, [whole[i] for i in rows])
+    return _hash_clips(dataset, kept_as)
+
+
+def _hash_clips(dataset, kept_as: str | None) -> list[str]:
+    import hashlib
+
     keys, embedded = [], True
     for clip_id, content, from_bytes in _clip_contents(dataset):
         keys.append(hashlib.sha256(clip_id.encode() + b"\0" + content).hexdigest()[:32])
         embedded = embedded and from_bytes
-    if kept_as and embedded:
-        with _lock:
-            _kept[kept_as] = tuple(keys)
-            while len(_kept) > _KEPT:
-                _kept.popitem(last=False)
+    return _keep(kept_as, keys) if kept_as and embedded else keys
+
+
+def _keep(kept_as: str, keys: list[str]) -> list[str]:
+    with _lock:
+        _kept[kept_as] = tuple(keys)
+        while len(_kept) > _KEPT:
+            _kept.popitem(last=False)
     return keys
+
+
+def select_rows(dataset, rows: list[int]):
+    """``dataset.select(rows)``, remembered as rows of ``dataset``: its clips' keys come from
+    ``dataset``'s (`clip_fingerprints`), so the splits of one dataset hash its audio once."""
+    chosen = dataset.select(rows)
+    kept_as = getattr(chosen, "_fingerprint", None)
+    if kept_as:
+        with _lock:
+            _selected_from[kept_as] = (dataset, tuple(rows))
+            while len(_selected_from) > 4 * _KEPT:
+                _selected_from.popitem(last=False)
+    return chosen
 
 
 def clips_hashed() -> int:

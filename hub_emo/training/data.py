@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hub_emo import features, schema
+from hub_emo.data import select_rows
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def holdout_speakers(train, fraction: float, seed: int, name: str):
     column = train["speaker"]
     val_rows = [i for i, s in enumerate(column) if s in held]
     train_rows = [i for i, s in enumerate(column) if s not in held]
-    return train.select(train_rows), train.select(val_rows)
+    return select_rows(train, train_rows), select_rows(train, val_rows)
 
 
 def fold_names(dataset) -> list[str]:
@@ -156,8 +157,8 @@ def splits(dataset, folds: str, validation_fraction: float, seed: int, name: str
         column = [str(f) for f in flat["fold"]]
         result = []
         for fold in wanted:
-            test = flat.select([i for i, f in enumerate(column) if f == fold])
-            train = flat.select([i for i, f in enumerate(column) if f != fold])
+            test = select_rows(flat, [i for i, f in enumerate(column) if f == fold])
+            train = select_rows(flat, [i for i, f in enumerate(column) if f != fold])
             train, validation = holdout_speakers(train, validation_fraction, seed, f"{name} fold {fold}")
             result.append(Split(fold, train, validation, test))
     for split in result:

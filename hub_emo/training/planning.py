@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from hub_emo.data import load_prepared
+from hub_emo.data import load_prepared, select_rows
 
 from . import data as train_data
 from .arguments import TrainArguments, parse, with_options
@@ -73,7 +73,7 @@ def _source_split(source, target: train_data.Split, args: TrainArguments, name: 
     else:
         flat = train_data.flatten(source)
         folds = [str(f) for f in flat["fold"]]
-        train = flat.select([i for i, f in enumerate(folds) if f != target.name]) if target.name in folds else flat
+        train = select_rows(flat, [i for i, f in enumerate(folds) if f != target.name]) if target.name in folds else flat
     train, validation = train_data.holdout_speakers(train, args.validation_fraction, args.seed, name)
     if len(train) == 0:
         raise ValueError(f"{name}: no stage-1 training rows for fold {target.name!r}")

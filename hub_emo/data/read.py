@@ -119,12 +119,12 @@ def clip_fingerprints(dataset) -> list[str]:
             _kept.move_to_end(kept_as)
             return list(_kept[kept_as])
         parent = _selected_from.get(kept_as)
-    if parent is not None:
+    if parent is not None:  # the parent's keys, just computed or kept, are this selection's
         whole, rows = clip_fingerprints(parent[0]), parent[1]
+        keys = [whole[i] for i in rows]
         with _lock:
             embedded = getattr(parent[0], "_fingerprint", None) in _kept
-        if embedded:
-            return _keep(kept_as, [whole[i] for i in rows])
+        return _keep(kept_as, keys) if embedded else keys
     return _hash_clips(dataset, kept_as)
 
 

@@ -330,15 +330,18 @@ def _predict_per_training_set(fit, features, labels, tasks, layers: int, bar_opt
     they share their fits too. A fit depends on its training set alone, so sharing it
     changes no prediction.
     """
+    scored_by_fit: dict[bytes, tuple[np.ndarray, list[np.ndarray]]] = {}
+    for fit_mask, scored_mask, *_ in tasks:
+        scored_by_fit.setdefault(fit_mask.tobytes(), (fit_mask, []))[1].append(scored_mask)
     predicted: dict[bytes, np.ndarray] = {}
-    distinct = {t[0].tobytes(): t[0] for t in tasks}
-    for fit_mask in bar(distinct.values(), total=len(distinct), unit="fit", **(bar_options or {"disable": True})):
-        scored_any = np.logical_or.reduce([t[1] for t in tasks if t[0].tobytes() == fit_mask.tobytes()])
+    fits = bar(scored_by_fit.items(), total=len(scored_by_fit), unit="fit", **(bar_options or {"disable": True}))
+    for key, (fit_mask, scored) in fits:
+        scored_any = np.logical_or.reduce(scored)
         train, test = _standardise(features[:, fit_mask], features[:, scored_any])
         out = np.full((layers, len(labels)), -1, dtype=np.int64)
         with threads.task_parallel() as workers:
             out[:, scored_any] = fit(train, labels[fit_mask], test, workers=workers)
-        predicted[fit_mask.tobytes()] = out
+        predicted[key] = out
     return predicted
 
 

@@ -192,7 +192,7 @@ def test_a_record_with_every_frame_serves_any_cap_and_a_capped_one_only_its_own(
 def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_path, fresh_cache):
     """48 kHz clips, a 16 kHz backbone: one decoding and resampling path for both."""
     from hub_emo import EmoForAudioClassification
-    from hub_emo.training.data import AudioCollator, rows_for_training
+    from hub_emo.training.data import AudioCollator, DecodedClips
     from hub_emo.training.feature_cache import FeatureCache
 
     dataset = make_dataset(tmp_path / "wavs", per_cell=1, rate=48000)
@@ -201,7 +201,7 @@ def test_training_on_audio_and_the_cache_feed_the_same_resampled_samples(tmp_pat
     backbone = features.load_backbone(str(folder))
     cached = FeatureCache(model, backbone.feature_extractor, 0.2, "center").features(dataset)
     collator = AudioCollator(backbone.feature_extractor, 0.2, "center")
-    rows = rows_for_training(dataset, collator.rate)
+    rows = DecodedClips(dataset, collator.rate)
     for position in (0, len(dataset) - 1):
         wave = collator.waveform(rows[position])
         assert len(wave) == int(0.2 * 16000)

@@ -202,7 +202,7 @@ def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, 
     from hub_emo.features import Store, Window, backbone_identity
     from hub_emo.modeling import EmoForAudioClassification
     from hub_emo.training import train_two_stage
-    from hub_emo.training.data import AudioCollator, rows_for_training
+    from hub_emo.training.data import AudioCollator, DecodedClips
 
     result = train_two_stage(dataset=corpus, source_domain="music", strategy="weighted_sum", source_strategy="lora",
                              backbone=backbone, max_steps=4, output_dir=str(tmp_path / "two"), **FAST)
@@ -217,7 +217,7 @@ def test_two_stage_lora_then_weighted_sum_caches_the_adapted_backbone(tmp_path, 
     collator = AudioCollator(extractor, 6.0, "center")
     domain = corpus.features["domain"]
     test = corpus.filter(lambda f, d: f == "1" and d == domain.str2int("speech"), input_columns=["fold", "domain"])
-    row = rows_for_training(test, 16000)[0]
+    row = DecodedClips(test, 16000)[0]
     inputs = collator.pad([collator.waveform(row)])
     with torch.no_grad():
         from_adapted = adapted.extract_layer_features(inputs["input_values"])[0]

@@ -58,7 +58,7 @@ def _predict(model, extractor, dataset, batch_size: int, tmp_path) -> np.ndarray
     args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=batch_size, report_to=[],
                              use_cpu=True, remove_unused_columns=False, label_names=["labels"], disable_tqdm=True)
     trainer = EmoTrainer(model=model, args=args, data_collator=collator, eval_collator=collator)
-    output = trainer.predict(train_data.rows_for_training(dataset, collator.rate))
+    output = trainer.predict(train_data.DecodedClips(dataset, collator.rate))
     return output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
 
 

@@ -177,10 +177,11 @@ DECODED_BUDGET = 2 << 30
 
 
 class DecodedClips:
-    """A split's rows as ``{"id", "label", "wave"}``, the wave mono float32 at ``rate``.
+    """A split's rows as only what a batch needs, ``{"id", "label", "wave"}``, the wave mono
+    float32 at the extractor's ``rate``.
 
-    Decoding and resampling are `hub_emo.features.waveform`'s (the path cached features take
-    too). Waves decoded in the main process are kept (read-only, up to `DECODED_BUDGET`);
+    Decoding and resampling are `hub_emo.features.waveform`'s, so cached and uncached training
+    see the same samples. Waves decoded in the main process are kept (read-only, up to `DECODED_BUDGET`);
     DataLoader workers, which an accelerator run uses to decode beside the compute and which
     restart every epoch, keep nothing.
     """
@@ -210,12 +211,6 @@ def _in_main_process() -> bool:
     from torch.utils.data import get_worker_info
 
     return get_worker_info() is None
-
-
-def rows_for_training(dataset, rate: int) -> DecodedClips:
-    """Only what a batch needs, decoded and resampled to the extractor's ``rate`` (as
-    `hub_emo.features` does, so cached and uncached training see the same samples)."""
-    return DecodedClips(dataset, rate)
 
 
 def class_weights(dataset, num_labels: int) -> list[float]:

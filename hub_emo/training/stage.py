@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -245,11 +246,7 @@ def _stage_inputs(run_plan: Plan, stage: StagePlan, model, CropEpoch, carried: b
         train = train_caches.dataset(split.train)
         validation = None if split.validation is None else eval_cache.dataset(split.validation)
         return _StageInputs(train, validation, eval_cache.dataset, feature_cache.collate_features, None, [], caches)
-    rate = int(run_plan.feature_extractor.sampling_rate)
-
-    def decoded(rows):
-        return train_data.rows_for_training(rows, rate)
-
+    decoded = partial(train_data.DecodedClips, rate=int(run_plan.feature_extractor.sampling_rate))
     train = decoded(split.train)
     validation = None if split.validation is None else decoded(split.validation)
     collator = train_data.AudioCollator(run_plan.feature_extractor, args.max_seconds, args.crop, args.seed)

@@ -106,6 +106,8 @@ UNSHARED = textwrap.dedent("""
             outcome[name] = f"{type(error).__name__}: {error}"
     outcome["markers left"] = [p.name for p in base.rglob(".shared-*")]
     Path(base, f"rank{rank}.json").write_text(json.dumps(outcome))
+    import torch.distributed
+    torch.distributed.destroy_process_group()
 """)
 
 
